@@ -1,0 +1,130 @@
+"""Activity statistics as one object: collector, keyring and store, flush and month-end.
+
+The event path calls ``collector`` and ``voice`` (memory only). The flush runs in three
+steps so that an asyncio host can keep its loop free: `load_keys` (I/O, in a thread),
+`take_batch` (memory, on the loop: it must not race the listeners) and `write` (I/O, in a
+thread). `flush` runs the three in a row for synchronous callers (CLI, demo, tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from guildmeter.collect import Accumulator, Batch, VoiceTracker
+from guildmeter.errors import StoreUnavailableError
+from guildmeter.privacy import Keyring
+from guildmeter.store import AnonymisationResult, Store
+from guildmeter.timeutil import month_of, month_start, utcnow
+
+__all__ = ["ActivityStats", "FlushResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FlushResult:
+    """What one flush did; ``error`` is set when the store could not be reached."""
+
+    rows_written: int = 0
+    batches_written: int = 0
+    batches_waiting: int = 0
+    anonymised: list[AnonymisationResult] = field(default_factory=list)
+    error: str | None = None
+
+
+class ActivityStats:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ignored_users: Iterable[int] = (),
+        ignored_channels: Iterable[int] = (),
+        anonymise_grace: timedelta = timedelta(0),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.keyring = Keyring()
+        self.collector = Accumulator(
+            self.keyring, ignored_users=ignored_users, ignored_channels=ignored_channels
+        )
+        self.voice = VoiceTracker(self.collector)
+        self.anonymise_grace = anonymise_grace
+        self.clock = clock
+        self._waiting: list[Batch] = []
+
+    # -- the three flush steps ----------------------------------------------------------------
+
+    def load_keys(self, pairs: Iterable[tuple[int, int]] | None = None) -> None:
+        """Fetch or create the keys the collector is waiting for (I/O)."""
+        needed = self.collector.keys_needed() if pairs is None else set(pairs)
+        self.keyring.load(self.store, sorted(needed))
+
+    def take_batch(self, now: datetime | None = None) -> Batch:
+        """Credit open voice sessions, resolve pending counts and drain memory (no I/O)."""
+        self.voice.checkpoint(now or self.clock())
+        self.collector.resolve_pending()
+        batch = self.collector.drain()
+        if batch.counts or batch.channels:
+            self._waiting.append(batch)
+        return batch
+
+    def write(self, now: datetime | None = None) -> FlushResult:
+        """Write every waiting batch, oldest first, then run the month-end job if due (I/O).
+
+        A batch that fails stays waiting, whole, and is retried by the next call; its id is
+        recorded with its rows, so it cannot be applied twice.
+        """
+        result = FlushResult()
+        try:
+            while self._waiting:
+                result.rows_written += self.store.write_batch(self._waiting[0])
+                self._waiting.pop(0)
+                result.batches_written += 1
+            result.anonymised = self._month_end(now or self.clock())
+        except StoreUnavailableError as exc:
+            result.error = str(exc)
+            log.warning("flush failed, %d batches kept for retry: %s", len(self._waiting), exc)
+        result.batches_waiting = len(self._waiting)
+        return result
+
+    def flush(self, now: datetime | None = None) -> FlushResult:
+        """All three steps in a row (for synchronous callers)."""
+        now = now or self.clock()
+        try:
+            self.load_keys()
+        except StoreUnavailableError as exc:
+            log.warning("could not load keys, counts kept pending: %s", exc)
+        self.take_batch(now)
+        return self.write(now)
+
+    def close(self, now: datetime | None = None) -> FlushResult:
+        """Clean shutdown: close voice sessions and flush everything."""
+        now = now or self.clock()
+        self.voice.close_all(now)
+        return self.flush(now)
+
+    @property
+    def waiting_batches(self) -> int:
+        return len(self._waiting)
+
+    # -- month end ------------------------------------------------------------------------------
+
+    def _month_end(self, now: datetime) -> list[AnonymisationResult]:
+        current = month_of(now)
+        if now < month_start(current) + self.anonymise_grace:
+            return []
+        if self._waiting or self.collector.has_pending_for_month_before(current):
+            return []  # old-month counts not yet stored: anonymise on a later flush
+        done = []
+        for guild_id, month in self.store.months_to_anonymise(current):
+            done.append(self.store.anonymise_month(guild_id, month))
+            self.keyring.retire(guild_id, month)
+            log.info("anonymised %d pseudonyms of guild month %d", done[-1].pseudonyms_replaced, month)
+        if done:
+            self.store.scrub()
+        return done

@@ -1,0 +1,199 @@
+"""Hourly counters per (guild, UTC hour, event, pseudonym, channel).
+
+Listeners call the methods below from the event loop; they only touch dictionaries. The
+raw user id is turned into the month's pseudonym by the keyring's in-memory cache; while a
+guild-month's key has not been loaded yet (first event of a new guild or month), the count
+waits in a small pending map and is resolved by `resolve_pending` after the flusher has
+loaded the key off the loop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from guildmeter.errors import InvalidEventError
+from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
+from guildmeter.privacy.keyring import Keyring
+from guildmeter.timeutil import month_of_hour
+
+__all__ = ["Accumulator", "Batch", "CountKey"]
+
+#: (guild_id, hour index, event code, user label, channel id)
+CountKey = tuple[int, int, int, str, int]
+_PendingKey = tuple[int, int, int, int, int]  # same, with the raw user id
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Counts drained from memory, written to the store in one transaction.
+
+    ``batch_id`` is recorded with the write, so a batch whose commit outcome was unknown
+    (connection lost mid-commit) is never applied twice when it is retried.
+    """
+
+    counts: dict[CountKey, int]
+    channels: dict[tuple[int, int], str]
+    batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @property
+    def months(self) -> set[tuple[int, int]]:
+        """The (guild, month) pairs this batch writes to."""
+        return {(key[0], month_of_hour(key[1])) for key in self.counts}
+
+
+class Accumulator:
+    """Counts events in memory; see the module docstring."""
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        *,
+        ignored_users: Iterable[int] = (),
+        ignored_channels: Iterable[int] = (),
+    ) -> None:
+        self._keyring = keyring
+        self.ignored_users = frozenset(ignored_users)
+        self.ignored_channels = frozenset(ignored_channels)
+        self._counts: dict[CountKey, int] = {}
+        self._pending: dict[_PendingKey, int] = {}
+        self._keys_needed: set[tuple[int, int]] = set()
+        self._channels: dict[tuple[int, int], str] = {}
+        self._month_of_hour: dict[int, int] = {}
+
+    # -- the event path -------------------------------------------------------------------
+
+    def message(
+        self, guild_id: int, channel_id: int, user_id: int, when: datetime, *, bot: bool = False
+    ) -> None:
+        """One message by ``user_id`` in ``channel_id``."""
+        if bot or user_id in self.ignored_users or channel_id in self.ignored_channels:
+            return
+        self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, _hour(when), 1)
+
+    def join(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
+        """A member joined the guild (server-wide event)."""
+        if bot or user_id in self.ignored_users:
+            return
+        self.add_at_hour(EventKind.JOIN, guild_id, NO_CHANNEL, user_id, _hour(when), 1)
+
+    def part(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
+        """A member left the guild (server-wide event)."""
+        if bot or user_id in self.ignored_users:
+            return
+        self.add_at_hour(EventKind.PART, guild_id, NO_CHANNEL, user_id, _hour(when), 1)
+
+    def member_total(self, guild_id: int, total: int, when: datetime) -> None:
+        """The guild's member count at ``when``; the latest value in an hour is kept."""
+        if total < 0:
+            raise InvalidEventError(f"member total cannot be negative (got {total})")
+        key = (guild_id, _hour(when), int(EventKind.TOTAL_USERS), NO_USER, NO_CHANNEL)
+        self._counts[key] = total
+
+    def add(
+        self,
+        event: EventKind | str,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        when: datetime,
+        count: int = 1,
+    ) -> None:
+        """Generic entry point: validates the kind and count, then adds."""
+        kind = _kind(event)
+        if kind is EventKind.TOTAL_USERS:
+            self.member_total(guild_id, count, when)
+            return
+        self.add_at_hour(kind, guild_id, channel_id, user_id, _hour(when), count)
+
+    def add_at_hour(
+        self, kind: EventKind, guild_id: int, channel_id: int, user_id: int, hour: int, count: int
+    ) -> None:
+        """Add ``count`` to an additive counter for the hour index ``hour``."""
+        if count < 0:
+            raise InvalidEventError(f"count cannot be negative (got {count} for {kind.label})")
+        if count == 0:
+            return
+        month = self._month_of_hour.get(hour)
+        if month is None:
+            month = self._month_of_hour[hour] = month_of_hour(hour)
+        label = self._keyring.pseudonym(guild_id, month, user_id)
+        if label is None:
+            pkey = (guild_id, hour, int(kind), user_id, channel_id)
+            self._pending[pkey] = self._pending.get(pkey, 0) + count
+            self._keys_needed.add((guild_id, month))
+            return
+        key = (guild_id, hour, int(kind), label, channel_id)
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + count
+
+    def name_channel(self, guild_id: int, channel_id: int, name: str) -> None:
+        """Remember a channel's current name; written with the next batch."""
+        self._channels[(guild_id, channel_id)] = name
+
+    # -- the flusher's side ---------------------------------------------------------------
+
+    def keys_needed(self) -> set[tuple[int, int]]:
+        """(guild, month) pairs whose key must be loaded before pending counts resolve."""
+        return set(self._keys_needed)
+
+    def resolve_pending(self) -> int:
+        """Turn pending counts into pseudonymous counts where keys are now loaded.
+
+        Returns how many counters are still waiting for a key.
+        """
+        still: dict[_PendingKey, int] = {}
+        needed: set[tuple[int, int]] = set()
+        pending, self._pending = self._pending, {}
+        self._keys_needed = set()
+        for (guild_id, hour, code, user_id, channel_id), count in pending.items():
+            month = month_of_hour(hour)
+            label = self._keyring.pseudonym(guild_id, month, user_id)
+            if label is None:
+                still[(guild_id, hour, code, user_id, channel_id)] = count
+                needed.add((guild_id, month))
+                continue
+            key = (guild_id, hour, code, label, channel_id)
+            self._counts[key] = self._counts.get(key, 0) + count
+        # Events may have arrived meanwhile: merge rather than overwrite.
+        for pkey, count in still.items():
+            self._pending[pkey] = self._pending.get(pkey, 0) + count
+        self._keys_needed |= needed
+        return len(self._pending)
+
+    def drain(self) -> Batch:
+        """Take every resolved counter out of memory as one batch."""
+        counts, self._counts = self._counts, {}
+        channels, self._channels = self._channels, {}
+        return Batch(counts=counts, channels=channels)
+
+    def has_pending_for_month_before(self, month: int) -> bool:
+        """True if counts of a month earlier than ``month`` are still in memory."""
+        return any(month_of_hour(k[1]) < month for k in self._counts) or any(
+            month_of_hour(k[1]) < month for k in self._pending
+        )
+
+    def __len__(self) -> int:
+        return len(self._counts) + len(self._pending)
+
+
+def _hour(when: datetime) -> int:
+    if when.tzinfo is None:
+        raise InvalidEventError(
+            f"naive datetime {when.isoformat()} — events need a timezone-aware time"
+        )
+    return int(when.timestamp() // 3600)
+
+
+def _kind(event: EventKind | str) -> EventKind:
+    if isinstance(event, EventKind):
+        return event
+    try:
+        return EventKind.parse(event)
+    except ValueError as exc:
+        raise InvalidEventError(str(exc)) from None

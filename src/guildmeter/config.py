@@ -1,0 +1,72 @@
+"""Configuration: a TOML file, overridden by environment variables and command-line options."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from guildmeter.errors import GuildmeterError
+from guildmeter.store import DEFAULT_DB_URL
+
+__all__ = ["Config", "load_config"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting, with its default. See the README's "Configuration" section."""
+
+    db: str = DEFAULT_DB_URL
+    #: Seconds between two flushes of the in-memory counters to the database.
+    flush_interval_seconds: float = 5.0
+    #: Seconds after a month ends before its pseudonyms are replaced and its key destroyed.
+    #: Raise it above the flush interval when several processes (shards) write one database.
+    anonymise_grace_seconds: float = 0.0
+    #: User and channel ids that are never counted.
+    ignored_users: frozenset[int] = field(default_factory=frozenset)
+    ignored_channels: frozenset[int] = field(default_factory=frozenset)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Read ``path`` (TOML, keys as in `Config`), then ``GUILDMETER_DB``, then ``overrides``.
+
+    Unknown keys and wrong types are refused with a message naming the key and the file.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise GuildmeterError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise GuildmeterError(f"config file {path} is not valid TOML: {exc}") from None
+    if os.environ.get("GUILDMETER_DB"):
+        values["db"] = os.environ["GUILDMETER_DB"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise GuildmeterError(
+            f"unknown setting(s) {', '.join(unknown)} in {path or 'configuration'}; "
+            f"known settings: {', '.join(sorted(known))}"
+        )
+    defaults = Config()
+    for name, value in list(values.items()):
+        expected = type(getattr(defaults, name))
+        if expected is frozenset:
+            if not isinstance(value, list | tuple | set | frozenset) or not all(
+                isinstance(v, int) for v in value
+            ):
+                raise GuildmeterError(f"setting {name} must be a list of integer ids")
+            values[name] = frozenset(value)
+        elif expected is float and isinstance(value, int | float) and not isinstance(value, bool):
+            values[name] = float(value)
+        elif not isinstance(value, expected):
+            raise GuildmeterError(
+                f"setting {name} must be {expected.__name__}, not {type(value).__name__}"
+            )
+    if values.get("flush_interval_seconds", 1.0) <= 0:
+        raise GuildmeterError("setting flush_interval_seconds must be positive")
+    return Config(**values)

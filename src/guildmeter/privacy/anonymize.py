@@ -1,0 +1,22 @@
+"""Anonymous tokens that replace a finished month's pseudonyms."""
+
+from __future__ import annotations
+
+import secrets
+
+__all__ = ["TOKEN_PREFIX", "is_token", "new_token"]
+
+TOKEN_PREFIX = "u"
+
+
+def new_token(month: int) -> str:
+    """A fresh random token for ``YYYYMM``, in KazTron's ``uYYYYMM$…`` form.
+
+    It is drawn from `secrets` and has no relation to the user or the old pseudonym.
+    """
+    return f"{TOKEN_PREFIX}{month:06d}${secrets.token_hex(16)}"
+
+
+def is_token(label: str) -> bool:
+    """True for an anonymous token."""
+    return label.startswith(TOKEN_PREFIX)

@@ -1,0 +1,51 @@
+"""Database URLs and engines: SQLite (WAL, secure_delete) by default, PostgreSQL at scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+__all__ = ["DEFAULT_DB_URL", "make_engine", "normalise_url"]
+
+DEFAULT_DB_URL = "sqlite:///guildmeter.db"
+
+
+def normalise_url(url: str) -> str:
+    """Accept a plain file path for SQLite and ``postgresql://`` for psycopg 3."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url)}"
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def make_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
+    """Create the one engine of a process; SQLite connections get our pragmas.
+
+    ``busy_timeout_s``: how long a SQLite write waits for another writer's lock before
+    the flush gives up (and retries at the next flush).
+    """
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # secure_delete: freed bytes are zeroed, so destroyed keys and replaced pseudonyms
+    # cannot be read back from free pages.
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "secure_delete=ON",
+        "foreign_keys=ON",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()

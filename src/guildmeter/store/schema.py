@@ -1,0 +1,103 @@
+"""The tables, as SQLAlchemy Core objects shared by the store and the reports.
+
+Times are whole UTC hours since the epoch (``hour``) and months are ``YYYYMM``
+(see `guildmeter.timeutil`). Users appear only as rows of ``members``: one row per
+pseudonym (or, after month-end, anonymous token) per guild and month; activity rows point
+at it by integer id, so month-end anonymisation rewrites one small table and never
+touches a count.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "activity",
+    "channels",
+    "flush_log",
+    "guild_keys",
+    "members",
+    "metadata",
+    "schema_migrations",
+]
+
+metadata = MetaData()
+
+#: An integer that is SQLite's rowid alias there and a 64-bit identity on PostgreSQL.
+_RowId = Integer().with_variant(BigInteger(), "postgresql")
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+guild_keys = Table(
+    "guild_keys",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    Column("month", Integer, nullable=False),
+    # NULL once the month is anonymised: the key is destroyed, never shown to anyone.
+    Column("key", LargeBinary, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("anonymised_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("guild_id", "month"),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("month", Integer, nullable=False),
+    # "h$…" keyed pseudonym during the month, "uYYYYMM$…" random token afterwards.
+    Column("label", String(64), nullable=False),
+    UniqueConstraint("guild_id", "month", "label", name="uq_members_guild_month_label"),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    Column("event", SmallInteger, nullable=False),
+    Column("hour", Integer, nullable=False),
+    Column("channel_id", BigInteger, nullable=False),  # 0: server-wide
+    Column("member_id", BigInteger, nullable=False),  # 0: nobody (member totals)
+    Column("count", BigInteger, nullable=False),
+    # Reports filter on guild, event and an hour range: that is the clustering order.
+    PrimaryKeyConstraint("guild_id", "event", "hour", "channel_id", "member_id"),
+    sqlite_with_rowid=False,
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("name", String(200), nullable=False),
+    PrimaryKeyConstraint("guild_id", "channel_id"),
+)
+
+flush_log = Table(
+    "flush_log",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+Index("ix_flush_log_applied_at", flush_log.c.applied_at)

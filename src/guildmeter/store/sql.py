@@ -1,0 +1,399 @@
+"""The store: every read and write of the statistics tables, on SQLite or PostgreSQL.
+
+The store never sees a raw user id: it receives labels (pseudonyms or tokens) from the
+collector and maps them to integer member ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from guildmeter.collect.accumulator import Batch
+from guildmeter.errors import StoreUnavailableError
+from guildmeter.events import NO_USER, EventKind
+from guildmeter.privacy.anonymize import new_token
+from guildmeter.privacy.keyring import PSEUDONYM_PREFIX, is_pseudonym
+from guildmeter.store import schema
+from guildmeter.store.engine import make_engine
+from guildmeter.store.migrations import apply_migrations
+from guildmeter.timeutil import month_of_hour, utcnow
+
+__all__ = ["AnonymisationResult", "Store"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500  # bound parameters per IN list
+
+
+@dataclass(frozen=True)
+class AnonymisationResult:
+    guild_id: int
+    month: int
+    pseudonyms_replaced: int
+    key_destroyed: bool
+
+
+class Store:
+    """Statistics storage over one SQLAlchemy engine (created once, passed around)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        # (guild, month, label) -> member id; filled only after a commit succeeded.
+        self._member_ids: dict[tuple[int, int, str], int] = {}
+
+    @classmethod
+    def open(cls, url: str, **engine_kwargs: Any) -> Store:
+        """Connect and bring the schema up to date."""
+        store = cls(make_engine(url, **engine_kwargs))
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        with self._begin() as conn:
+            apply_migrations(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def get_or_create_key(self, guild_id: int, month: int, candidate: bytes) -> bytes | None:
+        """The guild-month's key, storing ``candidate`` if none exists; None once destroyed."""
+        table = schema.guild_keys
+        where = and_(table.c.guild_id == guild_id, table.c.month == month)
+        with self._begin() as conn:
+            row = conn.execute(select(table.c.key, table.c.anonymised_at).where(where)).first()
+            if row is None:
+                conn.execute(
+                    self._insert(table)
+                    .values(guild_id=guild_id, month=month, key=candidate, created_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=["guild_id", "month"])
+                )
+                row = conn.execute(select(table.c.key, table.c.anonymised_at).where(where)).one()
+        return None if row.anonymised_at is not None else bytes(row.key)
+
+    # -- writing counts ---------------------------------------------------------------------
+
+    def write_batch(self, batch: Batch) -> int:
+        """Apply a batch in one transaction; returns the activity rows written.
+
+        A batch already recorded in ``flush_log`` (its earlier commit did land) is skipped,
+        so a retry never counts anything twice.
+        """
+        if not batch.counts and not batch.channels:
+            return 0
+        new_ids: dict[tuple[int, int, str], int] = {}
+        with self._begin() as conn:
+            seen = conn.execute(
+                select(literal(1)).where(schema.flush_log.c.batch_id == batch.batch_id)
+            ).first()
+            if seen is not None:
+                log.info("batch %s was already applied; skipped", batch.batch_id)
+                return 0
+            ids = self._resolve_members(conn, batch, new_ids)
+            rows = sorted(
+                (
+                    guild_id,
+                    code,
+                    hour,
+                    channel_id,
+                    0 if label == NO_USER else ids[(guild_id, month_of_hour(hour), label)],
+                    count,
+                )
+                for (guild_id, hour, code, label, channel_id), count in batch.counts.items()
+            )
+            self._upsert_activity(conn, rows)
+            if batch.channels:
+                self._upsert_channels(conn, batch.channels)
+            conn.execute(
+                self._insert(schema.flush_log).values(batch_id=batch.batch_id, applied_at=utcnow())
+            )
+        self._member_ids.update(new_ids)
+        return len(rows)
+
+    def _resolve_members(
+        self, conn: Connection, batch: Batch, new_ids: dict[tuple[int, int, str], int]
+    ) -> dict[tuple[int, int, str], int]:
+        """Member ids of every label in the batch, creating rows for new ones."""
+        wanted: dict[tuple[int, int], set[str]] = defaultdict(set)
+        cache = self._member_ids
+        for guild_id, hour, _code, label, _channel in batch.counts:
+            if label == NO_USER:
+                continue
+            month = month_of_hour(hour)
+            if (guild_id, month, label) not in cache:
+                wanted[(guild_id, month)].add(label)
+        if not wanted:
+            return cache
+        retired = self._anonymised_months(conn, list(wanted))
+        ids: dict[tuple[int, int, str], int] = dict(cache)
+        for (guild_id, month), labels in wanted.items():
+            aliases = {label: label for label in labels}
+            if (guild_id, month) in retired:
+                # Another process anonymised this month while we still held pseudonyms of
+                # it: such a pseudonym must not be written; it gets a fresh token instead.
+                existing = self._select_members(conn, guild_id, month, labels)
+                for label in labels:
+                    if label not in existing and is_pseudonym(label):
+                        aliases[label] = new_token(month)
+            stored = sorted(set(aliases.values()))
+            for chunk in _chunks(stored, _CHUNK):
+                conn.execute(
+                    self._insert(schema.members)
+                    .values([{"guild_id": guild_id, "month": month, "label": x} for x in chunk])
+                    .on_conflict_do_nothing(index_elements=["guild_id", "month", "label"])
+                )
+            found = self._select_members(conn, guild_id, month, stored)
+            for label, alias in aliases.items():
+                ids[(guild_id, month, label)] = new_ids[(guild_id, month, label)] = found[alias]
+        return ids
+
+    def _select_members(
+        self, conn: Connection, guild_id: int, month: int, labels: Iterable[str]
+    ) -> dict[str, int]:
+        table = schema.members
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(labels), _CHUNK):
+            query = select(table.c.label, table.c.id).where(
+                table.c.guild_id == guild_id, table.c.month == month, table.c.label.in_(chunk)
+            )
+            found.update({row.label: row.id for row in conn.execute(query)})
+        return found
+
+    def _anonymised_months(
+        self, conn: Connection, pairs: Sequence[tuple[int, int]]
+    ) -> set[tuple[int, int]]:
+        table = schema.guild_keys
+        query = select(table.c.guild_id, table.c.month).where(
+            tuple_(table.c.guild_id, table.c.month).in_(pairs),
+            table.c.anonymised_at.is_not(None),
+        )
+        if self.dialect == "postgresql":
+            # Serialise with a concurrent anonymisation of the same months.
+            query = query.with_for_update(read=True)
+        return {(row.guild_id, row.month) for row in conn.execute(query)}
+
+    def _upsert_activity(self, conn: Connection, rows: list[tuple[int, ...]]) -> None:
+        table = schema.activity
+        stmt = self._insert(table)
+        level = int(EventKind.TOTAL_USERS)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["guild_id", "event", "hour", "channel_id", "member_id"],
+            set_={
+                "count": case(
+                    (stmt.excluded.event == level, stmt.excluded.count),
+                    else_=table.c.count + stmt.excluded.count,
+                )
+            },
+        )
+        keys = ("guild_id", "event", "hour", "channel_id", "member_id", "count")
+        for chunk in _chunks(rows, 20_000):
+            conn.execute(stmt, [dict(zip(keys, row, strict=True)) for row in chunk])
+
+    def _upsert_channels(self, conn: Connection, names: dict[tuple[int, int], str]) -> None:
+        stmt = self._insert(schema.channels)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["guild_id", "channel_id"], set_={"name": stmt.excluded.name}
+        )
+        conn.execute(
+            stmt,
+            [
+                {"guild_id": guild_id, "channel_id": channel_id, "name": name}
+                for (guild_id, channel_id), name in sorted(names.items())
+            ],
+        )
+
+    def prune_flush_log(self, older_than: timedelta = timedelta(days=2)) -> int:
+        """Forget batch ids old enough that no retry can still carry them."""
+        with self._begin() as conn:
+            result = conn.execute(
+                delete(schema.flush_log).where(schema.flush_log.c.applied_at < utcnow() - older_than)
+            )
+        return int(result.rowcount or 0)
+
+    def delete_guild(self, guild_id: int) -> int:
+        """Remove every statistic, key and channel name of a guild; returns rows deleted."""
+        deleted = 0
+        with self._begin() as conn:
+            for table in (schema.activity, schema.members, schema.channels, schema.guild_keys):
+                result = conn.execute(delete(table).where(table.c.guild_id == guild_id))
+                deleted += int(result.rowcount or 0)
+        self._member_ids = {k: v for k, v in self._member_ids.items() if k[0] != guild_id}
+        return deleted
+
+    # -- month-end anonymisation ------------------------------------------------------------
+
+    def months_to_anonymise(self, before_month: int) -> list[tuple[int, int]]:
+        """(guild, month) pairs before ``before_month`` still holding a key or a pseudonym."""
+        keys, members = schema.guild_keys, schema.members
+        with self.engine.connect() as conn:
+            with_key = conn.execute(
+                select(keys.c.guild_id, keys.c.month).where(
+                    keys.c.month < before_month, keys.c.anonymised_at.is_(None)
+                )
+            )
+            pairs = {(row.guild_id, row.month) for row in with_key}
+            with_pseudonyms = conn.execute(
+                select(members.c.guild_id, members.c.month)
+                .where(members.c.month < before_month, members.c.label.startswith(PSEUDONYM_PREFIX))
+                .distinct()
+            )
+            pairs |= {(row.guild_id, row.month) for row in with_pseudonyms}
+        return sorted(pairs)
+
+    def anonymise_month(self, guild_id: int, month: int) -> AnonymisationResult:
+        """Replace each pseudonym of the guild-month by its own random token, destroy the key.
+
+        One transaction: interrupted, it leaves everything as it was and can simply run
+        again; run twice, the second run finds nothing to do.
+        """
+        keys, members = schema.guild_keys, schema.members
+        key_where = and_(keys.c.guild_id == guild_id, keys.c.month == month)
+        with self._begin() as conn:
+            lock = select(keys.c.key).where(key_where)
+            if self.dialect == "postgresql":
+                lock = lock.with_for_update()
+            key_row = conn.execute(lock).first()
+            pseudonyms = list(
+                conn.execute(
+                    select(members.c.id).where(
+                        members.c.guild_id == guild_id,
+                        members.c.month == month,
+                        members.c.label.startswith(PSEUDONYM_PREFIX),
+                    )
+                ).scalars()
+            )
+            if pseudonyms:
+                conn.execute(
+                    update(members)
+                    .where(members.c.id == bindparam("member_id"))
+                    .values(label=bindparam("token")),
+                    [{"member_id": i, "token": new_token(month)} for i in pseudonyms],
+                )
+            now = utcnow()
+            if key_row is None:
+                conn.execute(
+                    self._insert(keys).values(
+                        guild_id=guild_id, month=month, key=None, created_at=now, anonymised_at=now
+                    )
+                )
+            else:
+                conn.execute(update(keys).where(key_where).values(key=None, anonymised_at=now))
+        self._member_ids = {k: v for k, v in self._member_ids.items() if k[:2] != (guild_id, month)}
+        return AnonymisationResult(
+            guild_id, month, len(pseudonyms), key_row is not None and key_row.key is not None
+        )
+
+    def scrub(self) -> None:
+        """Make destroyed keys and replaced pseudonyms unrecoverable from database files.
+
+        SQLite zeroes freed bytes (secure_delete) in the main file; old page images live on
+        in the WAL until a checkpoint, which TRUNCATE then empties. PostgreSQL keeps dead
+        tuples until VACUUM; the tiny key table is rewritten whole.
+        """
+        if self.dialect == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        elif self.dialect == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM FULL guild_keys")
+                conn.exec_driver_sql("VACUUM members")
+
+    # -- reading (used by tests, the demo and the reports) ----------------------------------
+
+    def activity_totals(self, guild_id: int) -> dict[tuple[int, int, int, str], int]:
+        """Every stored count of a guild as ``{(hour, event, channel, label): count}``.
+
+        Meant for checks and small exports, not for reports over large ranges.
+        """
+        act, mem = schema.activity, schema.members
+        query = (
+            select(act.c.hour, act.c.event, act.c.channel_id, mem.c.label, act.c.count)
+            .select_from(act.outerjoin(mem, act.c.member_id == mem.c.id))
+            .where(act.c.guild_id == guild_id)
+        )
+        with self.engine.connect() as conn:
+            return {
+                (row.hour, row.event, row.channel_id, row.label or NO_USER): row.count
+                for row in conn.execute(query)
+            }
+
+    def month_summary(self, guild_id: int) -> list[dict[str, Any]]:
+        """Per month: rows, distinct users, pseudonyms left, key present — for the demo."""
+        act, mem, keys = schema.activity, schema.members, schema.guild_keys
+        with self.engine.connect() as conn:
+            months = conn.execute(
+                select(
+                    mem.c.month,
+                    mem.c.label.startswith(PSEUDONYM_PREFIX).label("pseudonym"),
+                )
+                .where(mem.c.guild_id == guild_id)
+                .where(exists().where(act.c.member_id == mem.c.id))
+            ).all()
+            key_rows = {
+                row.month: row
+                for row in conn.execute(
+                    select(keys.c.month, keys.c.key.is_not(None).label("has_key")).where(
+                        keys.c.guild_id == guild_id
+                    )
+                )
+            }
+        summary: dict[int, dict[str, Any]] = {}
+        for row in months:
+            entry = summary.setdefault(
+                row.month, {"month": row.month, "users": 0, "pseudonyms": 0, "tokens": 0}
+            )
+            entry["users"] += 1
+            entry["pseudonyms" if row.pseudonym else "tokens"] += 1
+        for entry in summary.values():
+            key_row = key_rows.get(entry["month"])
+            entry["key_present"] = bool(key_row is not None and key_row.has_key)
+        return [summary[m] for m in sorted(summary)]
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction; connection loss and lock time-outs become StoreUnavailableError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: DBAPIError) -> StoreUnavailableError:
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+    return StoreUnavailableError(f"database unavailable or busy: {reason}")
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
