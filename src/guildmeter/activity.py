@@ -124,7 +124,9 @@ class ActivityStats:
         for guild_id, month in self.store.months_to_anonymise(current):
             done.append(self.store.anonymise_month(guild_id, month))
             self.keyring.retire(guild_id, month)
-            log.info("anonymised %d pseudonyms of guild month %d", done[-1].pseudonyms_replaced, month)
+            log.info(
+                "anonymised %d pseudonyms of guild month %d", done[-1].pseudonyms_replaced, month
+            )
         if done:
             self.store.scrub()
         return done

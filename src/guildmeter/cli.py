@@ -79,10 +79,20 @@ def main() -> None:
 
 @cli.command()
 @click.option("--guild", type=int, default=None, help="Guild id to simulate (default: a demo id).")
-@click.option("--users", type=click.IntRange(10, 100_000), default=400, show_default=True,
-              help="Members at the start of the simulation.")
-@click.option("--messages-per-day", type=click.IntRange(1, 1_000_000), default=3000,
-              show_default=True, help="Average messages per day.")
+@click.option(
+    "--users",
+    type=click.IntRange(10, 100_000),
+    default=400,
+    show_default=True,
+    help="Members at the start of the simulation.",
+)
+@click.option(
+    "--messages-per-day",
+    type=click.IntRange(1, 1_000_000),
+    default=3000,
+    show_default=True,
+    help="Average messages per day.",
+)
 @click.option("--seed", type=int, default=2018, show_default=True, help="Random seed.")
 @click.pass_obj
 def demo(obj: _Context, guild: int | None, users: int, messages_per_day: int, seed: int) -> None:

@@ -218,7 +218,7 @@ class _Server:
 def _rhythm(hour: datetime) -> float:
     """Relative activity: a daily wave peaking at 20:00 UTC, weekends 30 % busier."""
     wave = (1 + math.cos(2 * math.pi * (hour.hour - 20) / 24)) / 2
-    daily = 0.12 + 1.75 * wave**1.6
+    daily: float = 0.12 + 1.75 * wave**1.6
     return daily * (1.3 if hour.weekday() >= 5 else 1.0)
 
 

@@ -111,7 +111,9 @@ class VoiceTracker:
 
     def in_voice(self, guild_id: int) -> dict[int, int]:
         """``{user_id: channel_id}`` of the open sessions in a guild."""
-        return {user: s.channel_id for (guild, user), s in self._sessions.items() if guild == guild_id}
+        return {
+            user: s.channel_id for (guild, user), s in self._sessions.items() if guild == guild_id
+        }
 
     def __len__(self) -> int:
         return len(self._sessions)

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from guildmeter.privacy.anonymize import is_token, new_token
-from guildmeter.privacy.keyring import KeyStore, Keyring, is_pseudonym
+from guildmeter.privacy.keyring import Keyring, KeyStore, is_pseudonym
 
 __all__ = ["KeyStore", "Keyring", "is_pseudonym", "is_token", "new_token"]

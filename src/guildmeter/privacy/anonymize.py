@@ -6,7 +6,7 @@ import secrets
 
 __all__ = ["TOKEN_PREFIX", "is_token", "new_token"]
 
-TOKEN_PREFIX = "u"
+TOKEN_PREFIX = "u"  # noqa: S105 - a label prefix, not a secret
 
 
 def new_token(month: int) -> str:

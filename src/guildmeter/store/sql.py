@@ -7,9 +7,9 @@ collector and maps them to integer member ids.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,12 +19,10 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
-    case,
     delete,
     exists,
     literal,
     select,
-    text,
     tuple_,
     update,
 )
@@ -46,6 +44,23 @@ __all__ = ["AnonymisationResult", "Store"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 500  # bound parameters per IN list
+
+_ACTIVITY_COLUMNS = "guild_id, event, hour, channel_id, member_id, count"
+_UPSERT_SQL = (
+    f"INSERT INTO activity ({_ACTIVITY_COLUMNS}) {{source}} "
+    "ON CONFLICT (guild_id, event, hour, channel_id, member_id) DO UPDATE SET count = "
+    f"CASE WHEN excluded.event = {int(EventKind.TOTAL_USERS)} THEN excluded.count "
+    "ELSE activity.count + excluded.count END"
+)
+_PG_STAGE_SQL = (
+    "CREATE TEMP TABLE IF NOT EXISTS activity_stage "
+    "(LIKE activity INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_PG_COPY_SQL = f"COPY activity_stage ({_ACTIVITY_COLUMNS}) FROM STDIN"
+_PG_FROM_STAGE = (
+    f"SELECT {_ACTIVITY_COLUMNS} FROM activity_stage "
+    "ORDER BY guild_id, event, hour, channel_id, member_id"
+)
 
 
 @dataclass(frozen=True)
@@ -197,22 +212,22 @@ class Store:
             query = query.with_for_update(read=True)
         return {(row.guild_id, row.month) for row in conn.execute(query)}
 
-    def _upsert_activity(self, conn: Connection, rows: list[tuple[int, ...]]) -> None:
-        table = schema.activity
-        stmt = self._insert(table)
-        level = int(EventKind.TOTAL_USERS)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["guild_id", "event", "hour", "channel_id", "member_id"],
-            set_={
-                "count": case(
-                    (stmt.excluded.event == level, stmt.excluded.count),
-                    else_=table.c.count + stmt.excluded.count,
-                )
-            },
-        )
-        keys = ("guild_id", "event", "hour", "channel_id", "member_id", "count")
-        for chunk in _chunks(rows, 20_000):
-            conn.execute(stmt, [dict(zip(keys, row, strict=True)) for row in chunk])
+    def _upsert_activity(self, conn: Connection, rows: Sequence[tuple[int, ...]]) -> None:
+        """Additive upsert (member totals replace), straight to the driver: the batch is
+        large and SQLAlchemy's per-row parameter handling would cost more than the database.
+        """
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            # COPY into a session-local staging table, then one set-based upsert.
+            with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.execute(_PG_STAGE_SQL)
+                with cursor.copy(_PG_COPY_SQL) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cursor.execute(_UPSERT_SQL.format(source=_PG_FROM_STAGE))
+        else:
+            conn.exec_driver_sql(_UPSERT_SQL.format(source="VALUES (?, ?, ?, ?, ?, ?)"), rows)
 
     def _upsert_channels(self, conn: Connection, names: dict[tuple[int, int], str]) -> None:
         stmt = self._insert(schema.channels)
@@ -231,7 +246,9 @@ class Store:
         """Forget batch ids old enough that no retry can still carry them."""
         with self._begin() as conn:
             result = conn.execute(
-                delete(schema.flush_log).where(schema.flush_log.c.applied_at < utcnow() - older_than)
+                delete(schema.flush_log).where(
+                    schema.flush_log.c.applied_at < utcnow() - older_than
+                )
             )
         return int(result.rowcount or 0)
 
@@ -338,7 +355,7 @@ class Store:
         )
         with self.engine.connect() as conn:
             return {
-                (row.hour, row.event, row.channel_id, row.label or NO_USER): row.count
+                (row.hour, row.event, row.channel_id, row.label or NO_USER): int(row[4])
                 for row in conn.execute(query)
             }
 

@@ -1,0 +1,74 @@
+"""Several writers on one database: shards on PostgreSQL, a lock-holder on SQLite."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from guildmeter.activity import ActivityStats
+from guildmeter.store import Store
+from tests.conftest import PgSchema, require_postgresql
+from tests.helpers import distinct_users_per_month
+
+GUILD = 77
+HOUR = datetime(2026, 8, 14, 18, 0, tzinfo=UTC)
+
+
+def _shard(url: str, engine_kwargs: dict[str, Any], seed: int, messages: int) -> None:
+    store = Store.open(url, **engine_kwargs)
+    stats = ActivityStats(store)
+    for i in range(messages):
+        # Both shards post as the same 50 users in the same two channels and hour.
+        when = HOUR + timedelta(seconds=(i * 7 + seed) % 3600)
+        stats.collector.message(GUILD, 10 + i % 2, 1_000 + (i * 13 + seed) % 50, when)
+        if i % 500 == 499:
+            result = stats.flush(when)
+            assert result.error is None, result.error
+    stats.close(HOUR + timedelta(minutes=59))
+    store.close()
+
+
+def test_two_processes_writing_the_same_guild_hour_give_exact_totals() -> None:
+    require_postgresql()
+    schema = PgSchema()
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        workers = [
+            ctx.Process(target=_shard, args=(schema.url, schema.engine_kwargs, seed, 4_000))
+            for seed in (1, 2)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+            assert worker.exitcode == 0
+        store = Store.open(schema.url, **schema.engine_kwargs)
+        totals = store.activity_totals(GUILD)
+        assert sum(totals.values()) == 8_000
+        assert distinct_users_per_month(totals) == {202608: 50}
+        assert {k[2] for k in totals} == {10, 11}
+        store.close()
+    finally:
+        schema.drop()
+
+
+def test_a_locked_sqlite_database_delays_the_flush_and_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    store = Store.open(str(path), busy_timeout_s=0.2)
+    stats = ActivityStats(store)
+    stats.collector.message(GUILD, 10, 1_000, HOUR)
+    assert stats.flush(HOUR).error is None
+    other = sqlite3.connect(path)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    for minute in range(3):
+        stats.collector.message(GUILD, 10, 1_000, HOUR + timedelta(minutes=minute))
+        result = stats.flush(HOUR + timedelta(minutes=minute))
+        assert result.error is not None and "locked" in result.error
+    other.rollback()
+    other.close()
+    assert stats.flush(HOUR + timedelta(minutes=5)).error is None
+    assert list(store.activity_totals(GUILD).values()) == [4]
+    store.close()
