@@ -19,7 +19,7 @@ from guildmeter.privacy import Keyring
 from guildmeter.store import AnonymisationResult, Store
 from guildmeter.timeutil import month_of, month_start, utcnow
 
-__all__ = ["ActivityStats", "FlushResult"]
+__all__ = ["ActivityStats", "FlushResult", "anonymise_finished_months"]
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +120,18 @@ class ActivityStats:
             return []
         if self._waiting or self.collector.has_pending_for_month_before(current):
             return []  # old-month counts not yet stored: anonymise on a later flush
-        done = []
-        for guild_id, month in self.store.months_to_anonymise(current):
-            done.append(self.store.anonymise_month(guild_id, month))
-            self.keyring.retire(guild_id, month)
-            log.info(
-                "anonymised %d pseudonyms of guild month %d", done[-1].pseudonyms_replaced, month
-            )
-        if done:
-            self.store.scrub()
+        done = anonymise_finished_months(self.store, now)
+        for result in done:
+            self.keyring.retire(result.guild_id, result.month)
         return done
+
+
+def anonymise_finished_months(store: Store, now: datetime) -> list[AnonymisationResult]:
+    """Anonymise every guild-month before ``now``'s month that still has a key or pseudonym."""
+    done = []
+    for guild_id, month in store.months_to_anonymise(month_of(now)):
+        done.append(store.anonymise_month(guild_id, month))
+        log.info("anonymised %d pseudonyms of month %d", done[-1].pseudonyms_replaced, month)
+    if done:
+        store.scrub()
+    return done

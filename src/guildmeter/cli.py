@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -17,6 +19,9 @@ from guildmeter.config import Config, load_config
 from guildmeter.errors import GuildmeterError
 from guildmeter.store import Store
 from guildmeter.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from guildmeter.reports.compute import Report
 
 __all__ = ["main"]
 
@@ -62,6 +67,60 @@ def cli(ctx: click.Context, db: str | None, config_file: str | None, verbose: bo
     ctx.obj = _Context(config_file, db)
 
 
+@contextmanager
+def _atomic_file(path: str) -> Iterator[IO[bytes]]:
+    """Write to a temporary file beside ``path``; rename only on success (nothing half-written)."""
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as handle:
+            yield handle
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _emit_text(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        console.print(f"Wrote {output}")
+    else:
+        click.echo(text)
+
+
+def _report_table(report: Report) -> Table:
+    """Full: one figure per line. Weekday/hourly: one case per line (a wide table)."""
+    from guildmeter.reports.compute import REPORT_COLUMNS
+
+    where = "all channels" if report.channel == "all" else f"#{report.channel}"
+    title = f"{report.kind.capitalize()} report, {where}, {report.range.describe()}"
+    columns = REPORT_COLUMNS[1:]
+    if report.kind == "full":
+        table = Table(title=title)
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        row = report.rows[0]
+        for index, (key, header) in enumerate(columns):
+            label = f"{columns[index - 1][1]} {header}" if header == "(stdev)" else header
+            table.add_row(label, _cell(getattr(row, key)))
+        return table
+    table = Table(title=title)
+    table.add_column("Case")
+    for _, header in columns:
+        table.add_column(header, justify="right")
+    for row in report.rows:
+        table.add_row(row.case, *(_cell(getattr(row, key)) for key, _ in columns))
+    return table
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
 def main() -> None:
     """Console-script entry point: library errors become a one-line message and exit 2."""
     try:
@@ -75,6 +134,154 @@ def main() -> None:
     except GuildmeterError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise SystemExit(2) from None
+
+
+def guild_option(required: bool = True) -> Callable[[F], F]:
+    return click.option(
+        "--guild",
+        type=int,
+        required=required,
+        help="The guild (server) id the statistics belong to.",
+    )
+
+
+def range_option(func: F) -> F:
+    return click.option(
+        "--range",
+        "range_text",
+        metavar="TEXT",
+        help="A date or 'date1 to date2' (date2 excluded), e.g. '2018-01-12', 'yesterday', "
+        "'3 days ago to yesterday'. Days start at midnight UTC. Default: last full month.",
+    )(func)
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "-o", "--output", type=click.Path(dir_okay=False), help="File to write (see default)."
+    )(func)
+
+
+@cli.command()
+@guild_option()
+@range_option
+@output_option
+@click.pass_obj
+def export(obj: _Context, guild: int, range_text: str | None, output: str | None) -> None:
+    """Write the raw dump (what `.userstats` uploads) as gzip CSV.
+
+    Columns: Period, Event, User hash, Channel, Count. Default file:
+    userstats-GUILD-START-to-END.csv.gz in the working directory.
+    """
+    from guildmeter.export import write_dump
+    from guildmeter.reports import parse_daterange
+
+    daterange = parse_daterange(range_text)
+    path = output or (
+        f"userstats-{guild}-{daterange.start:%Y-%m-%d}-to-{daterange.end:%Y-%m-%d}.csv.gz"
+    )
+    store = obj.open_store()
+    with _atomic_file(path) as handle, Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Exporting rows", total=None)
+        result = write_dump(
+            store, guild, daterange, handle, progress=lambda n: progress.update(task, completed=n)
+        )
+    store.close()
+    console.print(f"Wrote {result.rows:,} rows for {daterange.describe()} to {path}")
+    if result.warning:
+        console.print(f"[bold yellow]warning:[/bold yellow] {result.warning}", highlight=False)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["full", "weekday", "hourly"]))
+@guild_option()
+@click.option("--channel", default="all", show_default=True, help="A channel name, or 'all'.")
+@range_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a table on the terminal; csv: gzip CSV (the seed's 12 columns); json.",
+)
+@output_option
+@click.option("--chart", type=click.Path(dir_okay=False), help="Also write charts to this PNG.")
+@click.pass_obj
+def report(
+    obj: _Context,
+    kind: str,
+    guild: int,
+    channel: str,
+    range_text: str | None,
+    fmt: str,
+    output: str | None,
+    chart: str | None,
+) -> None:
+    """Compute a full, weekday or hourly report (what `.userstats report` shows).
+
+    The range must lie within one month: pseudonyms change every month, so per-user
+    figures cannot span two. CSV goes to report-KIND-GUILD-START.csv.gz unless -o is
+    given; text and JSON go to the terminal unless -o is given.
+    """
+    from guildmeter.export import report_json, write_report_csv
+    from guildmeter.reports import compute_report, parse_daterange
+
+    daterange = parse_daterange(range_text)
+    store = obj.open_store()
+    result = compute_report(store, guild, kind, daterange, channel)  # type: ignore[arg-type]
+    if fmt == "csv":
+        path = output or f"report-{kind}-{guild}-{daterange.start:%Y-%m-%d}.csv.gz"
+        with _atomic_file(path) as handle:
+            write_report_csv(result, handle)
+        console.print(f"Wrote the {kind} report for {daterange.describe()} to {path}")
+    elif fmt == "json":
+        _emit_text(report_json(result), output)
+    elif output:
+        with Console(file=open(output, "w", encoding="utf-8"), width=200) as file_console:
+            file_console.print(_report_table(result))
+    else:
+        console.print(_report_table(result))
+    if chart:
+        from guildmeter.charts import render_activity_png
+        from guildmeter.reports.series import activity_series
+
+        render_activity_png(activity_series(store, guild, daterange, channel), chart)
+        console.print(f"Wrote charts to {chart}")
+    store.close()
+
+
+@cli.command("import-kaztron")
+@guild_option()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
+    """Import KazTron userstats/YYYY-MM-DD.csv.gz files or .userstats dumps.
+
+    All files are imported in one transaction: a malformed row stops the import, names
+    its file and line, and nothing is kept. A file imported before is recognised by its
+    SHA-256 and skipped. Months that are over are anonymised afterwards.
+    """
+    from guildmeter.activity import anonymise_finished_months
+    from guildmeter.export import import_files
+
+    store = obj.open_store()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Importing", total=None)
+        result = import_files(
+            store,
+            guild,
+            paths,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    for path, when in result.files_skipped:
+        console.print(f"Skipped {path}: already imported on {when:%Y-%m-%d %H:%M} UTC")
+    console.print(f"Imported {result.rows:,} rows from {len(result.files_imported)} file(s).")
+    for done in anonymise_finished_months(store, utcnow()):
+        console.print(
+            f"Anonymised {done.month // 100}-{done.month % 100:02d}: "
+            f"{done.pseudonyms_replaced:,} user hashes replaced by random tokens."
+        )
+    store.close()
 
 
 @cli.command()

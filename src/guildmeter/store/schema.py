@@ -29,6 +29,7 @@ __all__ = [
     "channels",
     "flush_log",
     "guild_keys",
+    "imports",
     "members",
     "metadata",
     "schema_migrations",
@@ -66,7 +67,7 @@ members = Table(
     Column("guild_id", BigInteger, nullable=False),
     Column("month", Integer, nullable=False),
     # "h$…" keyed pseudonym during the month, "uYYYYMM$…" random token afterwards.
-    Column("label", String(64), nullable=False),
+    Column("label", String(128), nullable=False),
     UniqueConstraint("guild_id", "month", "label", name="uq_members_guild_month_label"),
 )
 
@@ -101,3 +102,15 @@ flush_log = Table(
 )
 
 Index("ix_flush_log_applied_at", flush_log.c.applied_at)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    # SHA-256 of the file's bytes: the same file imported twice is recognised and skipped.
+    Column("fingerprint", String(64), nullable=False),
+    Column("filename", String(500), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("guild_id", "fingerprint"),
+)

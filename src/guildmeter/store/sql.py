@@ -6,12 +6,13 @@ collector and maps them to integer member ids.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     literal,
     select,
     tuple_,
@@ -29,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from guildmeter.collect.accumulator import Batch
+from guildmeter.collect.accumulator import Batch, CountKey
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.events import NO_USER, EventKind
 from guildmeter.privacy.anonymize import new_token
@@ -121,7 +123,7 @@ class Store:
         """
         if not batch.counts and not batch.channels:
             return 0
-        new_ids: dict[tuple[int, int, str], int] = {}
+        session_ids: dict[tuple[int, int, str], int] = {}
         with self._begin() as conn:
             seen = conn.execute(
                 select(literal(1)).where(schema.flush_log.c.batch_id == batch.batch_id)
@@ -129,48 +131,75 @@ class Store:
             if seen is not None:
                 log.info("batch %s was already applied; skipped", batch.batch_id)
                 return 0
-            ids = self._resolve_members(conn, batch, new_ids)
-            rows = sorted(
-                (
-                    guild_id,
-                    code,
-                    hour,
-                    channel_id,
-                    0 if label == NO_USER else ids[(guild_id, month_of_hour(hour), label)],
-                    count,
-                )
-                for (guild_id, hour, code, label, channel_id), count in batch.counts.items()
-            )
-            self._upsert_activity(conn, rows)
-            if batch.channels:
-                self._upsert_channels(conn, batch.channels)
+            written = self._apply(conn, batch.counts, batch.channels, session_ids)
             conn.execute(
                 self._insert(schema.flush_log).values(batch_id=batch.batch_id, applied_at=utcnow())
             )
-        self._member_ids.update(new_ids)
+        self._member_ids.update(session_ids)
+        return written
+
+    @contextmanager
+    def import_session(self, guild_id: int) -> Iterator[ImportSession]:
+        """One transaction for a whole import: all of it lands, or none of it."""
+        session_ids: dict[tuple[int, int, str], int] = {}
+        with self._begin() as conn:
+            yield ImportSession(self, conn, guild_id, session_ids)
+        self._member_ids.update(session_ids)
+
+    def _apply(
+        self,
+        conn: Connection,
+        counts: dict[CountKey, int],
+        channel_names: dict[tuple[int, int], str],
+        session_ids: dict[tuple[int, int, str], int],
+    ) -> int:
+        """Upsert counts (and channel names) inside the caller's transaction."""
+        self._resolve_members(conn, counts, session_ids)
+        ids = self._member_ids
+        rows = sorted(
+            (
+                guild_id,
+                code,
+                hour,
+                channel_id,
+                0 if label == NO_USER else ids.get(key, 0) or session_ids[key],
+                count,
+            )
+            for (guild_id, hour, code, label, channel_id), count in counts.items()
+            for key in ((guild_id, month_of_hour(hour), label),)
+        )
+        self._upsert_activity(conn, rows)
+        if channel_names:
+            self._upsert_channels(conn, channel_names)
         return len(rows)
 
     def _resolve_members(
-        self, conn: Connection, batch: Batch, new_ids: dict[tuple[int, int, str], int]
-    ) -> dict[tuple[int, int, str], int]:
-        """Member ids of every label in the batch, creating rows for new ones."""
+        self,
+        conn: Connection,
+        counts: dict[CountKey, int],
+        session_ids: dict[tuple[int, int, str], int],
+    ) -> None:
+        """Find or create the member id of every label in ``counts`` (into session_ids).
+
+        Ids are remembered across flushes only once their transaction has committed.
+        """
         wanted: dict[tuple[int, int], set[str]] = defaultdict(set)
         cache = self._member_ids
-        for guild_id, hour, _code, label, _channel in batch.counts:
+        for guild_id, hour, _code, label, _channel in counts:
             if label == NO_USER:
                 continue
-            month = month_of_hour(hour)
-            if (guild_id, month, label) not in cache:
-                wanted[(guild_id, month)].add(label)
+            key = (guild_id, month_of_hour(hour), label)
+            if key not in cache and key not in session_ids:
+                wanted[key[:2]].add(label)
         if not wanted:
-            return cache
+            return
         retired = self._anonymised_months(conn, list(wanted))
-        ids: dict[tuple[int, int, str], int] = dict(cache)
         for (guild_id, month), labels in wanted.items():
             aliases = {label: label for label in labels}
             if (guild_id, month) in retired:
-                # Another process anonymised this month while we still held pseudonyms of
-                # it: such a pseudonym must not be written; it gets a fresh token instead.
+                # The month is anonymised and its key destroyed: a pseudonym of it (a late
+                # shard, an import of old data) must not be written; it gets a fresh token,
+                # the same one for the rest of this transaction and, once committed, process.
                 existing = self._select_members(conn, guild_id, month, labels)
                 for label in labels:
                     if label not in existing and is_pseudonym(label):
@@ -184,8 +213,7 @@ class Store:
                 )
             found = self._select_members(conn, guild_id, month, stored)
             for label, alias in aliases.items():
-                ids[(guild_id, month, label)] = new_ids[(guild_id, month, label)] = found[alias]
-        return ids
+                session_ids[(guild_id, month, label)] = found[alias]
 
     def _select_members(
         self, conn: Connection, guild_id: int, month: int, labels: Iterable[str]
@@ -391,6 +419,50 @@ class Store:
             entry["key_present"] = bool(key_row is not None and key_row.has_key)
         return [summary[m] for m in sorted(summary)]
 
+    def channel_names(self, guild_id: int) -> dict[int, str]:
+        """``{channel_id: latest name}`` of a guild."""
+        table = schema.channels
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.channel_id, table.c.name).where(table.c.guild_id == guild_id)
+            )
+            return {int(row.channel_id): row.name for row in rows}
+
+    def iter_dump(
+        self, guild_id: int, start_hour: int, end_hour: int, *, chunk: int = 20_000
+    ) -> Iterator[Sequence[tuple[int, int, str | None, int, int]]]:
+        """Stream ``(hour, event, label, channel_id, count)`` rows in time order, in chunks.
+
+        Server-side cursor on PostgreSQL, incremental fetch on SQLite: memory stays flat
+        whatever the range.
+        """
+        act, mem = schema.activity, schema.members
+        query = (
+            select(act.c.hour, act.c.event, mem.c.label, act.c.channel_id, act.c.count)
+            .select_from(act.outerjoin(mem, act.c.member_id == mem.c.id))
+            .where(act.c.guild_id == guild_id, act.c.hour >= start_hour, act.c.hour < end_hour)
+            .order_by(act.c.hour, act.c.event, act.c.channel_id, act.c.member_id)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
+            for part in result.partitions():
+                yield [tuple(row) for row in part]
+
+    def unanonymised_months(self, guild_id: int, months: Iterable[int]) -> list[int]:
+        """Which of ``months`` still hold pseudonyms (not yet anonymised) for the guild."""
+        mem = schema.members
+        with self.engine.connect() as conn:
+            found = conn.scalars(
+                select(mem.c.month)
+                .where(
+                    mem.c.guild_id == guild_id,
+                    mem.c.month.in_(list(months)),
+                    mem.c.label.startswith(PSEUDONYM_PREFIX),
+                )
+                .distinct()
+            )
+            return sorted(int(m) for m in found)
+
     # -- plumbing ---------------------------------------------------------------------------
 
     def _insert(self, table: Any) -> Any:
@@ -404,6 +476,69 @@ class Store:
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable(exc) from exc
+
+
+class ImportSession:
+    """Writes of one import, inside the store's transaction (see `Store.import_session`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        conn: Connection,
+        guild_id: int,
+        session_ids: dict[tuple[int, int, str], int],
+    ) -> None:
+        self._store = store
+        self._conn = conn
+        self.guild_id = guild_id
+        self._session_ids = session_ids
+        self._channel_ids: dict[str, int] | None = None
+
+    def imported_at(self, fingerprint: str) -> datetime | None:
+        """When a file with this fingerprint was imported into the guild, if ever."""
+        table = schema.imports
+        found = self._conn.execute(
+            select(table.c.imported_at).where(
+                table.c.guild_id == self.guild_id, table.c.fingerprint == fingerprint
+            )
+        ).scalar()
+        return found if isinstance(found, datetime) else None
+
+    def channel_id(self, name: str) -> int:
+        """The id of the guild's channel called ``name``, or a stable made-up one.
+
+        KazTron files name channels, not ids: a name we know maps to its channel (the
+        lowest id if several share it); an unknown name gets a negative id derived from
+        the name, so every import of it lands on the same channel.
+        """
+        if self._channel_ids is None:
+            table = schema.channels
+            rows = self._conn.execute(
+                select(table.c.name, func.min(table.c.channel_id))
+                .where(table.c.guild_id == self.guild_id)
+                .group_by(table.c.name)
+            )
+            self._channel_ids = {row[0]: int(row[1]) for row in rows}
+        found = self._channel_ids.get(name)
+        if found is None:
+            digest = hashlib.sha256(name.encode("utf-8")).digest()
+            found = self._channel_ids[name] = -(int.from_bytes(digest[:7], "big") + 1)
+        return found
+
+    def add(self, counts: dict[CountKey, int], channel_names: dict[tuple[int, int], str]) -> int:
+        """Upsert one chunk of counts; returns the activity rows written."""
+        return self._store._apply(self._conn, counts, channel_names, self._session_ids)
+
+    def record(self, fingerprint: str, filename: str, rows: int) -> None:
+        self._conn.execute(
+            self._store._insert(schema.imports).values(
+                guild_id=self.guild_id,
+                fingerprint=fingerprint,
+                filename=filename[-500:],
+                rows=rows,
+                imported_at=utcnow(),
+            )
+        )
 
 
 def _unavailable(exc: DBAPIError) -> StoreUnavailableError:

@@ -1,0 +1,64 @@
+"""Charts of a guild's activity as one PNG (matplotlib, no pyplot: safe off the loop).
+
+Three panels: a weekday × hour heatmap of messages, daily messages with active users, and
+voice hours per day. Every time axis says UTC; counts start at zero.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from guildmeter.reports.compute import WEEKDAYS
+from guildmeter.reports.series import ActivitySeries
+
+__all__ = ["render_activity_png"]
+
+
+def render_activity_png(series: ActivitySeries, target: str | Path | None = None) -> bytes:
+    """Render the three panels; write them to ``target`` if given; return the PNG bytes."""
+    fig = Figure(figsize=(11, 12), dpi=100, layout="constrained")
+    heat_ax, daily_ax, voice_ax = fig.subplots(3, 1, height_ratios=[1.1, 1, 0.8])
+    where = "all channels" if series.channel == "all" else f"#{series.channel}"
+    fig.suptitle(
+        f"Server activity, {where} — {series.range.describe()}", fontsize=14, fontweight="bold"
+    )
+
+    image = heat_ax.imshow(series.heatmap, aspect="auto", cmap="viridis", vmin=0)
+    heat_ax.set_title("Messages by weekday and hour of day (UTC), totals over the range")
+    heat_ax.set_yticks(range(7), [d[:3] for d in WEEKDAYS])
+    heat_ax.set_xticks(range(24), [f"{h:02d}" for h in range(24)])
+    heat_ax.set_xlabel("Hour of day (UTC)")
+    fig.colorbar(image, ax=heat_ax, label="messages", pad=0.01)
+
+    days = [point.day for point in series.daily]
+    daily_ax.bar(days, [p.messages for p in series.daily], color="#4c72b0", label="messages")
+    daily_ax.set_title("Messages and active users per day (UTC days)")
+    daily_ax.set_ylabel("messages", color="#4c72b0")
+    daily_ax.set_ylim(bottom=0)
+    daily_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    users_ax = daily_ax.twinx()
+    users_ax.plot(days, [p.active_users for p in series.daily], color="#dd8452", marker="o",
+                  markersize=3, label="active users")  # fmt: skip
+    users_ax.set_ylabel("active users", color="#dd8452")
+    users_ax.set_ylim(bottom=0)
+    users_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+    voice_ax.bar(days, [p.voice_hours for p in series.daily], color="#55a868")
+    voice_ax.set_title("Voice hours per day (UTC days)")
+    voice_ax.set_ylabel("hours in voice")
+    voice_ax.set_ylim(bottom=0)
+    for axis in (daily_ax, voice_ax):
+        axis.tick_params(axis="x", labelrotation=45)
+        axis.set_xlabel("date (UTC)")
+        axis.grid(axis="y", alpha=0.3)
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    data = buffer.getvalue()
+    if target is not None:
+        Path(target).write_bytes(data)
+    return data

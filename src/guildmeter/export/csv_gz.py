@@ -1,0 +1,101 @@
+"""Gzip-compressed, Excel-compatible CSV: the raw dump and the weekday/hourly reports.
+
+Excel-compatible means UTF-8 with a byte-order mark (without it Excel reads emoji and
+non-Latin channel names as mojibake) and CRLF line ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+from guildmeter.events import EventKind
+from guildmeter.reports.compute import Report, report_table
+from guildmeter.reports.daterange import DateRange
+from guildmeter.store import Store
+from guildmeter.timeutil import hour_start
+
+__all__ = [
+    "DUMP_HEADER",
+    "NOT_ANONYMISED_WARNING",
+    "DumpResult",
+    "write_dump",
+    "write_report_csv",
+]
+
+DUMP_HEADER = ("Period", "Event", "User hash", "Channel", "Count")
+NOT_ANONYMISED_WARNING = "not yet anonymised — do not distribute"
+
+
+@dataclass(frozen=True)
+class DumpResult:
+    rows: int
+    unanonymised_months: list[int]
+
+    @property
+    def warning(self) -> str | None:
+        """The warning to show beside the file, if it holds live pseudonyms."""
+        if not self.unanonymised_months:
+            return None
+        months = ", ".join(f"{m // 100}-{m % 100:02d}" for m in self.unanonymised_months)
+        return (
+            f"{months}: {NOT_ANONYMISED_WARNING}. These user hashes are keyed pseudonyms of a "
+            "month in progress; they become anonymous tokens after the month ends."
+        )
+
+
+@contextmanager
+def _gzip_csv(target: IO[bytes]) -> Iterator[Any]:
+    with gzip.GzipFile(fileobj=target, mode="wb", compresslevel=5) as compressed:
+        text = io.TextIOWrapper(compressed, encoding="utf-8-sig", newline="")
+        yield csv.writer(text)
+        text.flush()
+        text.detach()
+
+
+def write_dump(
+    store: Store,
+    guild_id: int,
+    daterange: DateRange,
+    target: IO[bytes],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> DumpResult:
+    """Write the guild's raw counts in ``daterange`` as gzip CSV into ``target``."""
+    names = store.channel_names(guild_id)
+    channel_label = {cid: f"#{name}" for cid, name in names.items()}
+    channel_label[0] = ""
+    event_names = {int(kind): kind.label for kind in EventKind}
+    periods: dict[int, str] = {}
+    rows = 0
+    with _gzip_csv(target) as writer:
+        writer.writerow(DUMP_HEADER)
+        for chunk in store.iter_dump(guild_id, daterange.start_hour, daterange.end_hour):
+            out = []
+            for hour, event, label, channel_id, count in chunk:
+                period = periods.get(hour)
+                if period is None:
+                    period = periods[hour] = hour_start(hour).strftime("%Y-%m-%d %H:%M:%S")
+                channel = channel_label.get(channel_id)
+                if channel is None:
+                    channel = channel_label[channel_id] = f"#{channel_id}"
+                out.append((period, event_names[event], label or "", channel, count))
+            writer.writerows(out)
+            rows += len(out)
+            if progress is not None:
+                progress(rows)
+    return DumpResult(rows, store.unanonymised_months(guild_id, daterange.months))
+
+
+def write_report_csv(report: Report, target: IO[bytes]) -> None:
+    """The seed's 12 columns, ``Case`` first, one row per case."""
+    header, *body = report_table(report)
+    with _gzip_csv(target) as writer:
+        writer.writerow(header)
+        for row in body:
+            writer.writerow([round(v, 6) if isinstance(v, float) else v for v in row])

@@ -1,0 +1,253 @@
+"""The seed's reports — full, weekday, hourly — aggregated by the database.
+
+Per-user sums are computed in SQL (GROUP BY member), and so are their count, sum and sum of
+squares per case: Python only turns those few numbers per case into means and sample
+standard deviations, exactly, with integer arithmetic.
+
+A channel report counts that channel's messages and voice, plus the server-wide joins,
+parts and member totals. Total users is the latest member count recorded in the case.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, func, literal, select
+
+from guildmeter.errors import GuildmeterError
+from guildmeter.events import EventKind
+from guildmeter.reports.daterange import DateRange
+from guildmeter.store import Store, schema
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "WEEKDAYS",
+    "Report",
+    "ReportError",
+    "ReportKind",
+    "ReportRow",
+    "case_expression",
+    "compute_report",
+    "resolve_channel",
+]
+
+ReportKind = Literal["full", "weekday", "hourly"]
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+#: (JSON key, CSV header) of every column, in the seed's order.
+REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("case", "Case"),
+    ("total_users", "Total users"),
+    ("active_users", "Active users"),
+    ("voice_users", "Voice users"),
+    ("joins", "Joins"),
+    ("parts", "Parts"),
+    ("messages", "Messages"),
+    ("messages_per_user", "Messages/user"),
+    ("messages_per_user_stdev", "(stdev)"),
+    ("voice_man_hours", "Voice man-hours"),
+    ("voice_hours_per_user", "Voice hours/user"),
+    ("voice_hours_per_user_stdev", "(stdev)"),
+)
+
+
+class ReportError(GuildmeterError, ValueError):
+    """A report that cannot be made as asked (unknown type or channel, range too wide)."""
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    case: str
+    total_users: int
+    active_users: int
+    voice_users: int
+    joins: int
+    parts: int
+    messages: int
+    messages_per_user: float
+    messages_per_user_stdev: float
+    voice_man_hours: float
+    voice_hours_per_user: float
+    voice_hours_per_user_stdev: float
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: ReportKind
+    guild_id: int
+    channel: str  # "all" or the channel's name
+    range: DateRange
+    rows: list[ReportRow]
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN.md's shape: ids as strings, ISO times."""
+        return {
+            "report": self.kind,
+            "guild_id": str(self.guild_id),
+            "channel": self.channel,
+            "start": self.range.start.isoformat(),
+            "end": self.range.end.isoformat(),
+            "rows": [asdict(row) for row in self.rows],
+        }
+
+
+def case_expression(kind: ReportKind, hour: Any) -> ColumnElement[Any]:
+    """The case an hour index belongs to: 0 (full), weekday 0=Monday, or hour of day."""
+    if kind == "full":
+        return literal(0)
+    if kind == "weekday":
+        weekday: ColumnElement[Any] = (hour // 24 + 3) % 7  # 1970-01-01 was a Thursday (3)
+        return weekday
+    if kind == "hourly":
+        hour_of_day: ColumnElement[Any] = hour % 24
+        return hour_of_day
+    raise ReportError(f"unknown report type {kind!r}: choose full, weekday or hourly")
+
+
+def _case_labels(kind: ReportKind) -> list[str]:
+    if kind == "full":
+        return ["all"]
+    if kind == "weekday":
+        return list(WEEKDAYS)
+    return [str(h) for h in range(24)]
+
+
+def resolve_channel(store: Store, guild_id: int, channel: str | None) -> list[int] | None:
+    """Channel ids named ``channel`` (``#`` optional); None for "all"."""
+    if channel is None or channel.strip().lower() in ("", "all"):
+        return None
+    name = channel.strip().removeprefix("#")
+    table = schema.channels
+    with store.engine.connect() as conn:
+        ids = list(
+            conn.scalars(
+                select(table.c.channel_id).where(
+                    table.c.guild_id == guild_id, func.lower(table.c.name) == name.lower()
+                )
+            )
+        )
+        if ids:
+            return ids
+        known = list(
+            conn.scalars(
+                select(table.c.name)
+                .where(table.c.guild_id == guild_id)
+                .order_by(table.c.name)
+                .limit(15)
+            )
+        )
+    hint = f" Known channels include: {', '.join('#' + k for k in known)}." if known else ""
+    raise ReportError(f"no channel named #{name} in this server's statistics.{hint}")
+
+
+def compute_report(
+    store: Store,
+    guild_id: int,
+    kind: ReportKind,
+    daterange: DateRange,
+    channel: str | None = None,
+) -> Report:
+    """Compute a report; ranges crossing a month boundary are refused (see ReportError)."""
+    labels = _case_labels(kind)  # validates kind first
+    if not daterange.within_one_month:
+        raise ReportError(
+            f"the range {daterange.describe()} crosses a month boundary. Members get new "
+            "pseudonyms every month, so the same person would count as two different users "
+            "and per-user figures would be wrong. Ask for one month at a time."
+        )
+    channel_ids = resolve_channel(store, guild_id, channel)
+    act = schema.activity
+    case = case_expression(kind, act.c.hour).label("c")
+    in_range = and_(
+        act.c.guild_id == guild_id,
+        act.c.hour >= daterange.start_hour,
+        act.c.hour < daterange.end_hour,
+    )
+    per_user_filter = [act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)])]
+    if channel_ids is not None:
+        per_user_filter.append(act.c.channel_id.in_(channel_ids))
+    per_user = (
+        select(act.c.event, case, act.c.member_id, func.sum(act.c.count).label("s"))
+        .where(in_range, *per_user_filter)
+        .group_by(act.c.event, case, act.c.member_id)
+        .subquery()
+    )
+    user_stats = select(
+        per_user.c.event,
+        per_user.c.c,
+        func.count().label("n"),
+        func.sum(per_user.c.s).label("total"),
+        func.sum(per_user.c.s * per_user.c.s).label("squares"),
+    ).group_by(per_user.c.event, per_user.c.c)
+    server_wide = (
+        select(act.c.event, case, func.sum(act.c.count).label("total"))
+        .where(in_range, act.c.event.in_([int(EventKind.JOIN), int(EventKind.PART)]))
+        .group_by(act.c.event, case)
+    )
+    ranked = (
+        select(
+            case,
+            act.c.count,
+            func.row_number().over(partition_by=case, order_by=act.c.hour.desc()).label("rank"),
+        )
+        .where(in_range, act.c.event == int(EventKind.TOTAL_USERS))
+        .subquery()
+    )
+    latest_totals = select(ranked.c.c, ranked.c["count"]).where(ranked.c.rank == 1)
+
+    stats: dict[tuple[int, int], tuple[int, int, int]] = {}
+    sums: dict[tuple[int, int], int] = {}
+    totals: dict[int, int] = {}
+    with store.engine.connect() as conn:
+        for row in conn.execute(user_stats):
+            stats[(row.event, row.c)] = (int(row.n), int(row.total), int(row.squares))
+        for row in conn.execute(server_wide):
+            sums[(row.event, row.c)] = int(row.total)
+        for row in conn.execute(latest_totals):
+            totals[row.c] = int(row[1])
+
+    rows = [_row(label, index, stats, sums, totals) for index, label in enumerate(labels)]
+    channel_name = "all" if channel_ids is None else (channel or "").strip().removeprefix("#")
+    return Report(kind, guild_id, channel_name, daterange, rows)
+
+
+def _row(
+    label: str,
+    case: int,
+    stats: dict[tuple[int, int], tuple[int, int, int]],
+    sums: dict[tuple[int, int], int],
+    totals: dict[int, int],
+) -> ReportRow:
+    n_msg, messages, msg_squares = stats.get((int(EventKind.MSG), case), (0, 0, 0))
+    n_voice, voice_s, voice_squares = stats.get((int(EventKind.VOICE), case), (0, 0, 0))
+    return ReportRow(
+        case=label,
+        total_users=totals.get(case, 0),
+        active_users=n_msg,
+        voice_users=n_voice,
+        joins=sums.get((int(EventKind.JOIN), case), 0),
+        parts=sums.get((int(EventKind.PART), case), 0),
+        messages=messages,
+        messages_per_user=messages / n_msg if n_msg else 0.0,
+        messages_per_user_stdev=_sample_stdev(n_msg, messages, msg_squares),
+        voice_man_hours=voice_s / 3600,
+        voice_hours_per_user=voice_s / 3600 / n_voice if n_voice else 0.0,
+        voice_hours_per_user_stdev=_sample_stdev(n_voice, voice_s, voice_squares) / 3600,
+    )
+
+
+def _sample_stdev(n: int, total: int, squares: int) -> float:
+    """Sample (n-1) standard deviation from count, sum and sum of squares; exact until sqrt."""
+    if n < 2:
+        return 0.0
+    return math.sqrt(max(0, n * squares - total * total) / (n * (n - 1)))
+
+
+def report_table(report: Report) -> Sequence[Sequence[Any]]:
+    """Header and rows as plain values (CSV and text rendering share it)."""
+    header = [title for _, title in REPORT_COLUMNS]
+    body = [[getattr(row, key) for key, _ in REPORT_COLUMNS] for row in report.rows]
+    return [header, *body]

@@ -1,0 +1,11 @@
+"""Record imported files, so that importing the same file twice cannot double its counts."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from guildmeter.store import schema
+
+
+def upgrade(conn: Connection) -> None:
+    schema.imports.create(conn)
