@@ -237,10 +237,11 @@ def report(
     elif fmt == "json":
         _emit_text(report_json(result), output)
     elif output:
-        with Console(file=open(output, "w", encoding="utf-8"), width=200) as file_console:
-            file_console.print(_report_table(result))
+        with open(output, "w", encoding="utf-8") as handle:
+            Console(file=handle, width=170).print(_report_table(result))
+        console.print(f"Wrote {output}")
     else:
-        console.print(_report_table(result))
+        Console(width=max(console.width, 170)).print(_report_table(result))
     if chart:
         from guildmeter.charts import render_activity_png
         from guildmeter.reports.series import activity_series
@@ -301,8 +302,17 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
     help="Average messages per day.",
 )
 @click.option("--seed", type=int, default=2018, show_default=True, help="Random seed.")
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False),
+    default="guildmeter-demo.png",
+    show_default=True,
+    help="Where to write the charts of the simulated month.",
+)
 @click.pass_obj
-def demo(obj: _Context, guild: int | None, users: int, messages_per_day: int, seed: int) -> None:
+def demo(
+    obj: _Context, guild: int | None, users: int, messages_per_day: int, seed: int, chart: str
+) -> None:
     """Simulate a server from the 1st of last month until now and store its statistics.
 
     Traffic goes through the real collector, pseudonymisation and store (the database
@@ -359,4 +369,16 @@ def demo(obj: _Context, guild: int | None, users: int, messages_per_day: int, se
             f"{done.pseudonyms_replaced:,} pseudonyms replaced by random tokens, "
             f"key {'destroyed' if done.key_destroyed else 'already gone'}."
         )
+    from guildmeter.charts import render_activity_png
+    from guildmeter.reports import DateRange, compute_report
+    from guildmeter.reports.series import activity_series
+
+    month = DateRange.last_full_month(end)
+    console.print(_report_table(compute_report(store, guild_id, "full", month)))
+    render_activity_png(activity_series(store, guild_id, month), chart)
+    console.print(f"Charts of {month.describe()} written to {chart}")
+    console.print(
+        f"Next: guildmeter report weekday --guild {guild_id}   "
+        f"guildmeter export --guild {guild_id}"
+    )
     store.close()
