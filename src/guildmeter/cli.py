@@ -378,7 +378,6 @@ def demo(
     render_activity_png(activity_series(store, guild_id, month), chart)
     console.print(f"Charts of {month.describe()} written to {chart}")
     console.print(
-        f"Next: guildmeter report weekday --guild {guild_id}   "
-        f"guildmeter export --guild {guild_id}"
+        f"Next: guildmeter report weekday --guild {guild_id}   guildmeter export --guild {guild_id}"
     )
     store.close()

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from guildmeter.activity import anonymise_finished_months
+from guildmeter.export import ImportFormatError, import_files
+from guildmeter.reports import DateRange, compute_report
+from guildmeter.store import Store
+from tests.reports.reference import utc
+
+GUILD = 61
+HASH_A = "h$" + "a" * 64
+HASH_B = "h$" + "b" * 64
+MARCH = DateRange(utc(2018, 3, 1), utc(2018, 4, 1))
+
+
+def hourly_file(path: Path, hours: list[list[str]]) -> Path:
+    """KazTron's layout: one gzip member appended per hour, no header."""
+    with path.open("wb") as handle:
+        for lines in hours:
+            handle.write(gzip.compress("".join(line + "\r\n" for line in lines).encode()))
+    return path
+
+
+def test_hourly_files_with_appended_members_are_imported(store: Store, tmp_path: Path) -> None:
+    path = hourly_file(
+        tmp_path / "2018-03-05.csv.gz",
+        [
+            [
+                f"2018-03-05 10:00:00,msg,{HASH_A},#general,3",
+                f"2018-03-05 10:00:00,msg,{HASH_B},#general,1",
+                "2018-03-05 10:00:00,total_users,,,120",
+            ],
+            [
+                f"2018-03-05 11:00:00,msg,{HASH_A},#art,2",
+                f"2018-03-05 11:00:00,voice,{HASH_B},#Lounge,1800",
+                f"2018-03-05 11:00:00,join,{HASH_B},,1",
+                "2018-03-05 11:00:00,total_users,,,121",
+            ],
+        ],
+    )
+    progress: list[tuple[int, int]] = []
+    result = import_files(store, GUILD, [path], progress=lambda d, t: progress.append((d, t)))
+    assert result.rows == 7 and result.files_imported == [str(path)]
+    assert progress[-1][0] == progress[-1][1] == path.stat().st_size
+    full = compute_report(store, GUILD, "full", MARCH).rows[0]
+    assert (full.messages, full.active_users, full.voice_users, full.joins) == (6, 2, 1, 1)
+    assert full.total_users == 121
+    assert full.messages_per_user_stdev == pytest.approx(((5 - 3) ** 2 * 2) ** 0.5)
+    assert compute_report(store, GUILD, "full", MARCH, "art").rows[0].messages == 2
+
+
+def test_hashes_keep_identity_within_their_month_and_tokens_stay(
+    store: Store, tmp_path: Path
+) -> None:
+    token = "u201803$" + "c" * 32
+    path = hourly_file(
+        tmp_path / "dump.csv.gz",
+        [
+            [
+                "Period,Event,User hash,Channel,Count",
+                f"2018-03-05 10:00:00,msg,{HASH_A},#general,1",
+                f"2018-03-20 10:00:00,msg,{HASH_A},#general,1",
+                f"2018-04-02 10:00:00,msg,{HASH_A},#general,1",
+                f"2018-03-06 10:00:00,msg,{token},#general,4",
+            ]
+        ],
+    )
+    import_files(store, GUILD, [path])
+    assert compute_report(store, GUILD, "full", MARCH).rows[0].active_users == 2
+    by_month = {m["month"]: m for m in store.month_summary(GUILD)}
+    assert by_month[201803]["users"] == 2 and by_month[201804]["users"] == 1
+    done = anonymise_finished_months(store, utc(2026, 1, 1))  # both months are long over
+    assert {d.month for d in done} == {201803, 201804}
+    labels = {k[3] for k in store.activity_totals(GUILD)}
+    assert token in labels and not any(label.startswith("h$") for label in labels)
+    assert compute_report(store, GUILD, "full", MARCH).rows[0].active_users == 2
+
+
+def test_reimporting_the_same_file_does_not_double(store: Store, tmp_path: Path) -> None:
+    path = hourly_file(
+        tmp_path / "2018-03-05.csv.gz", [[f"2018-03-05 10:00:00,msg,{HASH_A},#general,3"]]
+    )
+    import_files(store, GUILD, [path])
+    again = import_files(store, GUILD, [path])
+    assert again.rows == 0 and [p for p, _ in again.files_skipped] == [str(path)]
+    assert compute_report(store, GUILD, "full", MARCH).rows[0].messages == 3
+    other_guild = import_files(store, GUILD + 1, [path])  # another guild is another import
+    assert other_guild.rows == 1
+
+
+def test_channels_by_name_land_on_known_channels(store: Store, tmp_path: Path) -> None:
+    from guildmeter.activity import ActivityStats
+
+    stats = ActivityStats(store)
+    stats.collector.name_channel(GUILD, 555, "general")
+    stats.flush(utc(2018, 3, 1))
+    path = hourly_file(tmp_path / "f.csv.gz", [[f"2018-03-05 10:00:00,msg,{HASH_A},#general,3"]])
+    import_files(store, GUILD, [path])
+    assert {k[2] for k in store.activity_totals(GUILD)} == {555}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("2018-03-05 10:00:00,msg,h$aa,#general", "expected 5 columns"),
+        ("yesterday,msg,h$aa,#general,1", "period 'yesterday' is not an ISO"),
+        ("2018-03-05 10:00:00,reaction,h$aa,#general,1", "unknown event kind 'reaction'"),
+        ("2018-03-05 10:00:00,msg,h$aa,#general,lots", "count 'lots' is not a whole number"),
+        ("2018-03-05 10:00:00,msg,h$aa,#general,-2", "count -2 is negative"),
+        ("2018-03-05 10:00:00,msg,,#general,1", "a msg event needs a user hash"),
+        (
+            "2018-03-05 10:00:00,msg,h$aa,general chat,1",
+            "channel 'general chat' is neither '#name'",
+        ),
+    ],
+)
+def test_a_malformed_row_names_file_and_line_and_nothing_is_imported(
+    store: Store, tmp_path: Path, line: str, message: str
+) -> None:
+    good = hourly_file(tmp_path / "good.csv.gz", [[f"2018-03-05 09:00:00,msg,{HASH_A},#general,3"]])
+    bad = hourly_file(
+        tmp_path / "bad.csv.gz",
+        [
+            [f"2018-03-05 09:00:00,msg,{HASH_B},#general,1"],
+            [f"2018-03-05 09:00:00,msg,{HASH_B},#x,1", line],
+        ],
+    )
+    with pytest.raises(ImportFormatError, match=rf"bad\.csv\.gz, line 3: {message}"):
+        import_files(store, GUILD, [good, bad])
+    assert store.activity_totals(GUILD) == {}
+    assert import_files(store, GUILD, [good]).rows == 1  # the good file was not recorded either
+
+
+def test_a_file_that_is_not_gzip_is_refused(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "notes.csv.gz"
+    path.write_text("hello")
+    with pytest.raises(ImportFormatError, match="not a readable gzip file"):
+        import_files(store, GUILD, [path])

@@ -1,0 +1,111 @@
+"""The command line: help everywhere, the demo, export/report/import, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from guildmeter.cli import cli
+from guildmeter.demo import DEMO_GUILD_ID
+
+
+def _commands(group: click.Group) -> list[list[str]]:
+    found = [[]]
+    for name, command in group.commands.items():
+        found.append([name])
+        if isinstance(command, click.Group):
+            found += [[name, *sub] for sub in _commands(command) if sub]
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(cli), ids=lambda p: " ".join(p) or "guildmeter")
+def test_every_command_has_help(path: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    command = cli
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    assert command.help and len(command.help) > 30
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{' '.join(path)} {param.opts} has no help"
+
+
+@pytest.fixture
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small demo run shared by the tests below (it plays about two months)."""
+    folder = tmp_path_factory.mktemp("demo")
+    db = folder / "demo.db"
+    result = CliRunner().invoke(
+        cli,
+        ["--db", str(db), "demo", "--users", "30", "--messages-per-day", "200",
+         "--chart", str(folder / "demo.png")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Anonymised" in result.output and "Messages/user" in result.output
+    assert (folder / "demo.png").read_bytes().startswith(b"\x89PNG")
+    return db
+
+
+def test_demo_report_export_and_import_round_trip(demo_db: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = ["--db", str(demo_db)]
+    guild = str(DEMO_GUILD_ID)
+    result = runner.invoke(cli, [*base, "report", "weekday", "--guild", guild, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    weekday = json.loads(result.output)
+    full = json.loads(
+        runner.invoke(cli, [*base, "report", "full", "--guild", guild, "--format", "json"]).output
+    )
+    assert sum(r["messages"] for r in weekday["rows"]) == full["rows"][0]["messages"] > 0
+
+    csv_path = tmp_path / "hourly.csv.gz"
+    result = runner.invoke(
+        cli, [*base, "report", "hourly", "--guild", guild, "--format", "csv", "-o", str(csv_path),
+              "--chart", str(tmp_path / "c.png")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert gzip.decompress(csv_path.read_bytes()).decode("utf-8-sig").startswith("Case,Total users")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+
+    dump = tmp_path / "dump.csv.gz"
+    result = runner.invoke(cli, [*base, "export", "--guild", guild, "-o", str(dump)])
+    assert result.exit_code == 0 and "Wrote" in result.output
+    result = runner.invoke(cli, [*base, "import-kaztron", "--guild", "5", str(dump)])
+    assert result.exit_code == 0, result.output
+    copy = json.loads(
+        runner.invoke(cli, [*base, "report", "full", "--guild", "5", "--format", "json"]).output
+    )
+    assert copy["rows"] == full["rows"]
+    again = runner.invoke(cli, [*base, "import-kaztron", "--guild", "5", str(dump)])
+    assert "already imported" in again.output
+
+
+def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+    env = dict(os.environ, GUILDMETER_DB=str(tmp_path / "x.db"))
+    result = subprocess.run(
+        [sys.executable, "-m", "guildmeter", "report", "full", "--guild", "1", "--range", "blurb"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "could not understand the date 'blurb'" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_bad_config_file_is_refused_with_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "g.toml"
+    config.write_text("flush_intervall_seconds = 3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "guildmeter", "--config", str(config), "export", "--guild", "1"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "unknown setting(s) flush_intervall_seconds" in result.stdout
