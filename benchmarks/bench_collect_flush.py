@@ -23,10 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
 from guildmeter.collect import Accumulator, Batch
 from guildmeter.privacy import Keyring
 from guildmeter.store import Store
+
+from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
 
 USERS, CHANNELS, EVENTS = 10_000, 200, 1_000_000
 GUILD = 1

@@ -13,6 +13,7 @@ from guildmeter.activity import ActivityStats
 from guildmeter.events import EventKind
 from guildmeter.store import Store
 from guildmeter.timeutil import hour_index
+
 from tests.helpers import FlakyStore, distinct_users_per_month, shape
 
 BASE = datetime(2026, 4, 30, 21, 0, tzinfo=UTC)  # the month ends three hours later

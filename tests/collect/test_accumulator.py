@@ -7,6 +7,7 @@ import pytest
 from guildmeter.errors import InvalidEventError
 from guildmeter.events import EventKind
 from guildmeter.timeutil import hour_index
+
 from tests.collect.helpers import ready_accumulator, settle, totals_by_event
 
 T = datetime(2026, 5, 17, 14, 25, tzinfo=UTC)

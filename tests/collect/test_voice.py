@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from guildmeter.collect import VoiceTracker
 from guildmeter.events import EventKind
 from guildmeter.timeutil import hour_index, month_of_hour
+
 from tests.collect.helpers import ready_accumulator, settle
 
 START = datetime(2026, 1, 31, 22, 0, tzinfo=UTC)

@@ -10,6 +10,7 @@ from guildmeter.export import DUMP_HEADER, NOT_ANONYMISED_WARNING, import_files,
 from guildmeter.export.csv_gz import write_report_csv
 from guildmeter.reports import DateRange, compute_report
 from guildmeter.store import Store
+
 from tests.helpers import shape
 from tests.reports.reference import utc
 

@@ -9,6 +9,7 @@ from guildmeter.activity import anonymise_finished_months
 from guildmeter.export import ImportFormatError, import_files
 from guildmeter.reports import DateRange, compute_report
 from guildmeter.store import Store
+
 from tests.reports.reference import utc
 
 GUILD = 61
@@ -140,3 +141,20 @@ def test_a_file_that_is_not_gzip_is_refused(store: Store, tmp_path: Path) -> Non
     path.write_text("hello")
     with pytest.raises(ImportFormatError, match="not a readable gzip file"):
         import_files(store, GUILD, [path])
+
+
+def test_a_large_import_in_many_chunks_counts_each_row_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("guildmeter.export.kaztron_import._CHUNK_ROWS", 3)
+    lines = [
+        f"2018-03-{day:02d} {hour:02d}:00:00,msg,h${user:064x},#general,{user + 1}"
+        for day in range(1, 4)
+        for hour in range(0, 24, 6)
+        for user in range(3)
+    ]
+    path = hourly_file(tmp_path / "many.csv.gz", [lines])
+    assert import_files(store, GUILD, [path]).rows == len(lines)
+    full = compute_report(store, GUILD, "full", MARCH).rows[0]
+    assert full.messages == sum(user + 1 for user in range(3)) * 12
+    assert full.active_users == 3

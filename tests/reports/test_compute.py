@@ -17,6 +17,7 @@ from guildmeter.export import import_files
 from guildmeter.reports import DateRange, compute_report, parse_daterange
 from guildmeter.reports.compute import ReportError
 from guildmeter.store import Store
+
 from tests.reports.reference import Fed, reference_report, utc
 
 MARCH = DateRange(utc(2026, 3, 1), utc(2026, 4, 1))

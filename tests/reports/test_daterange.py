@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from guildmeter.reports import parse_daterange
 from guildmeter.reports.daterange import DateRangeError
+
 from tests.reports.reference import utc
 
 NOW = utc(2026, 11, 22, 15, 42)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from guildmeter.activity import ActivityStats
 from guildmeter.privacy import anonymize
 from guildmeter.store import Store, schema
+
 from tests.helpers import database_bytes, distinct_users_per_month, shape
 
 GUILD = 4242

@@ -10,6 +10,7 @@ from typing import Any
 
 from guildmeter.activity import ActivityStats
 from guildmeter.store import Store
+
 from tests.conftest import PgSchema, require_postgresql
 from tests.helpers import distinct_users_per_month
 

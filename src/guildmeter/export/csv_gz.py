@@ -66,30 +66,46 @@ def write_dump(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> DumpResult:
-    """Write the guild's raw counts in ``daterange`` as gzip CSV into ``target``."""
-    names = store.channel_names(guild_id)
-    channel_label = {cid: f"#{name}" for cid, name in names.items()}
+    """Write the guild's raw counts in ``daterange`` as gzip CSV into ``target``.
+
+    Rows are formatted a day at a time into one string: periods, event names, labels and
+    counts never need CSV quoting, and channel names are quoted once, up front.
+    """
+    channel_label = {
+        cid: _csv_field(f"#{name}") for cid, name in store.channel_names(guild_id).items()
+    }
     channel_label[0] = ""
+    labels = store.member_labels(guild_id, daterange.months)
+    labels[0] = ""
     event_names = {int(kind): kind.label for kind in EventKind}
     periods: dict[int, str] = {}
     rows = 0
-    with _gzip_csv(target) as writer:
-        writer.writerow(DUMP_HEADER)
+    with gzip.GzipFile(fileobj=target, mode="wb", compresslevel=5) as compressed:
+        compressed.write(("\ufeff" + ",".join(DUMP_HEADER) + "\r\n").encode("utf-8"))
         for chunk in store.iter_dump(guild_id, daterange.start_hour, daterange.end_hour):
-            out = []
-            for hour, event, label, channel_id, count in chunk:
+            lines = []
+            for hour, event, member_id, channel_id, count in chunk:
                 period = periods.get(hour)
                 if period is None:
                     period = periods[hour] = hour_start(hour).strftime("%Y-%m-%d %H:%M:%S")
                 channel = channel_label.get(channel_id)
                 if channel is None:
                     channel = channel_label[channel_id] = f"#{channel_id}"
-                out.append((period, event_names[event], label or "", channel, count))
-            writer.writerows(out)
-            rows += len(out)
+                lines.append(
+                    f"{period},{event_names[event]},{labels[member_id]},{channel},{count}\r\n"
+                )
+            compressed.write("".join(lines).encode("utf-8"))
+            rows += len(lines)
             if progress is not None:
                 progress(rows)
     return DumpResult(rows, store.unanonymised_months(guild_id, daterange.months))
+
+
+def _csv_field(text: str) -> str:
+    """``text`` quoted as Excel's CSV dialect would, when it needs quoting."""
+    if any(ch in text for ch in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def write_report_csv(report: Report, target: IO[bytes]) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func, literal, select
+from sqlalchemy import ColumnElement, and_, func, literal_column, select
 
 from guildmeter.errors import GuildmeterError
 from guildmeter.events import EventKind
@@ -97,7 +97,7 @@ class Report:
 def case_expression(kind: ReportKind, hour: Any) -> ColumnElement[Any]:
     """The case an hour index belongs to: 0 (full), weekday 0=Monday, or hour of day."""
     if kind == "full":
-        return literal(0)
+        return literal_column("0")
     if kind == "weekday":
         weekday: ColumnElement[Any] = (hour // 24 + 3) % 7  # 1970-01-01 was a Thursday (3)
         return weekday
@@ -166,13 +166,26 @@ def compute_report(
         act.c.hour >= daterange.start_hour,
         act.c.hour < daterange.end_hour,
     )
-    per_user_filter = [act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)])]
+    # Members belong to one month: seeking the month's member ids lets the database read
+    # each member's rows in order (index ix_activity_member) instead of sorting them all.
+    mem = schema.members
+    month_members = select(mem.c.id).where(
+        mem.c.guild_id == guild_id, mem.c.month == daterange.months[0]
+    )
+    per_user_filter = [
+        act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)]),
+        act.c.member_id.in_(month_members),
+    ]
     if channel_ids is not None:
         per_user_filter.append(act.c.channel_id.in_(channel_ids))
+    # Grouping in index order (event, member) lets the full report stream; a constant
+    # case in the GROUP BY would make the database sort every row.
+    by_case = [] if kind == "full" else [case]  # never group by a constant
+    grouping = [act.c.event, act.c.member_id, *by_case]
     per_user = (
         select(act.c.event, case, act.c.member_id, func.sum(act.c.count).label("s"))
         .where(in_range, *per_user_filter)
-        .group_by(act.c.event, case, act.c.member_id)
+        .group_by(*grouping)
         .subquery()
     )
     user_stats = select(
@@ -185,13 +198,15 @@ def compute_report(
     server_wide = (
         select(act.c.event, case, func.sum(act.c.count).label("total"))
         .where(in_range, act.c.event.in_([int(EventKind.JOIN), int(EventKind.PART)]))
-        .group_by(act.c.event, case)
+        .group_by(act.c.event, *by_case)
     )
     ranked = (
         select(
             case,
             act.c.count,
-            func.row_number().over(partition_by=case, order_by=act.c.hour.desc()).label("rank"),
+            func.row_number()
+            .over(partition_by=by_case or None, order_by=act.c.hour.desc())
+            .label("rank"),
         )
         .where(in_range, act.c.event == int(EventKind.TOTAL_USERS))
         .subquery()

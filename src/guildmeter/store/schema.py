@@ -26,8 +26,10 @@ from sqlalchemy import (
 
 __all__ = [
     "activity",
+    "activity_by_member",
     "channels",
     "flush_log",
+    "flush_log_by_time",
     "guild_keys",
     "imports",
     "members",
@@ -85,6 +87,17 @@ activity = Table(
     sqlite_with_rowid=False,
 )
 
+#: Per-user report sums read each member's rows in order (see migration 0003).
+activity_by_member = Index(
+    "ix_activity_member",
+    activity.c.guild_id,
+    activity.c.event,
+    activity.c.member_id,
+    activity.c.hour,
+    activity.c.channel_id,
+    activity.c.count,
+)
+
 channels = Table(
     "channels",
     metadata,
@@ -101,7 +114,7 @@ flush_log = Table(
     Column("applied_at", DateTime(timezone=True), nullable=False),
 )
 
-Index("ix_flush_log_applied_at", flush_log.c.applied_at)
+flush_log_by_time = Index("ix_flush_log_applied_at", flush_log.c.applied_at)
 
 imports = Table(
     "imports",

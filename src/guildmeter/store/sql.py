@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     and_,
+    any_,
     bindparam,
     delete,
     exists,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from guildmeter.collect.accumulator import Batch, CountKey
@@ -219,11 +222,18 @@ class Store:
         self, conn: Connection, guild_id: int, month: int, labels: Iterable[str]
     ) -> dict[str, int]:
         table = schema.members
+        where = [table.c.guild_id == guild_id, table.c.month == month]
+        if self.dialect == "postgresql":
+            # One array parameter: PostgreSQL probes the index once per element, where a
+            # long IN list of parameters makes it scan and compare every row.
+            wanted = list(labels)
+            query = select(table.c.label, table.c.id).where(
+                *where, table.c.label == any_(bindparam("labels", wanted, ARRAY(String)))
+            )
+            return {row.label: row.id for row in conn.execute(query)}
         found: dict[str, int] = {}
         for chunk in _chunks(sorted(labels), _CHUNK):
-            query = select(table.c.label, table.c.id).where(
-                table.c.guild_id == guild_id, table.c.month == month, table.c.label.in_(chunk)
-            )
+            query = select(table.c.label, table.c.id).where(*where, table.c.label.in_(chunk))
             found.update({row.label: row.id for row in conn.execute(query)})
         return found
 
@@ -254,6 +264,9 @@ class Store:
                     for row in rows:
                         copy.write_row(row)
                 cursor.execute(_UPSERT_SQL.format(source=_PG_FROM_STAGE))
+                # ON COMMIT only empties the stage at commit; an import upserts many
+                # chunks in one transaction, and must not apply a chunk twice.
+                cursor.execute("TRUNCATE activity_stage")
         else:
             conn.exec_driver_sql(_UPSERT_SQL.format(source="VALUES (?, ?, ?, ?, ?, ?)"), rows)
 
@@ -429,24 +442,43 @@ class Store:
             return {int(row.channel_id): row.name for row in rows}
 
     def iter_dump(
-        self, guild_id: int, start_hour: int, end_hour: int, *, chunk: int = 20_000
-    ) -> Iterator[Sequence[tuple[int, int, str | None, int, int]]]:
-        """Stream ``(hour, event, label, channel_id, count)`` rows in time order, in chunks.
+        self, guild_id: int, start_hour: int, end_hour: int
+    ) -> Iterator[list[tuple[int, int, int, int, int]]]:
+        """Stream ``(hour, event, member_id, channel_id, count)`` in time order, a day a chunk.
 
-        Server-side cursor on PostgreSQL, incremental fetch on SQLite: memory stays flat
-        whatever the range.
+        One query per UTC day keeps each sort small and memory flat whatever the range;
+        rows come straight from the driver (no per-row wrapping) because a month can hold
+        millions. Member labels come from `member_labels`.
         """
-        act, mem = schema.activity, schema.members
-        query = (
-            select(act.c.hour, act.c.event, mem.c.label, act.c.channel_id, act.c.count)
-            .select_from(act.outerjoin(mem, act.c.member_id == mem.c.id))
-            .where(act.c.guild_id == guild_id, act.c.hour >= start_hour, act.c.hour < end_hour)
-            .order_by(act.c.hour, act.c.event, act.c.channel_id, act.c.member_id)
+        events = ", ".join(str(int(kind)) for kind in EventKind)
+        marker = "?" if self.dialect == "sqlite" else "%s"
+        sql = (
+            "SELECT hour, event, member_id, channel_id, count FROM activity "
+            f"WHERE guild_id = {marker} AND event IN ({events}) "
+            f"AND hour >= {marker} AND hour < {marker} "
+            "ORDER BY hour, event, channel_id, member_id"
         )
         with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
-            for part in result.partitions():
-                yield [tuple(row) for row in part]
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for day in range(start_hour, end_hour, 24):
+                    cursor.execute(sql, (guild_id, day, min(day + 24, end_hour)))
+                    rows = cursor.fetchall()
+                    if rows:
+                        yield rows
+            finally:
+                cursor.close()
+
+    def member_labels(self, guild_id: int, months: Iterable[int]) -> dict[int, str]:
+        """``{member_id: label}`` of a guild's members in ``months``."""
+        mem = schema.members
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(mem.c.id, mem.c.label).where(
+                    mem.c.guild_id == guild_id, mem.c.month.in_(list(months))
+                )
+            )
+            return {int(row.id): row.label for row in rows}
 
     def unanonymised_months(self, guild_id: int, months: Iterable[int]) -> list[int]:
         """Which of ``months`` still hold pseudonyms (not yet anonymised) for the guild."""

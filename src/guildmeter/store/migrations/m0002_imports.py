@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection
+from sqlalchemy.schema import CreateTable
 
 from guildmeter.store import schema
 
 
 def upgrade(conn: Connection) -> None:
-    schema.imports.create(conn)
+    conn.execute(CreateTable(schema.imports))
