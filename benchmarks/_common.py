@@ -53,7 +53,8 @@ def pg_schema() -> Iterator[dict[str, Any]]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {name}")
     try:
-        yield {"connect_args": {"options": f"-csearch_path={name}"}}
+        # A statement timeout: a bad plan fails the run instead of hanging it.
+        yield {"connect_args": {"options": f"-csearch_path={name} -cstatement_timeout=120000"}}
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")

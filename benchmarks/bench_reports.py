@@ -109,6 +109,7 @@ def measure(store: Store, folder: Path, suffix: str) -> dict[str, float]:
     figures: dict[str, float] = {}
     start = time.perf_counter()
     figures[f"activity_rows{suffix}"] = populate(store)
+    store.analyze()  # a bulk load, as after an import
     figures[f"populate_s{suffix}"] = time.perf_counter() - start
     for kind in ("full", "weekday", "hourly"):
         figures[f"report_{kind}_s{suffix}"] = best_of(

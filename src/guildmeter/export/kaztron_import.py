@@ -94,6 +94,8 @@ def import_files(
             result.rows += rows
             done += path.stat().st_size
             _report(progress, done, total)
+    if result.rows:
+        store.analyze()
     return result
 
 

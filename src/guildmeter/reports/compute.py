@@ -166,16 +166,19 @@ def compute_report(
         act.c.hour >= daterange.start_hour,
         act.c.hour < daterange.end_hour,
     )
-    # Members belong to one month: seeking the month's member ids lets the database read
-    # each member's rows in order (index ix_activity_member) instead of sorting them all.
-    mem = schema.members
-    month_members = select(mem.c.id).where(
-        mem.c.guild_id == guild_id, mem.c.month == daterange.months[0]
-    )
-    per_user_filter = [
-        act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)]),
-        act.c.member_id.in_(month_members),
-    ]
+    per_user_filter = [act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)])]
+    if store.dialect == "sqlite":
+        # Members belong to one month: seeking the month's member ids lets SQLite read each
+        # member's rows in order (index ix_activity_member) instead of sorting them all.
+        # PostgreSQL hash-aggregates instead, and the semi-join would only cost it.
+        mem = schema.members
+        per_user_filter.append(
+            act.c.member_id.in_(
+                select(mem.c.id).where(
+                    mem.c.guild_id == guild_id, mem.c.month == daterange.months[0]
+                )
+            )
+        )
     if channel_ids is not None:
         per_user_filter.append(act.c.channel_id.in_(channel_ids))
     # Grouping in index order (event, member) lets the full report stream; a constant

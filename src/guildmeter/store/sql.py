@@ -366,6 +366,18 @@ class Store:
             guild_id, month, len(pseudonyms), key_row is not None and key_row.key is not None
         )
 
+    def analyze(self) -> None:
+        """Refresh PostgreSQL's planner statistics after a bulk load.
+
+        Right after a large import the planner believes the tables are nearly empty and
+        picks plans (nested loops over a million rows) that take minutes instead of a
+        fraction of a second; autovacuum would catch up, but only later.
+        """
+        if self.dialect == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE activity")
+                conn.exec_driver_sql("ANALYZE members")
+
     def scrub(self) -> None:
         """Make destroyed keys and replaced pseudonyms unrecoverable from database files.
 
