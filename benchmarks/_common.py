@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy
 
 from guildmeter.store import normalise_url
+from guildmeter.store.engine import unreachable_reason
 
 PG_URL = os.environ.get("GUILDMETER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -33,16 +34,7 @@ def peak_rss_mb() -> float:
 
 
 def postgresql_available() -> bool:
-    try:
-        engine = sqlalchemy.create_engine(
-            normalise_url(PG_URL), connect_args={"connect_timeout": 3}
-        )
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        engine.dispose()
-        return True
-    except Exception:
-        return False
+    return unreachable_reason(PG_URL) is None
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy
 
 from guildmeter.store import Store, normalise_url
+from guildmeter.store.engine import unreachable_reason
 
 PG_URL = os.environ.get("GUILDMETER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -25,16 +26,8 @@ _pg_state: dict[str, str | None] = {}
 
 def _pg_unreachable_reason() -> str | None:
     if "reason" not in _pg_state:
-        try:
-            engine = sqlalchemy.create_engine(
-                normalise_url(PG_URL), connect_args={"connect_timeout": 3}
-            )
-            with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            engine.dispose()
-            _pg_state["reason"] = None
-        except Exception as exc:  # any failure to connect means "no server"
-            _pg_state["reason"] = f"PostgreSQL at {PG_URL} not reachable: {exc}".splitlines()[0]
+        reason = unreachable_reason(PG_URL)
+        _pg_state["reason"] = None if reason is None else f"PostgreSQL at {PG_URL}: {reason}"
     return _pg_state["reason"]
 
 

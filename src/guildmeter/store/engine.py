@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
-__all__ = ["DEFAULT_DB_URL", "make_engine", "normalise_url"]
+__all__ = ["DEFAULT_DB_URL", "make_engine", "normalise_url", "unreachable_reason"]
 
 DEFAULT_DB_URL = "sqlite:///guildmeter.db"
 
@@ -35,6 +35,21 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Eng
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def unreachable_reason(url: str, *, timeout_s: int = 3) -> str | None:
+    """None when the database at ``url`` answers; otherwise why not, in one line."""
+    url = normalise_url(url)
+    connect_args = {"connect_timeout": timeout_s} if url.startswith("postgresql") else {}
+    engine = create_engine(url, connect_args=connect_args)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return None
+    except Exception as exc:  # any failure to connect is an answer here
+        return str(exc).splitlines()[0]
+    finally:
+        engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

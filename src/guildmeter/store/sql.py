@@ -158,19 +158,16 @@ class Store:
     ) -> int:
         """Upsert counts (and channel names) inside the caller's transaction."""
         self._resolve_members(conn, counts, session_ids)
-        ids = self._member_ids
-        rows = sorted(
-            (
-                guild_id,
-                code,
-                hour,
-                channel_id,
-                0 if label == NO_USER else ids.get(key, 0) or session_ids[key],
-                count,
-            )
-            for (guild_id, hour, code, label, channel_id), count in counts.items()
-            for key in ((guild_id, month_of_hour(hour), label),)
-        )
+        cache = self._member_ids
+        rows = []
+        for (guild_id, hour, code, label, channel_id), count in counts.items():
+            if label == NO_USER:
+                member_id = 0
+            else:
+                key = (guild_id, month_of_hour(hour), label)
+                member_id = session_ids.get(key) or cache[key]
+            rows.append((guild_id, code, hour, channel_id, member_id, count))
+        rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
         self._upsert_activity(conn, rows)
         if channel_names:
             self._upsert_channels(conn, channel_names)
