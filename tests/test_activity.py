@@ -104,3 +104,12 @@ def test_counts_wait_in_memory_while_the_database_is_down(store: Store) -> None:
     assert stats.flush(t).error is None
     assert stats.waiting_batches == 0
     assert list(store.activity_totals(1).values()) == [3]
+
+
+def test_a_voice_only_user_is_written_by_the_first_flush(store: Store) -> None:
+    """Regression: voice seconds credited by a flush may need a key not loaded yet."""
+    stats = ActivityStats(store)
+    t = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    stats.voice.update(1, 500, 20, t)
+    stats.flush(t + timedelta(minutes=10))
+    assert list(store.activity_totals(1).values()) == [600]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from guildmeter.collect import Accumulator, Batch, VoiceTracker
+from guildmeter.config import Config
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.privacy import Keyring
 from guildmeter.store import AnonymisationResult, Store
@@ -57,6 +58,16 @@ class ActivityStats:
         self.clock = clock
         self._waiting: list[Batch] = []
 
+    @classmethod
+    def from_config(cls, config: Config) -> ActivityStats:
+        """Open the configured store (I/O: migrations) and build the engine on it."""
+        return cls(
+            Store.open(config.db),
+            ignored_users=config.ignored_users,
+            ignored_channels=config.ignored_channels,
+            anonymise_grace=timedelta(seconds=config.anonymise_grace_seconds),
+        )
+
     # -- the three flush steps ----------------------------------------------------------------
 
     def load_keys(self, pairs: Iterable[tuple[int, int]] | None = None) -> None:
@@ -95,6 +106,7 @@ class ActivityStats:
     def flush(self, now: datetime | None = None) -> FlushResult:
         """All three steps in a row (for synchronous callers)."""
         now = now or self.clock()
+        self.voice.checkpoint(now)  # first: the seconds it credits may need a key
         try:
             self.load_keys()
         except StoreUnavailableError as exc:

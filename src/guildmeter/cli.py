@@ -162,6 +162,38 @@ def output_option(func: F) -> F:
 
 
 @cli.command()
+@click.option(
+    "--api-base",
+    envvar="GUILDMETER_DISCORD_API_BASE",
+    help="Discord REST API base URL (a proxy, or the test emulator). Default: Discord's.",
+)
+@click.option(
+    "--gateway",
+    envvar="GUILDMETER_DISCORD_GATEWAY",
+    help="Discord gateway websocket URL (a proxy, or the test emulator). Default: Discord's.",
+)
+@click.option("--prefix", default=".", show_default=True, help="Prefix for text commands.")
+@click.pass_obj
+def run(obj: _Context, api_base: str | None, gateway: str | None, prefix: str) -> None:
+    """Start the bot; its token comes from the DISCORD_TOKEN environment variable.
+
+    The bot needs the privileged Server Members and Message Content intents, enabled in
+    the Discord developer portal (see the README).
+    """
+    import os
+
+    from guildmeter.activity import ActivityStats
+    from guildmeter.bot import create_bot, use_endpoints
+
+    token = os.environ.get("DISCORD_TOKEN", "").strip()
+    if not token:
+        raise GuildmeterError("set DISCORD_TOKEN to the bot's token (Discord developer portal)")
+    stats = ActivityStats.from_config(obj.config)
+    use_endpoints(api_base, gateway)
+    create_bot(obj.config, stats, prefix=prefix).run(token, log_level=logging.INFO)
+
+
+@cli.command()
 @guild_option()
 @range_option
 @output_option

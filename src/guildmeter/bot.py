@@ -1,0 +1,65 @@
+"""The standalone bot: discord.py with the guildmeter extension, and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+import yarl
+from discord.ext import commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from guildmeter.activity import ActivityStats
+from guildmeter.config import Config
+
+__all__ = ["INTENTS", "create_bot", "use_endpoints"]
+
+
+def _intents() -> discord.Intents:
+    intents = discord.Intents.none()
+    intents.guilds = True  # channels and their names, the AFK channel
+    intents.members = True  # joins, parts and member totals (privileged)
+    intents.voice_states = True  # time in voice
+    intents.guild_messages = True  # message counts
+    intents.message_content = True  # prefix commands (privileged)
+    return intents
+
+
+INTENTS = _intents()
+
+
+def use_endpoints(api_base: str | None, gateway: str | None) -> None:
+    """Point discord.py at REST and gateway proxies (or the test emulator).
+
+    discord.py reads both from class attributes; setting them is its supported way to
+    change them, and applies to every client of the process.
+    """
+    if api_base:
+        Route.BASE = api_base.rstrip("/")
+    if gateway:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+
+
+def create_bot(
+    config: Config, stats: ActivityStats, *, prefix: str = ".", **client_options: Any
+) -> commands.Bot:
+    """A bot whose engine is created once, by the caller, and handed to the extension.
+
+    ``client_options`` go to discord.py's Bot (e.g. ``guild_ready_timeout``).
+    """
+    bot = commands.Bot(
+        command_prefix=commands.when_mentioned_or(prefix),
+        intents=INTENTS,
+        help_command=None,
+        allowed_mentions=discord.AllowedMentions.none(),
+        **client_options,
+    )
+    bot.guildmeter = stats  # type: ignore[attr-defined]
+    bot.guildmeter_config = config  # type: ignore[attr-defined]
+
+    async def setup_hook() -> None:
+        await bot.load_extension("guildmeter.ext")
+
+    bot.setup_hook = setup_hook  # type: ignore[method-assign]
+    return bot

@@ -1,0 +1,195 @@
+"""The Cog: Discord objects in, plain values out, to the collector. No SQL, no I/O here.
+
+Listeners only touch memory. A `tasks.loop` flushes: keys are loaded and batches written
+in a worker thread, while draining memory happens on the loop (it must not race the
+listeners). The loop survives database outages (the batch waits in memory) and flushes
+once more when the cog is unloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+import discord
+from discord.ext import commands, tasks
+
+from guildmeter.activity import ActivityStats, FlushResult
+from guildmeter.config import Config, load_config
+
+__all__ = ["StatsCog", "config_for", "stats_for"]
+
+log = logging.getLogger(__name__)
+
+
+def config_for(bot: commands.Bot) -> Config:
+    """The host's ``bot.guildmeter_config``, or the configuration from the environment."""
+    config = getattr(bot, "guildmeter_config", None)
+    return config if isinstance(config, Config) else load_config()
+
+
+async def stats_for(bot: commands.Bot, config: Config) -> ActivityStats:
+    """The host's ``bot.guildmeter`` (created once at start-up), or one made from ``config``."""
+    existing = getattr(bot, "guildmeter", None)
+    if isinstance(existing, ActivityStats):
+        return existing
+    stats = await asyncio.to_thread(ActivityStats.from_config, config)
+    bot.guildmeter = stats  # type: ignore[attr-defined]
+    return stats
+
+
+class StatsCog(commands.Cog, name="Statistics"):
+    """Counts activity; see the module docstring."""
+
+    def __init__(
+        self, bot: commands.Bot, stats: ActivityStats, *, flush_interval: float = 5.0
+    ) -> None:
+        self.bot = bot
+        self.stats = stats
+        self._flush_lock = asyncio.Lock()
+        self._lost_since: datetime | None = None
+        self.flush_loop.change_interval(seconds=flush_interval)
+
+    async def cog_load(self) -> None:
+        self.flush_loop.start()
+
+    async def cog_unload(self) -> None:
+        self.flush_loop.cancel()
+        result = await self.flush(final=True)
+        if result.error:
+            log.error(
+                "final flush failed, %d batches lost: %s", result.batches_waiting, result.error
+            )
+
+    # -- flushing -----------------------------------------------------------------------------
+
+    @tasks.loop(seconds=5.0)
+    async def flush_loop(self) -> None:
+        await self.flush()
+
+    @flush_loop.error
+    async def _flush_failed(self, error: BaseException) -> None:  # pragma: no cover - logged
+        log.exception("flush loop stopped unexpectedly", exc_info=error)
+
+    async def flush(self, *, final: bool = False) -> FlushResult:
+        """One flush: keys (thread), drain (loop), write and month-end (thread)."""
+        async with self._flush_lock:
+            stats = self.stats
+            now = stats.clock()
+            # Voice first: the seconds it credits may need a key not loaded yet.
+            if final:
+                stats.voice.close_all(now)
+            else:
+                stats.voice.checkpoint(now)
+            needed = stats.collector.keys_needed()
+            if needed:
+                try:
+                    await asyncio.to_thread(stats.load_keys, needed)
+                except Exception as exc:  # the store is down: counts stay pending
+                    log.warning("could not load keys: %s", exc)
+            stats.take_batch(now)
+            return await asyncio.to_thread(stats.write, now)
+
+    # -- listeners: plain values only --------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.guild is None:
+            return
+        self.stats.collector.message(
+            message.guild.id,
+            message.channel.id,
+            message.author.id,
+            message.created_at,
+            bot=message.author.bot or message.webhook_id is not None,
+        )
+
+    @commands.Cog.listener()
+    async def on_member_join(self, member: discord.Member) -> None:
+        now = self.stats.clock()
+        self.stats.collector.join(member.guild.id, member.id, now, bot=member.bot)
+        self._member_total(member.guild, now)
+
+    @commands.Cog.listener()
+    async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
+        now = self.stats.clock()
+        self.stats.collector.part(payload.guild_id, payload.user.id, now, bot=payload.user.bot)
+        guild = self.bot.get_guild(payload.guild_id)
+        if guild is not None:
+            self._member_total(guild, now)
+
+    @commands.Cog.listener()
+    async def on_voice_state_update(
+        self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
+    ) -> None:
+        # Copy plain values now: discord.py hands us its live cached state.
+        guild_id, user_id, bot = member.guild.id, member.id, member.bot
+        channel_id = self._counted_voice_channel(member.guild, after.channel)
+        self.stats.voice.update(guild_id, user_id, channel_id, self.stats.clock(), bot=bot)
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        self._snapshot_all()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        self._snapshot_all()
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        if self._lost_since is None:
+            self._lost_since = self.stats.clock()
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        self._snapshot(guild, self.stats.clock(), None)
+
+    @commands.Cog.listener()
+    async def on_guild_channel_create(self, channel: discord.abc.GuildChannel) -> None:
+        self.stats.collector.name_channel(channel.guild.id, channel.id, channel.name)
+
+    @commands.Cog.listener()
+    async def on_guild_channel_update(
+        self, _before: discord.abc.GuildChannel, after: discord.abc.GuildChannel
+    ) -> None:
+        self.stats.collector.name_channel(after.guild.id, after.id, after.name)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _snapshot_all(self) -> None:
+        now, lost_since = self.stats.clock(), self._lost_since
+        self._lost_since = None
+        for guild in self.bot.guilds:
+            self._snapshot(guild, now, lost_since)
+
+    def _snapshot(self, guild: discord.Guild, now: datetime, lost_since: datetime | None) -> None:
+        """Channel names, member total and who is in voice: after a (re)connection."""
+        for channel in guild.channels:
+            self.stats.collector.name_channel(guild.id, channel.id, channel.name)
+        present: dict[int, int] = {}
+        for channel in guild.voice_channels + guild.stage_channels:
+            counted = self._counted_voice_channel(guild, channel)
+            if counted is None:
+                continue
+            for user_id, state in channel.voice_states.items():
+                member = guild.get_member(user_id)
+                if state.channel is not None and not (member is not None and member.bot):
+                    present[user_id] = counted
+        self.stats.voice.rebuild(guild.id, present, now, lost_since=lost_since)
+        self._member_total(guild, now)
+
+    def _member_total(self, guild: discord.Guild, now: datetime) -> None:
+        if guild.member_count is not None:
+            self.stats.collector.member_total(guild.id, guild.member_count, now)
+
+    @staticmethod
+    def _counted_voice_channel(
+        guild: discord.Guild, channel: discord.abc.Connectable | None
+    ) -> int | None:
+        """The voice channel's id, or None when not in voice or in the AFK channel."""
+        if channel is None:
+            return None
+        afk = guild.afk_channel
+        channel_id: int = channel.id  # type: ignore[attr-defined]
+        return None if afk is not None and afk.id == channel_id else channel_id
