@@ -43,9 +43,11 @@ class Running:
 
     @property
     def cog(self) -> StatsCog:
+        # Not isinstance: unloading an extension makes discord.py drop guildmeter.ext.* from
+        # sys.modules, so a later load brings a fresh StatsCog class.
         cog = self.bot.get_cog("Statistics")
-        assert isinstance(cog, StatsCog)
-        return cog
+        assert cog is not None and type(cog).__name__ == "StatsCog"
+        return cog  # type: ignore[return-value]
 
     async def settle(self) -> None:
         """Let the bot process what the emulator sent."""
@@ -132,3 +134,51 @@ async def test_a_restart_mid_voice_session_loses_nothing_and_invents_nothing(
     seconds = compute_report(stats.store, alpha.id, "full", MAY).rows[0].voice_man_hours * 3600
     assert seconds == pytest.approx(10 * 60 + 5 * 60)
     stats.store.close()
+
+
+async def test_database_down_during_a_burst_then_back_loses_nothing(running: Running) -> None:
+    from tests.helpers import FlakyStore
+
+    flaky = FlakyStore(running.stats.store)
+    running.stats.store = flaky
+    emu = running.emulator
+    alpha = next(iter(emu.guilds.values()))
+    general = next(iter(alpha.text_channels))
+    flaky.plan = ["before", "after"]  # down, then a commit whose reply is lost
+    for burst in range(3):
+        for i in range(50):
+            await emu.message(
+                alpha, general, 1001 + i % 2, START + timedelta(seconds=burst * 60 + i)
+            )
+        await running.settle()
+        result = await running.cog.flush()
+        assert (result.error is None) == (burst == 2)
+    assert running.stats.waiting_batches == 0
+    full = compute_report(flaky, alpha.id, "full", MAY).rows[0]
+    assert (full.messages, full.active_users) == (150, 2)
+
+
+async def test_a_dropped_gateway_resumes_and_keeps_counting(running: Running) -> None:
+    emu, clock = running.emulator, running.clock
+    alpha = next(iter(emu.guilds.values()))
+    general = next(iter(alpha.text_channels))
+    (lounge,) = alpha.voice_channels
+    await emu.voice(alpha, 1002, lounge)
+    await emu.message(alpha, general, 1001, START)
+    await running.settle()
+    emu.identified.clear()
+    await emu.drop_connections()
+    for _ in range(200):  # discord.py backs off a little, then resumes
+        await asyncio.sleep(0.05)
+        if emu._sockets:
+            break
+    assert emu._sockets, "the client did not come back"
+    await running.settle()
+    await emu.message(alpha, general, 1001, START + timedelta(minutes=1))
+    clock.now = START + timedelta(minutes=20)
+    await emu.voice(alpha, 1002, None)
+    await running.settle()
+    await running.cog.flush()
+    full = compute_report(running.stats.store, alpha.id, "full", MAY).rows[0]
+    assert full.messages == 2
+    assert full.voice_man_hours * 3600 == pytest.approx(20 * 60)
