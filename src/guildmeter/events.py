@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["ADDITIVE_EVENTS", "NO_CHANNEL", "NO_USER", "EventKind"]
+__all__ = ["NO_CHANNEL", "NO_USER", "EventKind"]
 
 
 class EventKind(IntEnum):
@@ -30,9 +30,6 @@ class EventKind(IntEnum):
             valid = ", ".join(k.label for k in cls)
             raise ValueError(f"unknown event kind {name!r} (expected one of: {valid})") from None
 
-
-#: Events whose counts add up; ``total_users`` is a level, the latest value wins.
-ADDITIVE_EVENTS = frozenset({EventKind.MSG, EventKind.JOIN, EventKind.PART, EventKind.VOICE})
 
 #: Channel id stored for server-wide events (joins, parts, member totals).
 NO_CHANNEL = 0

@@ -46,9 +46,6 @@ class Keyring:
         self._retired: set[tuple[int, int]] = set()
         self._cache: dict[tuple[int, int], dict[int, str]] = {}
 
-    def has_key(self, guild_id: int, month: int) -> bool:
-        return (guild_id, month) in self._keys
-
     def is_retired(self, guild_id: int, month: int) -> bool:
         """The month was anonymised: its key is gone and no pseudonym can be made."""
         return (guild_id, month) in self._retired
