@@ -113,3 +113,24 @@ def test_a_voice_only_user_is_written_by_the_first_flush(store: Store) -> None:
     stats.voice.update(1, 500, 20, t)
     stats.flush(t + timedelta(minutes=10))
     assert list(store.activity_totals(1).values()) == [600]
+
+
+def test_old_batch_ids_are_pruned_from_the_flush_log(store: Store) -> None:
+    from sqlalchemy import func, insert, select
+
+    from guildmeter.store import schema
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(schema.flush_log).values(
+                batch_id="old", applied_at=datetime(2020, 1, 1, tzinfo=UTC)
+            )
+        )
+    stats = ActivityStats(store)
+    t = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    stats.collector.message(1, 10, 500, t)
+    stats.flush(t)
+    with store.engine.connect() as conn:
+        ids = list(conn.scalars(select(schema.flush_log.c.batch_id)))
+        assert "old" not in ids and len(ids) == 1
+        assert conn.scalar(select(func.count()).select_from(schema.flush_log)) == 1

@@ -24,6 +24,8 @@ __all__ = ["ActivityStats", "FlushResult", "anonymise_finished_months"]
 
 log = logging.getLogger(__name__)
 
+_PRUNE_EVERY = timedelta(hours=1)
+
 
 @dataclass
 class FlushResult:
@@ -57,6 +59,7 @@ class ActivityStats:
         self.anonymise_grace = anonymise_grace
         self.clock = clock
         self._waiting: list[Batch] = []
+        self._pruned_at: datetime | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> ActivityStats:
@@ -96,7 +99,11 @@ class ActivityStats:
                 result.rows_written += self.store.write_batch(self._waiting[0])
                 self._waiting.pop(0)
                 result.batches_written += 1
-            result.anonymised = self._month_end(now or self.clock())
+            now = now or self.clock()
+            result.anonymised = self._month_end(now)
+            if self._pruned_at is None or now - self._pruned_at >= _PRUNE_EVERY:
+                self.store.prune_flush_log()  # batch ids older than any retry can be
+                self._pruned_at = now
         except StoreUnavailableError as exc:
             result.error = str(exc)
             log.warning("flush failed, %d batches kept for retry: %s", len(self._waiting), exc)
