@@ -42,10 +42,17 @@ def use_endpoints(api_base: str | None, gateway: str | None) -> None:
 
 
 def create_bot(
-    config: Config, stats: ActivityStats, *, prefix: str = ".", **client_options: Any
+    config: Config,
+    stats: ActivityStats,
+    *,
+    prefix: str = ".",
+    sync_commands: bool = True,
+    **client_options: Any,
 ) -> commands.Bot:
     """A bot whose engine is created once, by the caller, and handed to the extension.
 
+    With ``sync_commands`` the slash commands are registered with Discord at start-up
+    (global commands: Discord may take a while to show them everywhere).
     ``client_options`` go to discord.py's Bot (e.g. ``guild_ready_timeout``).
     """
     bot = commands.Bot(
@@ -60,6 +67,8 @@ def create_bot(
 
     async def setup_hook() -> None:
         await bot.load_extension("guildmeter.ext")
+        if sync_commands:
+            await bot.tree.sync()
 
     bot.setup_hook = setup_hook  # type: ignore[method-assign]
     return bot

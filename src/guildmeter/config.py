@@ -27,6 +27,9 @@ class Config:
     #: User and channel ids that are never counted.
     ignored_users: frozenset[int] = field(default_factory=frozenset)
     ignored_channels: frozenset[int] = field(default_factory=frozenset)
+    #: Heavy commands (dumps, reports) a member may run per ``cooldown_seconds``.
+    cooldown_uses: int = 3
+    cooldown_seconds: float = 60.0
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -67,6 +70,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
             raise GuildmeterError(
                 f"setting {name} must be {expected.__name__}, not {type(value).__name__}"
             )
-    if values.get("flush_interval_seconds", 1.0) <= 0:
-        raise GuildmeterError("setting flush_interval_seconds must be positive")
+    for name in ("flush_interval_seconds", "cooldown_uses", "cooldown_seconds"):
+        if values.get(name, 1) <= 0:
+            raise GuildmeterError(f"setting {name} must be positive")
     return Config(**values)

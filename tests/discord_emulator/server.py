@@ -1,10 +1,13 @@
 """A local Discord emulator on 127.0.0.1 that the real, unpatched discord.py connects to.
 
 Gateway v10: HELLO, heartbeat/ACK, IDENTIFY → READY and one GUILD_CREATE per guild (with
-every member, so the client does not ask for chunks), RESUME → RESUMED, and dispatches.
-REST: the routes the bot uses. Facts it honours: discord.py parses a body as JSON only when
-Content-Type is exactly ``application/json``; message content is limited to 2,000
-characters. A payload Discord would refuse gets a 400 and is recorded in ``errors``.
+every member, so the client does not ask for chunks), RESUME → RESUMED, and dispatches,
+including INTERACTION_CREATE for slash commands. REST: the routes the bot uses — messages
+(JSON or multipart with files), interaction callbacks, follow-ups and edits of the
+original response, command sync. Facts it honours: discord.py parses a body as JSON only
+when Content-Type is exactly ``application/json``; it retries a 429 only with a ``Via``
+header and a ``retry_after``. A payload Discord would refuse (see `limits`) gets a 400 and
+is recorded in ``errors``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.discord_emulator.limits import FILE_BYTES_MAX, command_problems, message_problems
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 _counter = itertools.count(1)
@@ -32,6 +37,36 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
     )
+
+
+MANAGE_GUILD = 1 << 5
+ADMINISTRATOR = 1 << 3
+EVERYONE_PERMISSIONS = 104324673  # Discord's default for @everyone: no Manage Server
+
+
+@dataclass
+class Sent:
+    """A message the bot made visible: in a channel, or as an interaction response."""
+
+    channel_id: int
+    content: str
+    embeds: list[dict[str, Any]]
+    files: dict[str, bytes]
+    ephemeral: bool = False
+    interaction_id: int | None = None
+
+
+@dataclass
+class FakeInteraction:
+    """A slash command sent to the bot, and what the bot answered."""
+
+    id: int
+    token: str
+    channel_id: int
+    callbacks: list[int] = field(default_factory=list)  # response types (4 reply, 5 defer)
+    replies: list[Sent] = field(default_factory=list)  # the response and follow-ups
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    deferred_ephemeral: bool = False
 
 
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -53,11 +88,31 @@ class FakeGuild:
     voice_channels: dict[int, str]
     members: dict[int, dict[str, Any]] = field(default_factory=dict)
     voice: dict[int, int] = field(default_factory=dict)  # user -> voice channel
+    roles: dict[int, tuple[str, int]] = field(default_factory=dict)  # id -> (name, perms)
+    member_roles: dict[int, list[int]] = field(default_factory=dict)
+
+    def add_role(self, name: str, permissions: int) -> int:
+        role_id = snowflake()
+        self.roles[role_id] = (name, permissions)
+        return role_id
+
+    def permissions(self, user_id: int) -> int:
+        value = EVERYONE_PERMISSIONS
+        for role_id in self.member_roles.get(user_id, []):
+            value |= self.roles[role_id][1]
+        return value
+
+    def role_payload(
+        self, role_id: int, name: str, permissions: int, position: int
+    ) -> dict[str, Any]:
+        return {"id": str(role_id), "name": name, "permissions": str(permissions),
+                "position": position, "color": 0, "hoist": False, "managed": False,
+                "mentionable": False, "flags": 0}  # fmt: skip
 
     def member_payload(self, user_id: int) -> dict[str, Any]:
         return {
             "user": self.members[user_id],
-            "roles": [],
+            "roles": [str(r) for r in self.member_roles.get(user_id, [])],
             "joined_at": "2020-01-01T00:00:00+00:00",
             "deaf": False,
             "mute": False,
@@ -100,18 +155,10 @@ class FakeGuild:
             "members": [self.member_payload(uid) for uid in self.members],
             "channels": channels,
             "threads": [],
-            "roles": [
-                {
-                    "id": str(self.id),
-                    "name": "@everyone",
-                    "permissions": "104324673",
-                    "position": 0,
-                    "color": 0,
-                    "hoist": False,
-                    "managed": False,
-                    "mentionable": False,
-                    "flags": 0,
-                }
+            "roles": [self.role_payload(self.id, "@everyone", EVERYONE_PERMISSIONS, 0)]
+            + [
+                self.role_payload(rid, name, perms, i + 1)
+                for i, (rid, (name, perms)) in enumerate(self.roles.items())
             ],
             "voice_states": [self.voice_payload(u, c) for u, c in self.voice.items()],
             "presences": [],
@@ -142,8 +189,12 @@ class Emulator:
         self.bot_user = user_payload(snowflake(), "guildmeter", bot=True)
         self.application_id = snowflake()
         self.guilds: dict[int, FakeGuild] = {}
-        self.sent_messages: list[dict[str, Any]] = []
+        self.sent: list[Sent] = []
         self.errors: list[str] = []
+        self.interactions: dict[int, FakeInteraction] = {}
+        self.global_commands: list[dict[str, Any]] = []
+        self.rate_limited_posts = 0  # the next N message posts get a 429
+        self.message_posted = asyncio.Condition()
         self.identified = asyncio.Event()
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = 0
@@ -175,6 +226,15 @@ class Emulator:
         app.router.add_get(f"{api}/gateway/bot", self._gateway_bot)
         app.router.add_get(f"{api}/oauth2/applications/@me", self._application)
         app.router.add_post(api + "/channels/{channel_id}/messages", self._post_message)
+        app.router.add_post(api + "/channels/{channel_id}/typing", self._typing)
+        app.router.add_post(api + "/interactions/{id}/{token}/callback", self._callback)
+        webhook = api + "/webhooks/{application_id}/{token}"
+        app.router.add_post(webhook, self._followup)
+        app.router.add_patch(webhook + "/messages/@original", self._edit_original)
+        app.router.add_put(api + "/applications/{application_id}/commands", self._sync_commands)
+        app.router.add_put(
+            api + "/applications/{application_id}/guilds/{guild_id}/commands", self._sync_commands
+        )
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -249,6 +309,59 @@ class Emulator:
             guild.voice[user_id] = channel_id
         await self.dispatch("VOICE_STATE_UPDATE", guild.voice_payload(user_id, channel_id))
 
+    async def slash(
+        self,
+        guild: FakeGuild,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        subcommand: str | None = None,
+    ) -> FakeInteraction:
+        """Send a chat-input command as INTERACTION_CREATE; await `answered` on the result."""
+        interaction = FakeInteraction(snowflake(), f"token{next(_counter)}", channel_id)
+        self.interactions[interaction.id] = interaction
+        given = [
+            {"name": k, "value": v, "type": _option_type(v)} for k, v in (options or {}).items()
+        ]
+        if subcommand is not None:
+            given = [{"name": subcommand, "type": 1, "options": given}]
+        channel_name = guild.text_channels.get(channel_id, "general")
+        permissions = str(guild.permissions(user_id))
+        data = {
+            "id": str(interaction.id),
+            "application_id": str(self.application_id),
+            "type": 2,
+            "token": interaction.token,
+            "version": 1,
+            "guild_id": str(guild.id),
+            "channel_id": str(channel_id),
+            "channel": {"id": str(channel_id), "type": 0, "name": channel_name,
+                        "guild_id": str(guild.id), "position": 0, "permission_overwrites": [],
+                        "nsfw": False, "parent_id": None},
+            "member": {**guild.member_payload(user_id), "permissions": permissions},
+            "app_permissions": str(EVERYONE_PERMISSIONS),
+            "attachment_size_limit": FILE_BYTES_MAX,
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(guild.id)},
+            "context": 0,
+            "data": {"id": str(snowflake()), "name": name, "type": 1, "options": given,
+                     "guild_id": str(guild.id)},
+        }  # fmt: skip
+        await self.dispatch("INTERACTION_CREATE", data)
+        return interaction
+
+    async def wait_for_post(self, count: int, timeout: float = 10.0) -> list[Sent]:
+        """Wait until at least ``count`` messages were sent in total; returns them all."""
+        async with self.message_posted:
+            await asyncio.wait_for(
+                self.message_posted.wait_for(lambda: len(self.sent) >= count), timeout
+            )
+        return self.sent
+
     async def drop_connections(self) -> None:
         """Close every gateway socket (the client reconnects and resumes)."""
         for socket in list(self._sockets):
@@ -268,22 +381,141 @@ class Emulator:
                       "description": "", "bot_public": True, "bot_require_code_grant": False,
                       "owner": self.bot_user, "verify_key": "0", "flags": 0})  # fmt: skip
 
-    async def _post_message(self, request: web.Request) -> web.Response:
-        payload = await request.json()
-        content = payload.get("content") or ""
-        if len(content) > 2000:
-            self.errors.append(f"content of {len(content)} characters")
-            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
-        channel_id = int(request.match_info["channel_id"])
-        message = {
+    async def _read_message(self, request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The JSON payload and files of a message request (JSON or multipart)."""
+        if request.content_type != "multipart/form-data":
+            return await request.json(), {}
+        payload: dict[str, Any] = {}
+        files: dict[str, bytes] = {}
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if part.name == "payload_json":
+                payload = json.loads(await part.text())  # type: ignore[union-attr]
+            else:
+                files[part.filename or part.name or "file"] = bytes(await part.read())  # type: ignore[union-attr]
+        return payload, files
+
+    async def _record(
+        self, channel_id: int, payload: dict[str, Any], files: dict[str, bytes],
+        interaction: FakeInteraction | None = None,
+    ) -> web.Response:  # fmt: skip
+        problems = message_problems(payload, files)
+        if problems:
+            self.errors.extend(problems)
+            return _json({"message": "Invalid Form Body", "code": 50035,
+                          "errors": problems}, status=400)  # fmt: skip
+        sent = Sent(
+            channel_id,
+            payload.get("content") or "",
+            payload.get("embeds") or [],
+            files,
+            ephemeral=bool((payload.get("flags") or 0) & 64),
+            interaction_id=None if interaction is None else interaction.id,
+        )
+        async with self.message_posted:
+            self.sent.append(sent)
+            if interaction is not None:
+                interaction.replies.append(sent)
+                interaction.answered.set()
+            self.message_posted.notify_all()
+        return _json(self._message(channel_id, payload, files))
+
+    def _message(
+        self, channel_id: int, payload: dict[str, Any], files: dict[str, bytes]
+    ) -> dict[str, Any]:
+        return {
             "id": str(snowflake()), "channel_id": str(channel_id), "author": self.bot_user,
-            "content": content, "timestamp": datetime.now(UTC).isoformat(),
+            "content": payload.get("content") or "", "timestamp": datetime.now(UTC).isoformat(),
             "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-            "mention_roles": [], "attachments": [], "embeds": payload.get("embeds", []),
-            "pinned": False, "type": 0, "flags": 0, "components": [],
+            "mention_roles": [], "embeds": payload.get("embeds") or [],
+            "attachments": [{"id": str(snowflake()), "filename": name, "size": len(data),
+                             "url": f"{self.api_base}/files/{name}",
+                             "proxy_url": f"{self.api_base}/files/{name}"}
+                            for name, data in files.items()],
+            "pinned": False, "type": 0, "flags": payload.get("flags") or 0, "components": [],
         }  # fmt: skip
-        self.sent_messages.append(message)
-        return _json(message)
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        if self.rate_limited_posts > 0:
+            self.rate_limited_posts -= 1
+            return web.Response(
+                body=json.dumps({"message": "You are being rate limited.",
+                                 "retry_after": 0.05, "global": False}).encode(),
+                status=429,
+                headers={"Content-Type": "application/json", "Via": "1.1 google",
+                         "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                         "X-RateLimit-Reset-After": "0.05", "X-RateLimit-Bucket": "messages"},
+            )  # fmt: skip
+        payload, files = await self._read_message(request)
+        return await self._record(int(request.match_info["channel_id"]), payload, files)
+
+    async def _typing(self, _request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    def _interaction(self, request: web.Request, key: str) -> FakeInteraction | None:
+        token = request.match_info["token"]
+        for interaction in self.interactions.values():
+            if interaction.token == token and (
+                key != "id" or str(interaction.id) == request.match_info["id"]
+            ):
+                return interaction
+        self.errors.append(f"unknown interaction {request.path}")
+        return None  # fmt: skip
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        interaction = self._interaction(request, "id")
+        if interaction is None:
+            return _json({"message": "Unknown interaction", "code": 10062}, status=404)
+        if interaction.callbacks:
+            self.errors.append("interaction acknowledged twice")
+            return _json({"message": "Interaction has already been acknowledged.",
+                          "code": 40060}, status=400)  # fmt: skip
+        body, files = await self._read_message(request)
+        kind, data = body.get("type"), body.get("data") or {}
+        interaction.callbacks.append(kind)
+        ephemeral = bool((data.get("flags") or 0) & 64)
+        interaction.deferred_ephemeral = kind == 5 and ephemeral
+        info = {"id": str(interaction.id), "type": 2, "response_message_loading": kind == 5,
+                "response_message_ephemeral": ephemeral}  # fmt: skip
+        if kind == 4:
+            response = await self._record(interaction.channel_id, data, files, interaction)
+            if response.status != 200:
+                return response
+            message = json.loads(response.body)  # type: ignore[arg-type]
+            return _json({"interaction": {**info, "response_message_id": message["id"]},
+                          "resource": {"type": 4, "message": message}})  # fmt: skip
+        return _json({"interaction": info, "resource": {"type": kind}})
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        interaction = self._interaction(request, "token")
+        if interaction is None or not interaction.callbacks:
+            self.errors.append("follow-up before the interaction was acknowledged")
+            return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+        payload, files = await self._read_message(request)
+        return await self._record(interaction.channel_id, payload, files, interaction)
+
+    async def _edit_original(self, request: web.Request) -> web.Response:
+        """The deferred response's content: ephemeral if the defer was."""
+        interaction = self._interaction(request, "token")
+        if interaction is None or not interaction.callbacks:
+            return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+        payload, files = await self._read_message(request)
+        if interaction.deferred_ephemeral:
+            payload = {**payload, "flags": (payload.get("flags") or 0) | 64}
+        return await self._record(interaction.channel_id, payload, files, interaction)
+
+    async def _sync_commands(self, request: web.Request) -> web.Response:
+        commands = await request.json()
+        problems = [p for command in commands for p in command_problems(command)]
+        if problems:
+            self.errors.extend(problems)
+            return _json({"message": "Invalid Form Body", "code": 50035,
+                          "errors": problems}, status=400)  # fmt: skip
+        synced = [{**c, "id": str(snowflake()), "application_id": str(self.application_id),
+                   "version": str(snowflake())} for c in commands]  # fmt: skip
+        if "guild_id" not in request.match_info:
+            self.global_commands = synced
+        return _json(synced)
 
     # -- gateway -------------------------------------------------------------------------------
 
@@ -330,3 +562,13 @@ class Emulator:
                     {"op": 0, "t": "GUILD_CREATE", "s": self._sequence, "d": guild.create_payload()}
                 )
             )
+
+
+def _option_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        return 4
+    if isinstance(value, float):
+        return 10
+    return 3

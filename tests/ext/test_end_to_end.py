@@ -3,82 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from discord.ext import commands
 
 from guildmeter.activity import ActivityStats
-from guildmeter.bot import create_bot, use_endpoints
+from guildmeter.bot import create_bot
 from guildmeter.config import Config
-from guildmeter.ext.cog import StatsCog
-from guildmeter.reports import DateRange, compute_report
+from guildmeter.reports import compute_report
 from guildmeter.store import Store
 
-from tests.discord_emulator import Emulator
-
-START = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
-MAY = DateRange(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
-
-
-class Clock:
-    """The bot's notion of now, moved by the test (voice time is measured with it)."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Running:
-    emulator: Emulator
-    bot: commands.Bot
-    stats: ActivityStats
-    clock: Clock
-
-    @property
-    def cog(self) -> StatsCog:
-        # Not isinstance: unloading an extension makes discord.py drop guildmeter.ext.* from
-        # sys.modules, so a later load brings a fresh StatsCog class.
-        cog = self.bot.get_cog("Statistics")
-        assert cog is not None and type(cog).__name__ == "StatsCog"
-        return cog  # type: ignore[return-value]
-
-    async def settle(self) -> None:
-        """Let the bot process what the emulator sent."""
-        for _ in range(20):
-            await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    emulator = Emulator()
-    emulator.add_guild("Alpha", ["general", "art"], ["Lounge"], [(1001, "ann"), (1002, "bob")])
-    emulator.add_guild("Beta", ["general"], ["Voice"], [(1001, "ann"), (2002, "cyd")])
-    await emulator.start()
-    clock = Clock()
-    config = Config(db=str(tmp_path / "e2e.db"), flush_interval_seconds=3600)
-    stats = ActivityStats(Store.open(config.db), clock=clock)
-    use_endpoints(emulator.api_base, emulator.gateway_url)
-    bot = create_bot(config, stats, guild_ready_timeout=0.05)
-    task = asyncio.create_task(bot.start("emulated-token"))
-    await asyncio.wait_for(bot.wait_until_ready(), 15)
-    yield Running(emulator, bot, stats, clock)
-    await bot.close()
-    await asyncio.wait_for(task, 15)
-    await emulator.stop()
-    stats.store.close()
+from tests.ext.conftest import MAY, START, Running
 
 
 async def test_messages_joins_parts_and_voice_in_two_guilds_are_counted(running: Running) -> None:
     emu, clock = running.emulator, running.clock
     alpha, beta = list(emu.guilds.values())
-    a_general, a_art = list(alpha.text_channels)
+    a_general, a_art, _mods = list(alpha.text_channels)
     (b_general,) = beta.text_channels
     (a_lounge,) = alpha.voice_channels
     for minute in range(3):

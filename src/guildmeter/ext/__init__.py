@@ -6,14 +6,27 @@ from discord.ext import commands
 
 
 async def setup(bot: commands.Bot) -> None:
-    """Add the statistics cog.
+    """Add the statistics cogs: counting, the moderators' commands, the monthly job.
 
     The host may create the engine once at start-up and pass it in as ``bot.guildmeter``
     (an ActivityStats) and ``bot.guildmeter_config``; otherwise both come from the
     environment (``GUILDMETER_DB``...).
     """
-    from guildmeter.ext.cog import StatsCog, config_for, stats_for
+    from guildmeter.ext.cog import StatsCog, config_for, settings_for, stats_for
+    from guildmeter.ext.commands import UserStatsCommands
+    from guildmeter.ext.monthly import MonthlyReports
 
     config = config_for(bot)
     stats = await stats_for(bot, config)
+    settings = settings_for(bot, stats)
     await bot.add_cog(StatsCog(bot, stats, flush_interval=config.flush_interval_seconds))
+    await bot.add_cog(
+        UserStatsCommands(
+            bot,
+            stats,
+            settings,
+            cooldown_uses=config.cooldown_uses,
+            cooldown_seconds=config.cooldown_seconds,
+        )
+    )
+    await bot.add_cog(MonthlyReports(bot, stats, settings))

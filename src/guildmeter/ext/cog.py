@@ -17,8 +17,9 @@ from discord.ext import commands, tasks
 
 from guildmeter.activity import ActivityStats, FlushResult
 from guildmeter.config import Config, load_config
+from guildmeter.store.settings import SettingsStore
 
-__all__ = ["StatsCog", "config_for", "stats_for"]
+__all__ = ["StatsCog", "config_for", "settings_for", "stats_for"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,16 @@ async def stats_for(bot: commands.Bot, config: Config) -> ActivityStats:
     stats = await asyncio.to_thread(ActivityStats.from_config, config)
     bot.guildmeter = stats  # type: ignore[attr-defined]
     return stats
+
+
+def settings_for(bot: commands.Bot, stats: ActivityStats) -> SettingsStore:
+    """The per-guild settings, kept on the bot so that reloading the extension keeps them."""
+    existing = getattr(bot, "guildmeter_settings", None)
+    if isinstance(existing, SettingsStore) and existing.store is stats.store:
+        return existing
+    settings = SettingsStore(stats.store)
+    bot.guildmeter_settings = settings  # type: ignore[attr-defined]
+    return settings
 
 
 class StatsCog(commands.Cog, name="Statistics"):

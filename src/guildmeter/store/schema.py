@@ -31,9 +31,11 @@ __all__ = [
     "flush_log",
     "flush_log_by_time",
     "guild_keys",
+    "guild_settings",
     "imports",
     "members",
     "metadata",
+    "monthly_posts",
     "schema_migrations",
 ]
 
@@ -126,4 +128,26 @@ imports = Table(
     Column("rows", BigInteger, nullable=False),
     Column("imported_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("guild_id", "fingerprint"),
+)
+
+guild_settings = Table(
+    "guild_settings",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    # "mod_channel", "mod_role", "manager_role" (sets) or "report_channel" (one value).
+    Column("setting", String(32), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("guild_id", "setting", "value"),
+)
+
+monthly_posts = Table(
+    "monthly_posts",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    Column("month", Integer, nullable=False),
+    # Claimed before posting (so two processes never both post), then marked posted.
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=True),
+    Column("channel_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("guild_id", "month"),
 )

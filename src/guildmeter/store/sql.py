@@ -504,7 +504,26 @@ class Store:
             )
             return sorted(int(m) for m in found)
 
+    def anonymised_at(self, guild_id: int, month: int) -> datetime | None:
+        """When the guild-month was anonymised (its key destroyed), or None."""
+        keys = schema.guild_keys
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(keys.c.anonymised_at).where(
+                    keys.c.guild_id == guild_id, keys.c.month == month
+                )
+            ).scalar()
+        return found if isinstance(found, datetime) else None
+
     # -- plumbing ---------------------------------------------------------------------------
+
+    def insert(self, table: Any) -> Any:
+        """The dialect's INSERT (with ``on_conflict_do_nothing``/``on_conflict_do_update``)."""
+        return self._insert(table)
+
+    def transaction(self) -> Any:
+        """A transaction for other store modules; errors as in ``_begin``."""
+        return self._begin()
 
     def _insert(self, table: Any) -> Any:
         return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)

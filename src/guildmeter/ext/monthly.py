@@ -1,0 +1,81 @@
+"""The monthly job: after a month ends, post its full report to each guild's report channel.
+
+Anonymisation itself happens in the flush (see `guildmeter.activity`); this job posts a
+guild's report once its month is anonymised, exactly once across restarts and processes
+(a claim in ``monthly_posts`` is taken before posting and released if posting fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+from discord.ext import commands, tasks
+
+from guildmeter.activity import ActivityStats
+from guildmeter.ext.embeds import ANONYMISED_NOTICE, report_embed
+from guildmeter.reports import DateRange, compute_report
+from guildmeter.store.settings import MonthlyPosts, SettingsStore
+from guildmeter.timeutil import month_of
+
+__all__ = ["MonthlyReports"]
+
+log = logging.getLogger(__name__)
+
+
+class MonthlyReports(commands.Cog, name="Monthly reports"):
+    """Checks every ten minutes (and when connected) for a report to post."""
+
+    def __init__(self, bot: commands.Bot, stats: ActivityStats, settings: SettingsStore) -> None:
+        self.bot = bot
+        self.stats = stats
+        self.settings = settings
+        self.posts = MonthlyPosts(stats.store)
+        self._lock = asyncio.Lock()
+
+    async def cog_load(self) -> None:
+        self.check_loop.start()
+
+    async def cog_unload(self) -> None:
+        self.check_loop.cancel()
+
+    @tasks.loop(minutes=10)
+    async def check_loop(self) -> None:
+        await self.bot.wait_until_ready()
+        try:
+            await self.post_due_reports()
+        except Exception:  # the database may be down: try again next time
+            log.exception("monthly report check failed")
+
+    async def post_due_reports(self) -> list[int]:
+        """Post last month's report where due; returns the guild ids posted to."""
+        async with self._lock:
+            span = DateRange.last_full_month(self.stats.clock())
+            month = month_of(span.start)
+            posted = []
+            for guild in list(self.bot.guilds):
+                if await self._post(guild, span, month):
+                    posted.append(guild.id)
+            return posted
+
+    async def _post(self, guild: discord.Guild, span: DateRange, month: int) -> bool:
+        settings = await asyncio.to_thread(self.settings.get, guild.id)
+        channel = guild.get_channel(settings.report_channel or 0)
+        if not isinstance(channel, discord.TextChannel):
+            return False
+        store = self.stats.store
+        if await asyncio.to_thread(store.anonymised_at, guild.id, month) is None:
+            return False  # not anonymised yet (or the guild had no activity that month)
+        if not await asyncio.to_thread(self.posts.claim, guild.id, month, channel.id):
+            return False  # posted already, or another process is posting it
+        try:
+            report = await asyncio.to_thread(compute_report, store, guild.id, "full", span)
+            title = f"{span.start:%B %Y}: full report, all channels"
+            await channel.send(embed=report_embed(report, title=title, notice=ANONYMISED_NOTICE))
+        except Exception:
+            await asyncio.to_thread(self.posts.release, guild.id, month)
+            raise
+        await asyncio.to_thread(self.posts.posted, guild.id, month)
+        log.info("posted the full report of month %d", month)
+        return True

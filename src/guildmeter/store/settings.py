@@ -1,0 +1,150 @@
+"""Per-guild settings set by commands, and the record of monthly report posts.
+
+Settings are a few ids per guild (moderator channels and roles, the Bot Manager role, the
+report channel), read often and written rarely: reads are cached in memory and every write
+goes to the database first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from guildmeter.store import schema
+from guildmeter.store.sql import Store
+from guildmeter.timeutil import utcnow
+
+__all__ = ["GuildSettings", "MonthlyPosts", "SettingName", "SettingsStore"]
+
+SettingName = Literal["mod_channel", "mod_role", "manager_role", "report_channel"]
+_SINGLE: frozenset[str] = frozenset({"report_channel"})
+
+
+@dataclass(frozen=True)
+class GuildSettings:
+    mod_channels: frozenset[int] = field(default_factory=frozenset)
+    mod_roles: frozenset[int] = field(default_factory=frozenset)
+    manager_roles: frozenset[int] = field(default_factory=frozenset)
+    report_channel: int | None = None
+
+
+class SettingsStore:
+    """Reads and writes `guild_settings` through a `Store`'s engine."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[int, GuildSettings] = {}
+
+    def get(self, guild_id: int) -> GuildSettings:
+        cached = self._cache.get(guild_id)
+        if cached is not None:
+            return cached
+        table = schema.guild_settings
+        values: dict[str, set[int]] = {}
+        with self.store.engine.connect() as conn:
+            for setting, value in conn.execute(
+                select(table.c.setting, table.c.value).where(table.c.guild_id == guild_id)
+            ):
+                values.setdefault(setting, set()).add(int(value))
+        report = values.get("report_channel")
+        settings = GuildSettings(
+            mod_channels=frozenset(values.get("mod_channel", ())),
+            mod_roles=frozenset(values.get("mod_role", ())),
+            manager_roles=frozenset(values.get("manager_role", ())),
+            report_channel=min(report) if report else None,
+        )
+        self._cache[guild_id] = settings
+        return settings
+
+    def toggle(self, guild_id: int, setting: SettingName, value: int) -> bool:
+        """Add ``value`` to a set setting, or remove it if present; True when now present."""
+        table = schema.guild_settings
+        where = and_(
+            table.c.guild_id == guild_id, table.c.setting == setting, table.c.value == value
+        )
+        with self.store.transaction() as conn:
+            removed = conn.execute(delete(table).where(where)).rowcount
+            if not removed:
+                conn.execute(insert(table).values(guild_id=guild_id, setting=setting, value=value))
+        self._cache.pop(guild_id, None)
+        return not removed
+
+    def set_single(self, guild_id: int, setting: SettingName, value: int | None) -> None:
+        """Replace a one-value setting (None clears it)."""
+        assert setting in _SINGLE
+        table = schema.guild_settings
+        with self.store.transaction() as conn:
+            conn.execute(
+                delete(table).where(table.c.guild_id == guild_id, table.c.setting == setting)
+            )
+            if value is not None:
+                conn.execute(insert(table).values(guild_id=guild_id, setting=setting, value=value))
+        self._cache.pop(guild_id, None)
+
+    def forget(self, guild_id: int) -> None:
+        """Drop the cache entry (another process may have changed the settings)."""
+        self._cache.pop(guild_id, None)
+
+
+class MonthlyPosts:
+    """Claims on "post guild G's report for month M", so it happens once across restarts.
+
+    A claim is taken before posting and marked posted after; a failed post releases it so
+    a later attempt retries. Two processes racing for one claim: the primary key lets one
+    win. A crash between claiming and posting leaves a stale claim, retried after
+    ``stale_after``.
+    """
+
+    def __init__(self, store: Store, *, stale_after: timedelta = timedelta(hours=1)) -> None:
+        self.store = store
+        self.stale_after = stale_after
+
+    def claim(self, guild_id: int, month: int, channel_id: int) -> bool:
+        table = schema.monthly_posts
+        now = utcnow()
+        key = and_(table.c.guild_id == guild_id, table.c.month == month)
+        with self.store.transaction() as conn:
+            conn.execute(
+                delete(table).where(
+                    key, table.c.posted_at.is_(None), table.c.claimed_at < now - self.stale_after
+                )
+            )
+            inserted = conn.execute(
+                self.store.insert(table)
+                .values(guild_id=guild_id, month=month, claimed_at=now, channel_id=channel_id)
+                .on_conflict_do_nothing(index_elements=["guild_id", "month"])
+            ).rowcount
+        return bool(inserted)
+
+    def posted(self, guild_id: int, month: int) -> None:
+        table = schema.monthly_posts
+        with self.store.transaction() as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.guild_id == guild_id, table.c.month == month)
+                .values(posted_at=utcnow())
+            )
+
+    def release(self, guild_id: int, month: int) -> None:
+        table = schema.monthly_posts
+        with self.store.transaction() as conn:
+            conn.execute(
+                delete(table).where(
+                    table.c.guild_id == guild_id,
+                    table.c.month == month,
+                    table.c.posted_at.is_(None),
+                )
+            )
+
+    def posted_at(self, guild_id: int, month: int) -> datetime | None:
+        table = schema.monthly_posts
+        with self.store.engine.connect() as conn:
+            found = conn.execute(
+                select(table.c.posted_at).where(
+                    table.c.guild_id == guild_id, table.c.month == month
+                )
+            ).scalar()
+        return found if isinstance(found, datetime) else None
