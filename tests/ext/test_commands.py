@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+
+from guildmeter.activity import ActivityStats
+from guildmeter.bot import create_bot
+from guildmeter.config import Config
+from guildmeter.store import Store
 
 from tests.ext.conftest import START, Running, gunzip_lines
 
@@ -158,3 +165,39 @@ async def test_a_rate_limited_reply_is_retried(running: Running) -> None:
     running.emulator.rate_limited_posts = 1
     replies = await running.say("mods", ANN, f".userstats report full all {DAY}", answers=2)
     assert replies[-1].embeds
+
+
+async def test_the_month_end_report_is_posted_once_even_across_restarts(
+    running: Running, tmp_path: Path
+) -> None:
+    await _feed(running)
+    mods = running.channel("mods")
+    (reply,) = await running.say("general", ANN, f".statsconfig reportchannel <#{mods}>")
+    assert "will be posted" in reply.content
+    monthly = running.bot.get_cog("Monthly reports")
+    assert monthly is not None
+    assert await monthly.post_due_reports() == []  # type: ignore[attr-defined]  # May not over
+
+    running.clock.now = datetime(2026, 6, 1, 0, 5, tzinfo=UTC)
+    assert [a.month for a in (await running.cog.flush()).anonymised] == [202605]
+    before = len(running.emulator.sent)
+    assert await monthly.post_due_reports() == [running.alpha.id]  # type: ignore[attr-defined]
+    (post,) = running.emulator.sent[before:]
+    assert post.channel_id == mods
+    (embed,) = post.embeds
+    assert embed["title"].startswith("May 2026")
+    assert "key destroyed" in embed["description"]
+    assert _fields(embed)["Messages"] == "8"
+    assert await monthly.post_due_reports() == []  # type: ignore[attr-defined]
+
+    await running.bot.close()  # a restart: a new process must not post it again
+    stats = ActivityStats(Store.open(str(tmp_path / "e2e.db")), clock=running.clock)
+    bot = create_bot(Config(db=str(tmp_path / "e2e.db")), stats, guild_ready_timeout=0.05)
+    task = asyncio.create_task(bot.start("emulated-token"))
+    await asyncio.wait_for(bot.wait_until_ready(), 15)
+    again = bot.get_cog("Monthly reports")
+    assert await again.post_due_reports() == []  # type: ignore[union-attr]
+    await bot.close()
+    await asyncio.wait_for(task, 15)
+    stats.store.close()
+    assert len(running.emulator.sent) == before + 1

@@ -116,8 +116,9 @@ class MonthlyPosts:
                 self.store.insert(table)
                 .values(guild_id=guild_id, month=month, claimed_at=now, channel_id=channel_id)
                 .on_conflict_do_nothing(index_elements=["guild_id", "month"])
-            ).rowcount
-        return bool(inserted)
+                .returning(table.c.month)  # rowcount is not reliable for DO NOTHING
+            ).first()
+        return inserted is not None
 
     def posted(self, guild_id: int, month: int) -> None:
         table = schema.monthly_posts
