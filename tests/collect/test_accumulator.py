@@ -104,3 +104,25 @@ def test_a_clock_that_goes_backwards_still_counts_each_event_once() -> None:
     acc.message(1, 10, 500, T)
     acc.message(1, 10, 500, T - timedelta(hours=3))
     assert sum(settle(acc, keyring, keys).counts.values()) == 2
+
+
+def test_the_listener_fast_path_counts_like_message() -> None:
+    from guildmeter.ext.cog import hour_of_snowflake
+
+    snowflake = (int(T.timestamp() * 1000) - 1_420_070_400_000) << 22 | 77
+    assert hour_of_snowflake(snowflake) == hour_index(T)
+    fast, fast_ring, fast_keys = ready_accumulator(ignored_channels={12})
+    slow, slow_ring, slow_keys = ready_accumulator(ignored_channels={12})
+    for acc in (fast, slow):  # before and after the key is loaded: both paths
+        ring, keys = (fast_ring, fast_keys) if acc is fast else (slow_ring, slow_keys)
+        for channel in (10, 11, 12):
+            if acc is fast:
+                acc.message_at_hour(1, channel, 500, hour_of_snowflake(snowflake))
+            else:
+                acc.message(1, channel, 500, T)
+        settle(acc, ring, keys)
+    fast.message_at_hour(1, 10, 500, hour_of_snowflake(snowflake))
+    slow.message(1, 10, 500, T)
+    assert {(k[1], k[4]): v for k, v in settle(fast, fast_ring, fast_keys).counts.items()} == {
+        (k[1], k[4]): v for k, v in settle(slow, slow_ring, slow_keys).counts.items()
+    } == {(hour_index(T), 10): 1}

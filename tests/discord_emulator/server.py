@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -218,8 +219,11 @@ class Emulator:
         self.guilds[guild.id] = guild
         return guild
 
-    async def start(self) -> None:
+    async def start(self, extra_routes: Callable[[web.Application], None] | None = None) -> None:
+        """Listen on an ephemeral port of 127.0.0.1; ``extra_routes`` may add control routes."""
         app = web.Application()
+        if extra_routes is not None:
+            extra_routes(app)
         app.router.add_get("/gateway", self._gateway)
         api = "/api/v10"
         app.router.add_get(f"{api}/users/@me", self._me)
@@ -264,10 +268,11 @@ class Emulator:
             if not socket.closed:
                 await socket.send_str(frame)
 
-    async def message(
+    def message_payload(
         self, guild: FakeGuild, channel_id: int, user_id: int, when: datetime | None = None,
         content: str = "hello", *, bot: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> dict[str, Any]:  # fmt: skip
+        """A MESSAGE_CREATE payload as Discord sends it."""
         author = guild.members.get(user_id) or user_payload(user_id, f"user{user_id}", bot=bot)
         data = {
             "id": str(snowflake(when)),
@@ -290,7 +295,14 @@ class Emulator:
         }
         if user_id in guild.members:
             data["member"] = {k: v for k, v in guild.member_payload(user_id).items() if k != "user"}
-        await self.dispatch("MESSAGE_CREATE", data)
+        return data
+
+    async def message(
+        self, guild: FakeGuild, channel_id: int, user_id: int, when: datetime | None = None,
+        content: str = "hello", *, bot: bool = False,
+    ) -> None:  # fmt: skip
+        payload = self.message_payload(guild, channel_id, user_id, when, content, bot=bot)
+        await self.dispatch("MESSAGE_CREATE", payload)
 
     async def member_add(self, guild: FakeGuild, user_id: int, name: str) -> None:
         guild.members[user_id] = user_payload(user_id, name)

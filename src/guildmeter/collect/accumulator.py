@@ -76,6 +76,25 @@ class Accumulator:
             return
         self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, _hour(when), 1)
 
+    def message_at_hour(self, guild_id: int, channel_id: int, user_id: int, hour: int) -> None:
+        """One message by a (non-bot) user in the hour index ``hour``: the listener's fast path.
+
+        Discord message ids carry their time, so the listener computes the hour from the id
+        and skips building a datetime; everything else is `message` without its checks.
+        """
+        if user_id in self.ignored_users or channel_id in self.ignored_channels:
+            return
+        month = self._month_of_hour.get(hour)
+        if month is None:
+            month = self._month_of_hour[hour] = month_of_hour(hour)
+        label = self._keyring.pseudonym(guild_id, month, user_id)
+        if label is None:
+            self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, hour, 1)
+            return
+        key = (guild_id, hour, _MSG, label, channel_id)
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + 1
+
     def join(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
         """A member joined the guild (server-wide event)."""
         if bot or user_id in self.ignored_users:
@@ -180,6 +199,9 @@ class Accumulator:
 
     def __len__(self) -> int:
         return len(self._counts) + len(self._pending)
+
+
+_MSG = int(EventKind.MSG)
 
 
 def _hour(when: datetime) -> int:
