@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import Connection
 
 from guildmeter.collect import Batch
 from guildmeter.errors import StoreUnavailableError
@@ -21,6 +25,18 @@ class FlakyStore(Store):
     def __init__(self, store: Store) -> None:
         super().__init__(store.engine)
         self.plan: list[str] = []
+        #: The same, for writes through `transaction()` (the usage tables).
+        self.transaction_plan: list[str] = []
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:  # type: ignore[override]
+        mode = self.transaction_plan.pop(0) if self.transaction_plan else "ok"
+        if mode == "before":
+            raise StoreUnavailableError("database unavailable or busy: injected outage")
+        with super().transaction() as conn:
+            yield conn
+        if mode == "after":
+            raise StoreUnavailableError("database unavailable or busy: injected lost reply")
 
     def write_batch(self, batch: Batch) -> int:
         mode = self.plan.pop(0) if self.plan else "ok"

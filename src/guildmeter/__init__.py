@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+from guildmeter.usage.api import track_activity, track_command, track_generation
+
+__all__ = ["__version__", "track_activity", "track_command", "track_generation"]
 
 __version__ = "0.1.0"

@@ -19,6 +19,7 @@ from guildmeter.errors import StoreUnavailableError
 from guildmeter.privacy import Keyring
 from guildmeter.store import AnonymisationResult, Store
 from guildmeter.timeutil import month_of, month_start, utcnow
+from guildmeter.usage.tracker import UsageTracker
 
 __all__ = ["ActivityStats", "FlushResult", "anonymise_finished_months"]
 
@@ -32,6 +33,7 @@ class FlushResult:
     """What one flush did; ``error`` is set when the store could not be reached."""
 
     rows_written: int = 0
+    usage_records_written: int = 0
     batches_written: int = 0
     batches_waiting: int = 0
     anonymised: list[AnonymisationResult] = field(default_factory=list)
@@ -48,6 +50,7 @@ class ActivityStats:
         ignored_users: Iterable[int] = (),
         ignored_channels: Iterable[int] = (),
         anonymise_grace: timedelta = timedelta(0),
+        store_prompts: bool = False,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -56,6 +59,8 @@ class ActivityStats:
             self.keyring, ignored_users=ignored_users, ignored_channels=ignored_channels
         )
         self.voice = VoiceTracker(self.collector)
+        #: Bot-usage records (commands, generations, actions), written with each flush.
+        self.usage = UsageTracker(self.keyring, store_prompts=store_prompts, clock=clock)
         self.anonymise_grace = anonymise_grace
         self.clock = clock
         self._waiting: list[Batch] = []
@@ -69,6 +74,7 @@ class ActivityStats:
             ignored_users=config.ignored_users,
             ignored_channels=config.ignored_channels,
             anonymise_grace=timedelta(seconds=config.anonymise_grace_seconds),
+            store_prompts=config.store_prompts,
         )
 
     # -- the three flush steps ----------------------------------------------------------------
@@ -85,6 +91,7 @@ class ActivityStats:
         batch = self.collector.drain()
         if batch.counts or batch.channels:
             self._waiting.append(batch)
+        self.usage.take()
         return batch
 
     def write(self, now: datetime | None = None) -> FlushResult:
@@ -99,6 +106,7 @@ class ActivityStats:
                 result.rows_written += self.store.write_batch(self._waiting[0])
                 self._waiting.pop(0)
                 result.batches_written += 1
+            result.usage_records_written = self.usage.write(self.store)
             now = now or self.clock()
             result.anonymised = self._month_end(now)
             if self._pruned_at is None or now - self._pruned_at >= _PRUNE_EVERY:
@@ -107,7 +115,7 @@ class ActivityStats:
         except StoreUnavailableError as exc:
             result.error = str(exc)
             log.warning("flush failed, %d batches kept for retry: %s", len(self._waiting), exc)
-        result.batches_waiting = len(self._waiting)
+        result.batches_waiting = len(self._waiting) + self.usage.waiting_batches
         return result
 
     def flush(self, now: datetime | None = None) -> FlushResult:
@@ -129,7 +137,7 @@ class ActivityStats:
 
     @property
     def waiting_batches(self) -> int:
-        return len(self._waiting)
+        return len(self._waiting) + self.usage.waiting_batches
 
     # -- month end ------------------------------------------------------------------------------
 

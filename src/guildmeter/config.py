@@ -27,6 +27,8 @@ class Config:
     #: User and channel ids that are never counted.
     ignored_users: frozenset[int] = field(default_factory=frozenset)
     ignored_channels: frozenset[int] = field(default_factory=frozenset)
+    #: Keep generation prompts (members' own words) in the usage tables. Off by default.
+    store_prompts: bool = False
     #: Heavy commands (dumps, reports) a member may run per ``cooldown_seconds``.
     cooldown_uses: int = 3
     cooldown_seconds: float = 60.0

@@ -123,6 +123,8 @@ def test_the_listener_fast_path_counts_like_message() -> None:
         settle(acc, ring, keys)
     fast.message_at_hour(1, 10, 500, hour_of_snowflake(snowflake))
     slow.message(1, 10, 500, T)
-    assert {(k[1], k[4]): v for k, v in settle(fast, fast_ring, fast_keys).counts.items()} == {
-        (k[1], k[4]): v for k, v in settle(slow, slow_ring, slow_keys).counts.items()
-    } == {(hour_index(T), 10): 1}
+    assert (
+        {(k[1], k[4]): v for k, v in settle(fast, fast_ring, fast_keys).counts.items()}
+        == {(k[1], k[4]): v for k, v in settle(slow, slow_ring, slow_keys).counts.items()}
+        == {(hour_index(T), 10): 1}
+    )

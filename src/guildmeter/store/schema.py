@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -37,6 +40,14 @@ __all__ = [
     "metadata",
     "monthly_posts",
     "schema_migrations",
+    "usage_activity",
+    "usage_commands",
+    "usage_daily_commands",
+    "usage_daily_generations",
+    "usage_daily_latency",
+    "usage_daily_users",
+    "usage_generations",
+    "usage_tables",
 ]
 
 metadata = MetaData()
@@ -150,4 +161,115 @@ monthly_posts = Table(
     Column("posted_at", DateTime(timezone=True), nullable=True),
     Column("channel_id", BigInteger, nullable=False),
     PrimaryKeyConstraint("guild_id", "month"),
+)
+
+# -- bot-usage analytics (the seed's command usage, generation stats, user activity and
+# daily summaries). ``day`` is whole UTC days since the epoch; users are ``members`` rows,
+# exactly like the activity statistics, so month-end anonymisation covers them too.
+# Guild 0 holds what happened in direct messages.
+
+usage_commands = Table(
+    "usage_commands",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("command", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),  # prefix, slash, context_menu
+    Column("duration_ms", Float, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", String(100), nullable=True),  # the exception's type name
+    Index("ix_usage_commands_guild_day", "guild_id", "day"),
+)
+
+usage_generations = Table(
+    "usage_generations",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("prompt", Text, nullable=True),  # only when the owner enables store_prompts
+    Column("resolution", String(32), nullable=False),
+    Column("loras", Text, nullable=False),  # comma-separated names, may be empty
+    Column("upscale", Float, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("is_video", Boolean, nullable=False),
+    Column("generation_type", String(32), nullable=False),
+    Index("ix_usage_generations_guild_day", "guild_id", "day"),
+)
+
+usage_activity = Table(
+    "usage_activity",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("details", Text, nullable=False),
+    Index("ix_usage_activity_guild_day", "guild_id", "day"),
+)
+
+usage_daily_commands = Table(
+    "usage_daily_commands",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("command", String(100), nullable=False),
+    Column("uses", BigInteger, nullable=False),
+    Column("failures", BigInteger, nullable=False),
+    Column("total_ms", Float, nullable=False),
+    PrimaryKeyConstraint("guild_id", "day", "command"),
+)
+
+#: Latency histogram: bucket b holds durations in (0.1·1.05^(b-1), 0.1·1.05^b] ms.
+usage_daily_latency = Table(
+    "usage_daily_latency",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("command", String(100), nullable=False),
+    Column("bucket", SmallInteger, nullable=False),
+    Column("uses", BigInteger, nullable=False),
+    PrimaryKeyConstraint("guild_id", "day", "command", "bucket"),
+)
+
+usage_daily_generations = Table(
+    "usage_daily_generations",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("is_video", Boolean, nullable=False),
+    Column("generation_type", String(32), nullable=False),
+    Column("resolution", String(32), nullable=False),
+    Column("jobs", BigInteger, nullable=False),
+    Column("total_seconds", Float, nullable=False),
+    PrimaryKeyConstraint("guild_id", "day", "is_video", "generation_type", "resolution"),
+)
+
+usage_daily_users = Table(
+    "usage_daily_users",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("actions", BigInteger, nullable=False),
+    PrimaryKeyConstraint("guild_id", "day", "member_id"),
+)
+
+#: Every usage table, in the order a reset deletes them.
+usage_tables = (
+    usage_commands,
+    usage_generations,
+    usage_activity,
+    usage_daily_commands,
+    usage_daily_latency,
+    usage_daily_generations,
+    usage_daily_users,
 )

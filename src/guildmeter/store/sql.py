@@ -10,7 +10,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,6 +140,41 @@ class Store:
             )
         self._member_ids.update(session_ids)
         return written
+
+    # -- helpers for other tables written in batches (usage analytics) ----------------------
+
+    def batch_seen(self, conn: Connection, batch_id: str) -> bool:
+        """Whether a batch with this id was committed already (a retry after a lost reply)."""
+        found = conn.execute(
+            select(literal(1)).where(schema.flush_log.c.batch_id == batch_id)
+        ).first()
+        return found is not None
+
+    def record_batch(self, conn: Connection, batch_id: str) -> None:
+        conn.execute(self._insert(schema.flush_log).values(batch_id=batch_id, applied_at=utcnow()))
+
+    def member_ids(
+        self,
+        conn: Connection,
+        labels: Iterable[tuple[int, int, str]],
+        session_ids: dict[tuple[int, int, str], int],
+    ) -> dict[tuple[int, int, str], int]:
+        """Member ids of ``(guild, hour, label)`` triples, created where new.
+
+        Keyed by ``(guild, month, label)``; new ids go into ``session_ids``, to be passed to
+        `remember_members` once the caller's transaction has committed.
+        """
+        counts: dict[CountKey, int] = {(g, hour, 0, label, 0): 1 for g, hour, label in labels}
+        self._resolve_members(conn, counts, session_ids)
+        cache = self._member_ids
+        out = {}
+        for guild_id, hour, _code, label, _channel in counts:
+            key = (guild_id, month_of_hour(hour), label)
+            out[key] = session_ids.get(key) or cache[key]
+        return out
+
+    def remember_members(self, session_ids: dict[tuple[int, int, str], int]) -> None:
+        self._member_ids.update(session_ids)
 
     @contextmanager
     def import_session(self, guild_id: int) -> Iterator[ImportSession]:
@@ -521,7 +556,7 @@ class Store:
         """The dialect's INSERT (with ``on_conflict_do_nothing``/``on_conflict_do_update``)."""
         return self._insert(table)
 
-    def transaction(self) -> Any:
+    def transaction(self) -> AbstractContextManager[Connection]:
         """A transaction for other store modules; errors as in ``_begin``."""
         return self._begin()
 
