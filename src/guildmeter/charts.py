@@ -14,8 +14,9 @@ from matplotlib.ticker import MaxNLocator
 
 from guildmeter.reports.compute import WEEKDAYS
 from guildmeter.reports.series import ActivitySeries
+from guildmeter.reports.usage import UsageSummary
 
-__all__ = ["render_activity_png"]
+__all__ = ["render_activity_png", "render_usage_png"]
 
 
 def render_activity_png(series: ActivitySeries, target: str | Path | None = None) -> bytes:
@@ -62,3 +63,26 @@ def render_activity_png(series: ActivitySeries, target: str | Path | None = None
     if target is not None:
         Path(target).write_bytes(data)
     return data
+
+
+def render_usage_png(summary: UsageSummary) -> bytes:
+    """Daily commands and generation jobs of a usage summary, as one bar chart."""
+    fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    days = [d.day for d in summary.daily]
+    width = 0.4
+    positions = range(len(days))
+    ax.bar([p - width / 2 for p in positions], [d.commands for d in summary.daily], width,
+           label="commands", color="#3b82f6")  # fmt: skip
+    ax.bar([p + width / 2 for p in positions], [d.generations for d in summary.daily], width,
+           label="generations", color="#f59e0b")  # fmt: skip
+    step = max(1, len(days) // 10)
+    ax.set_xticks(list(positions)[::step], [f"{d:%m-%d}" for d in days][::step])
+    ax.set_xlabel("day (UTC)")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="upper left")
+    ax.set_title(f"Bot usage per day, {summary.start} to {summary.end}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

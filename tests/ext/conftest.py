@@ -96,7 +96,11 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     alpha = emulator.add_guild(
         "Alpha", ["general", "art", "mods"], ["Lounge"], [(1001, "ann"), (1002, "bob")]
     )
-    alpha.member_roles[1001] = [alpha.add_role("Moderators", MANAGE_GUILD)]  # ann moderates
+    # ann moderates (Manage Server) and manages the bot (the seed's "Bot Manager" role)
+    alpha.member_roles[1001] = [
+        alpha.add_role("Moderators", MANAGE_GUILD),
+        alpha.add_role("Bot Manager", 0),
+    ]
     emulator.add_guild("Beta", ["general"], ["Voice"], [(1001, "ann"), (2002, "cyd")])
     await emulator.start()
     clock = Clock()
