@@ -109,3 +109,31 @@ def test_bad_config_file_is_refused_with_the_key(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "unknown setting(s) flush_intervall_seconds" in result.stdout
+
+
+def test_stats_summarises_bot_usage(tmp_path: Path) -> None:
+    from guildmeter.activity import ActivityStats
+    from guildmeter.store import Store
+
+    db = tmp_path / "usage.db"
+    stats = ActivityStats(Store.open(str(db)))
+    for i in range(4):
+        stats.usage.command("draw", guild_id=5, channel_id=1, user_id=10 + i, kind="slash",
+                            duration_ms=100.0, ok=i != 0, error=None if i else "Boom")  # fmt: skip
+    stats.usage.command("ping", guild_id=6, channel_id=1, user_id=10, kind="prefix",
+                        duration_ms=1.0, ok=True)  # fmt: skip
+    assert stats.flush().error is None
+    stats.store.close()
+    result = CliRunner().invoke(cli, ["--db", str(db), "stats", "--guild", "5", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["commands_total"], summary["commands_failed"]) == (4, 1)
+    assert summary["commands"][0]["command"] == "draw"
+    assert summary["commands"][0]["failure_rate"] == 0.25
+    assert summary["total_users"] == 4
+    everywhere = CliRunner().invoke(
+        cli, ["--db", str(db), "stats", "--chart", str(tmp_path / "u.png")]
+    )
+    assert everywhere.exit_code == 0, everywhere.output
+    assert "ping" in everywhere.output and "draw" in everywhere.output
+    assert (tmp_path / "u.png").read_bytes().startswith(b"\x89PNG")

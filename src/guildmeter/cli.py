@@ -283,6 +283,62 @@ def report(
     store.close()
 
 
+@cli.command("stats")
+@guild_option(required=False)
+@click.option(
+    "--days", type=click.IntRange(1, 3660), default=7, show_default=True,
+    help="Days to cover, today (UTC) included.",
+)  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text: tables on the terminal; json: the summary as one JSON object.",
+)  # fmt: skip
+@click.option("--chart", type=click.Path(dir_okay=False), help="Also write the daily chart.")
+@click.pass_obj
+def stats(obj: _Context, guild: int | None, days: int, fmt: str, chart: str | None) -> None:
+    """Bot-usage summary (what `/stats` shows): every guild unless --guild is given.
+
+    Generations (count, mean time), commands (uses, failure rate, median and 95th
+    percentile latency), users and popular resolutions. Aggregates only.
+    """
+    import json
+
+    from guildmeter.reports.usage import usage_summary
+
+    store = obj.open_store()
+    summary = usage_summary(store, guild, days)
+    store.close()
+    if fmt == "json":
+        click.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        where = "all guilds" if guild is None else f"guild {guild}"
+        console.print(f"[bold]Bot usage, {where}, {summary.start} to {summary.end} (UTC)[/]")
+        console.print(
+            f"Images: {summary.images:,} (mean {summary.image_seconds_mean:.1f} s)   "
+            f"Videos: {summary.videos:,} (mean {summary.video_seconds_mean:.1f} s)\n"
+            f"Commands: {summary.commands_total:,} ({summary.commands_failed:,} failed)   "
+            f"Total {summary.users_label}: {summary.total_users:,}   "
+            f"Active (2+ days): {summary.active_users:,}"
+        )
+        table = Table("Command", "Uses", "Failed", "Median ms", "p95 ms", "Mean ms")
+        for c in summary.commands:
+            table.add_row(
+                c.command, f"{c.uses:,}", f"{100 * c.failure_rate:.1f} %",
+                f"{c.median_ms:,.1f}", f"{c.p95_ms:,.1f}", f"{c.mean_ms:,.1f}",
+            )  # fmt: skip
+        console.print(table)
+        resolutions = Table("Resolution", "Jobs")
+        for resolution, jobs in summary.resolutions:
+            resolutions.add_row(resolution, f"{jobs:,}")
+        console.print(resolutions)
+    if chart:
+        from guildmeter.charts import render_usage_png
+
+        with _atomic_file(chart) as handle:
+            handle.write(render_usage_png(summary))
+        console.print(f"Wrote the chart to {chart}")
+
+
 @cli.command("import-kaztron")
 @guild_option()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
