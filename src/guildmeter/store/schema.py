@@ -238,6 +238,8 @@ usage_daily_latency = Table(
     Column("bucket", SmallInteger, nullable=False),
     Column("uses", BigInteger, nullable=False),
     PrimaryKeyConstraint("guild_id", "day", "command", "bucket"),
+    # /stats sums each (command, bucket) over the days: read in that order, no sorting.
+    Index("ix_usage_daily_latency_bucket", "guild_id", "command", "bucket", "day", "uses"),
 )
 
 usage_daily_generations = Table(
@@ -261,6 +263,8 @@ usage_daily_users = Table(
     Column("member_id", BigInteger, nullable=False),
     Column("actions", BigInteger, nullable=False),
     PrimaryKeyConstraint("guild_id", "day", "member_id"),
+    # Distinct users and their active days: each member's days read together.
+    Index("ix_usage_daily_users_member", "guild_id", "member_id", "day"),
 )
 
 #: Every usage table, in the order a reset deletes them.
