@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sqlalchemy import text
 
 from guildmeter.activity import ActivityStats
+from guildmeter.privacy import Keyring
 from guildmeter.reports.usage import usage_summary
 from guildmeter.store import Store
-from guildmeter.usage.tracker import Generation
+from guildmeter.usage.tracker import Generation, UsageTracker
 
 from _common import best_of, emit, peak_rss_mb
 
@@ -50,12 +51,7 @@ RAW_QUERIES = (
 
 
 def track_rate() -> dict[str, float]:
-    stats = ActivityStats.__new__(ActivityStats)  # no store needed: memory only
-    from guildmeter.privacy import Keyring
-    from guildmeter.usage.tracker import UsageTracker
-
-    tracker = UsageTracker(Keyring(), clock=lambda: NOW)
-    del stats
+    tracker = UsageTracker(Keyring(), clock=lambda: NOW)  # memory only: no store needed
     start = time.perf_counter()
     for i in range(TRACK_EVENTS):
         tracker.command("draw", guild_id=GUILD, channel_id=7, user_id=i % USERS,

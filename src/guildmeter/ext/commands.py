@@ -31,7 +31,13 @@ Context = commands.Context[commands.Bot]
 # mypy cannot solve discord.py's ParamSpec-over-Union callback type for methods, hence the
 # ``type: ignore[arg-type]`` on the command decorators below.
 
-__all__ = ["UPLOAD_LIMIT_BYTES", "UserStatsCommands", "error_message"]
+__all__ = [
+    "UPLOAD_LIMIT_BYTES",
+    "UserStatsCommands",
+    "error_message",
+    "reply_with_error",
+    "root_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -271,15 +277,19 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
     # -- errors ---------------------------------------------------------------------------------
 
     async def cog_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:
-        text = error_message(ctx, error)
-        try:
-            await ctx.send(text, ephemeral=True)
-        except discord.HTTPException as exc:  # pragma: no cover - logged
-            log.warning("could not send an error reply: %s", exc)
+        await reply_with_error(ctx, error)
 
 
-def error_message(ctx: Context, error: Exception) -> str:
-    """A reply for the member, never a traceback; unexpected errors are logged."""
+async def reply_with_error(ctx: commands.Context[Any], error: Exception) -> None:
+    """Answer a failed command with `error_message`, privately where Discord allows."""
+    try:
+        await ctx.send(error_message(ctx, error), ephemeral=True)
+    except discord.HTTPException as exc:  # pragma: no cover - logged
+        log.warning("could not send an error reply: %s", exc)
+
+
+def root_error(error: BaseException) -> BaseException:
+    """The exception a command raised, out of discord.py's invoke/hybrid wrappers."""
     while isinstance(
         error,
         commands.CommandInvokeError
@@ -287,6 +297,12 @@ def error_message(ctx: Context, error: Exception) -> str:
         | discord.app_commands.CommandInvokeError,
     ):
         error = error.original
+    return error
+
+
+def error_message(ctx: Context, error: BaseException) -> str:
+    """A reply for the member, never a traceback; unexpected errors are logged."""
+    error = root_error(error)
     if isinstance(error, NotAllowed):
         return str(error)
     if isinstance(error, commands.CommandOnCooldown):

@@ -21,7 +21,7 @@ from discord.ext import commands
 from guildmeter.activity import ActivityStats
 from guildmeter.charts import render_usage_png
 from guildmeter.ext.checks import NotAllowed, can_reset_usage, viewer_of
-from guildmeter.ext.commands import error_message
+from guildmeter.ext.commands import reply_with_error, root_error
 from guildmeter.reports.usage import UsageSummary, usage_summary
 from guildmeter.store.settings import SettingsStore
 from guildmeter.store.usage import UsageStore
@@ -43,15 +43,6 @@ _TABLE_LABELS = {
 ErrorHandler = Callable[
     [discord.Interaction[Any], app_commands.AppCommandError], Coroutine[Any, Any, None]
 ]
-
-
-def _root(error: BaseException) -> BaseException:
-    while isinstance(
-        error,
-        commands.CommandInvokeError | commands.HybridCommandError | app_commands.CommandInvokeError,
-    ):
-        error = error.original
-    return error
 
 
 class UsageCog(commands.Cog, name="Bot usage"):
@@ -89,7 +80,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
     @commands.Cog.listener()
     async def on_command_error(self, ctx: Context, error: commands.CommandError) -> None:
         if ctx.command is not None:  # an unknown command is not a command use
-            self._track_context(ctx, type(_root(error)).__name__)
+            self._track_context(ctx, type(root_error(error)).__name__)
 
     def _track_context(self, ctx: Context, error: str | None) -> None:
         assert ctx.command is not None
@@ -134,7 +125,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
     ) -> None:
         command = interaction.command
         if command is not None and not hasattr(command, "wrapped"):
-            self._track_interaction(interaction, command, type(_root(error)).__name__)
+            self._track_interaction(interaction, command, type(root_error(error)).__name__)
         if self._host_on_error is not None:
             await self._host_on_error(interaction, error)
 
@@ -228,7 +219,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
         )
 
     async def cog_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:
-        await ctx.send(error_message(ctx, error), ephemeral=True)
+        await reply_with_error(ctx, error)
 
 
 def _describe_rows(counts: dict[str, int]) -> str:

@@ -84,10 +84,6 @@ class SettingsStore:
                 conn.execute(insert(table).values(guild_id=guild_id, setting=setting, value=value))
         self._cache.pop(guild_id, None)
 
-    def forget(self, guild_id: int) -> None:
-        """Drop the cache entry (another process may have changed the settings)."""
-        self._cache.pop(guild_id, None)
-
 
 class MonthlyPosts:
     """Claims on "post guild G's report for month M", so it happens once across restarts.
