@@ -235,7 +235,7 @@ class Emulator:
 
     async def start(self, extra_routes: Callable[[web.Application], None] | None = None) -> None:
         """Listen on an ephemeral port of 127.0.0.1; ``extra_routes`` may add control routes."""
-        app = web.Application()
+        app = web.Application(client_max_size=FILE_BYTES_MAX + 1024 * 1024)
         if extra_routes is not None:
             extra_routes(app)
         app.router.add_get("/gateway", self._gateway)
