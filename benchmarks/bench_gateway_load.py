@@ -5,6 +5,12 @@ discord.py bot with the extension, on a fresh SQLite database, flushing every se
 the burst lasts, a probe task measures the event loop's lag (how late a 10 ms sleep wakes
 up): that is how long any other event or command of the bot would wait.
 
+Heavy commands, same run: a third burst of 150,000 messages from 20,000 members while
+the first guild's three moderators ask for year-long dumps (over four months of seeded
+history) and other members spam ``/stats 365``. Its figures carry ``_heavy``: how long the
+burst took to be stored, the longest gap between two completed flushes (the goal: at most
+two flush intervals), the loop lag, and how the commands were answered.
+
 Listener overhead, same run: the extension's on_message cost per message beside
 discord.py's own cost of turning the gateway frame into a Message (json.loads and the
 Message constructor) — the part every bot pays before any listener runs.
@@ -14,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,8 @@ from guildmeter.store import Store, schema
 from _common import emit, peak_rss_mb
 
 MESSAGES = 50_000
+HEAVY_MESSAGES, HEAVY_USERS = 150_000, 20_000
+FLUSH_SECONDS = 1.0
 OVERHEAD_SAMPLE = 20_000
 
 
@@ -104,27 +114,100 @@ def listener_overhead(bot: Any, cog: Any, frames: list[str]) -> dict[str, float]
 
 
 async def burst(
-    port: int, bot: commands.Bot, counted: Callable[[], Awaitable[int]]
+    port: int,
+    bot: commands.Bot,
+    counted: Callable[[], Awaitable[int]],
+    *,
+    messages: int = MESSAGES,
+    users: int | None = None,
+    heavy: bool = False,
 ) -> dict[str, Any]:
-    """Start ``bot``, send the burst, wait until ``counted()`` reaches it; lag and timings."""
+    """Start ``bot``, send the burst (and heavy commands), wait until ``counted()`` reaches
+    it; lag and timings."""
     task = asyncio.create_task(bot.start("bench-token"))
     await asyncio.wait_for(bot.wait_until_ready(), 30)
     probe = LagProbe()
     probe.start()
     start = time.perf_counter()
+    base = f"http://127.0.0.1:{port}/_bench"
     async with aiohttp.ClientSession() as session:
-        url = f"http://127.0.0.1:{port}/_bench/burst?n={MESSAGES}"
-        async with session.post(url) as response:
-            sent = await response.json()
-    total = 0
-    while time.perf_counter() - start < 120:
-        await asyncio.sleep(0.25)
-        total = await counted()
-        if total >= MESSAGES:
-            break
-    elapsed = time.perf_counter() - start
+        query = f"n={messages}" + (f"&users={users}" if users else "")
+
+        async def post(path: str) -> Any:
+            async with session.post(f"{base}/{path}") as response:
+                return await response.json()
+
+        posts = [post(f"burst?{query}")] + ([post("heavy")] if heavy else [])
+        sent, *_ = await asyncio.gather(*posts)
+        total = 0
+        while time.perf_counter() - start < 240:
+            await asyncio.sleep(0.25)
+            total = await counted()
+            if total >= messages:
+                break
+        elapsed = time.perf_counter() - start
+        answers: dict[str, Any] = {}
+        if heavy:
+            while time.perf_counter() - start < 300:
+                async with session.get(f"{base}/heavy_answers") as response:
+                    answers = await response.json()
+                if answers["answered"] >= answers["sent"]:
+                    break
+                await asyncio.sleep(0.5)
     lags = probe.stop()
-    return {"task": task, "sent": sent, "counted": total, "elapsed": elapsed, "lags": lags}
+    return {
+        "task": task, "sent": sent, "counted": total, "elapsed": elapsed, "lags": lags,
+        "answers": answers,
+    }  # fmt: skip
+
+
+def _flush_gaps(stats: ActivityStats) -> list[float]:
+    """Record when each flush completes (wrapping `finish`, which runs on the loop)."""
+    completed: list[float] = []
+    finish = stats.finish
+
+    def recording_finish(result: Any, now: Any = None) -> None:
+        finish(result, now)
+        if result.error is None:
+            completed.append(time.monotonic())
+
+    stats.finish = recording_finish  # type: ignore[method-assign]
+    return completed
+
+
+async def _seeded_burst(
+    port: int, db_path: Path, first: tuple[int, int], heavy: bool
+) -> tuple[dict[str, Any], list[float]]:
+    """The high-cardinality burst into a database seeded with history (see `_seed_history`)."""
+    config = Config(db=str(db_path), flush_interval_seconds=FLUSH_SECONDS)
+    stats = ActivityStats(Store.open(config.db))
+    _seed_history(stats.store, *first)
+    seeded = counted_messages(stats.store)
+    completed = _flush_gaps(stats)
+    bot = create_bot(config, stats, guild_ready_timeout=0.2)
+
+    async def stored() -> int:
+        return await asyncio.to_thread(counted_messages, stats.store) - seeded
+
+    figures = await burst(
+        port, bot, stored, messages=HEAVY_MESSAGES, users=HEAVY_USERS, heavy=heavy
+    )
+    await bot.close()
+    await asyncio.wait_for(figures["task"], 30)
+    stats.store.close()
+    return figures, completed
+
+
+def _seed_history(store: Store, guild_id: int, channel_id: int) -> None:
+    """Four months of earlier counts in the first guild: work for the year-long dumps."""
+    history = ActivityStats(store)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for day in range(120):
+        for user in range(2_000):
+            when = start + timedelta(days=day, hours=user % 24)
+            history.collector.message(guild_id, channel_id, 90_000 + user, when)
+        if day % 10 == 9:
+            history.flush(start + timedelta(days=day))
 
 
 def _lag_figures(lags: list[float], suffix: str = "") -> dict[str, float]:
@@ -174,9 +257,15 @@ async def run(db_path: Path) -> dict[str, Any]:
 
         measured = await burst(port, bot, stored)
         overhead = listener_overhead(bot, bot.get_cog("Statistics"), sample_frames(bot))
+        first = min(bot.guilds, key=lambda g: g.id)  # the emulator's first guild: oldest id
+        first = (first.id, first.text_channels[0].id)
         await bot.close()
         await asyncio.wait_for(measured["task"], 30)
         stats.store.close()
+
+        # The same high-cardinality burst without, then with, heavy commands.
+        quiet, quiet_gaps = await _seeded_burst(port, db_path.with_name("quiet.db"), first, False)
+        loaded, completed = await _seeded_burst(port, db_path.with_name("heavy.db"), first, True)
     finally:
         assert child.stdin is not None
         child.stdin.close()
@@ -191,8 +280,28 @@ async def run(db_path: Path) -> dict[str, Any]:
         **_lag_figures(measured["lags"]),
         **_lag_figures(baseline["lags"], "_baseline"),
         **overhead,
+        "messages_heavy": HEAVY_MESSAGES,
+        "messages_counted_heavy": loaded["counted"],
+        "counted_exactly_heavy": loaded["counted"] == HEAVY_MESSAGES,
+        "burst_to_counted_s_heavy": loaded["elapsed"],
+        "flush_gap_max_s_heavy": _max_gap(completed),
+        "flush_gap_max_s_heavy_baseline": _max_gap(quiet_gaps),  # the same burst, no commands
+        "flush_gap_goal_s": 2 * FLUSH_SECONDS,
+        "burst_to_counted_s_heavy_baseline": quiet["elapsed"],
+        **_lag_figures(loaded["lags"], "_heavy"),
+        "heavy_commands_sent": loaded["answers"].get("sent", 0),
+        "heavy_commands_answered": loaded["answers"].get("answered", 0),
+        "heavy_dumps_delivered": loaded["answers"].get("dumps", 0),
+        "emulator_refusals_heavy": loaded["answers"].get("errors", 0),
+        "heavy_answers": loaded["answers"].get("answers", {}),
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def _max_gap(completed: list[float]) -> float:
+    """The longest time between two completed flushes while the heavy burst ran."""
+    gaps = [b - a for a, b in itertools.pairwise(completed)]
+    return max(gaps, default=float("nan"))
 
 
 def sample_frames(bot: commands.Bot) -> list[str]:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _PRUNE_EVERY = timedelta(hours=1)
 _SATURATION_LOG_EVERY = timedelta(minutes=1)
+_SCRUB_WAIT_S = 0.5
 
 #: Counters held in memory at most (about 250 bytes each: ~500 MB), the high-water mark.
 MAX_COUNTERS_IN_MEMORY = 2_000_000
@@ -79,6 +80,7 @@ class ActivityStats:
         self._waiting: list[Batch] = []
         self._head_attempted = False  # _waiting[0] was sent: its commit may have landed
         self._old_months_in_memory = False
+        self._scrub_pending = False
         self._pruned_at: datetime | None = None
         self._failing_since: datetime | None = None
         self._saturation_logged: datetime | None = None
@@ -243,15 +245,29 @@ class ActivityStats:
             return []
         if self._waiting or self._old_months_in_memory:
             return []  # old-month counts not yet stored: anonymise on a later flush
-        return anonymise_finished_months(self.store, now)
+        done = anonymise_finished_months(self.store, now, scrub=False)
+        if done:
+            self._scrub_pending = True
+        if self._scrub_pending:
+            # Bounded: a long read (a moderator's dump) would hold up this flush, and every
+            # write, for as long as it runs. Not finished now: the next flush tries again.
+            self._scrub_pending = not self.store.scrub(wait_s=_SCRUB_WAIT_S)
+            if self._scrub_pending:
+                log.info("scrubbing the database files waits for a long read; retried next flush")
+        return done
 
 
-def anonymise_finished_months(store: Store, now: datetime) -> list[AnonymisationResult]:
-    """Anonymise every guild-month before ``now``'s month that still has a key or pseudonym."""
+def anonymise_finished_months(
+    store: Store, now: datetime, *, scrub: bool = True
+) -> list[AnonymisationResult]:
+    """Anonymise every guild-month before ``now``'s month that still has a key or pseudonym.
+
+    ``scrub``: then wipe the old bytes from the database files, waiting as long as needed.
+    """
     done = []
     for guild_id, month in store.months_to_anonymise(month_of(now)):
         done.append(store.anonymise_month(guild_id, month))
         log.info("anonymised %d pseudonyms of month %d", done[-1].pseudonyms_replaced, month)
-    if done:
+    if done and scrub:
         store.scrub()
     return done

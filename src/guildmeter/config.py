@@ -35,8 +35,11 @@ class Config:
     #: ``/stats`` a member may run per ``stats_cooldown_seconds``.
     stats_cooldown_uses: int = 2
     stats_cooldown_seconds: float = 30.0
-    #: Threads for heavy commands (dumps, reports, /stats); the flush has its own.
+    #: Workers for heavy commands (dumps, reports, /stats); the flush has its own thread.
     heavy_workers: int = 2
+    #: Run them in worker processes (threads when false: less memory, but a heavy command
+    #: then slows the flush, as both need Python's global interpreter lock).
+    heavy_processes: bool = True
     #: Heavy commands running at once, per member, per guild and in all.
     heavy_jobs_per_member: int = 1
     heavy_jobs_per_guild: int = 2

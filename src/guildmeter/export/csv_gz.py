@@ -91,9 +91,11 @@ def write_dump(
                 channel = channel_label.get(channel_id)
                 if channel is None:
                     channel = channel_label[channel_id] = f"#{channel_id}"
-                lines.append(
-                    f"{period},{event_names[event]},{labels[member_id]},{channel},{count}\r\n"
-                )
+                label = labels.get(member_id)
+                if label is None:  # a member the live flush created after we read labels
+                    labels.update(store.member_labels(guild_id, daterange.months))
+                    label = labels.get(member_id, "")
+                lines.append(f"{period},{event_names[event]},{label},{channel},{count}\r\n")
             compressed.write("".join(lines).encode("utf-8"))
             rows += len(lines)
             if progress is not None:

@@ -80,7 +80,7 @@ class StatsCog(commands.Cog, name="Statistics"):
         self._lost_since: datetime | None = None
         self._unloading = False
         self._failures = 0
-        self._last_flush = time.monotonic()
+        self._last_flush = self._previous_start = time.monotonic()
         self._stalled_logged = False
         self.flush_loop.change_interval(seconds=flush_interval)
         self.watchdog.change_interval(seconds=flush_interval)
@@ -148,7 +148,9 @@ class StatsCog(commands.Cog, name="Statistics"):
         Nothing the listeners change is read from the thread: it gets the keys to fetch
         and the drained batches, and its results are applied back here, on the loop.
         """
+        started = time.monotonic()
         async with self._flush_lock:
+            locked = time.monotonic()
             stats, runtime = self.stats, self.runtime
             now = stats.clock()
             # Voice first: the seconds it credits may need a key not loaded yet.
@@ -162,12 +164,22 @@ class StatsCog(commands.Cog, name="Statistics"):
                     stats.install_keys(await runtime.in_flush_thread(stats.fetch_keys, needed))
                 except Exception as exc:  # the store is down: counts stay pending
                     log.warning("could not load keys: %s", exc)
+            keyed = time.monotonic()
             stats.take_batch(now)
+            taken = time.monotonic()
             result, fresh = await runtime.in_flush_thread(self._write, now, runtime.cached_guilds())
+            written = time.monotonic()
             stats.finish(result, now)
             runtime.install_settings(fresh)
             if result.error is None:
                 self._last_flush = time.monotonic()
+            log.debug(
+                "flush: %d rows in %.3f s (lock %.3f, keys %.3f, drain %.3f, write %.3f; "
+                "%.3f s after the previous one started)",
+                result.rows_written, written - started, locked - started, keyed - locked,
+                taken - keyed, written - taken, started - self._previous_start,
+            )  # fmt: skip
+            self._previous_start = started
             return result
 
     def _write(

@@ -22,10 +22,9 @@ from typing import Any, Literal, TypeVar, cast
 import discord
 from discord.ext import commands
 
+from guildmeter import jobs
 from guildmeter.activity import ActivityStats
-from guildmeter.charts import render_activity_png
 from guildmeter.errors import GuildmeterError, StoreUnavailableError
-from guildmeter.export.csv_gz import write_dump, write_report_csv
 from guildmeter.ext.checks import (
     NotAllowed,
     can_configure,
@@ -36,8 +35,8 @@ from guildmeter.ext.checks import (
 from guildmeter.ext.embeds import report_embed
 from guildmeter.ext.replies import clip, echo, send
 from guildmeter.ext.runtime import Runtime
-from guildmeter.reports import DateRange, Report, compute_report, parse_daterange
-from guildmeter.reports.series import activity_series
+from guildmeter.reports import Report, parse_daterange
+from guildmeter.reports.compute import check_report_range, resolve_channel
 from guildmeter.store.settings import GuildSettings
 
 Context = commands.Context[commands.Bot]
@@ -167,7 +166,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             )
         async with self.runtime.jobs.slot(ctx.guild.id, ctx.author.id):
             await self._one_moment(ctx)
-            data, warning, rows = await self.runtime.in_heavy_thread(self._dump, ctx.guild.id, span)
+            data, warning, rows = await self.runtime.in_heavy_worker(jobs.dump, ctx.guild.id, span)
         if len(data) > UPLOAD_LIMIT_BYTES:
             await send(
                 ctx,
@@ -181,11 +180,6 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             text += f"\n⚠️ {warning}"
         name = f"userstats-{span.start:%Y-%m-%d}-to-{span.end:%Y-%m-%d}.csv.gz"
         await send(ctx, text, file=discord.File(io.BytesIO(data), filename=name), ephemeral=True)
-
-    def _dump(self, guild_id: int, span: DateRange) -> tuple[bytes, str | None, int]:
-        buffer = io.BytesIO()
-        result = write_dump(self.stats.store, guild_id, span, buffer)
-        return buffer.getvalue(), result.warning, result.rows
 
     @commands.guild_only()
     @moderators_only()
@@ -212,35 +206,31 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         """
         assert ctx.guild is not None
         span = parse_daterange(daterange, now=self.stats.clock())
+        check_report_range(span)
         channel_name = _channel_name(ctx.guild, channel)
+        # A small query, answered before "One moment": an unknown channel is told at once.
+        await asyncio.to_thread(resolve_channel, self.stats.store, ctx.guild.id, channel_name)
         async with self.runtime.jobs.slot(ctx.guild.id, ctx.author.id):
             await self._one_moment(ctx)
             if type == "full":
-                report = await self.runtime.in_heavy_thread(
-                    compute_report, self.stats.store, ctx.guild.id, "full", span, channel_name
+                report = await self.runtime.in_heavy_worker(
+                    jobs.full_report, ctx.guild.id, span, channel_name
                 )
                 await send(ctx, embed=report_embed(report), ephemeral=True)
                 return
-            report, chart = await self.runtime.in_heavy_thread(
-                self._table_report, ctx.guild.id, type, span, channel_name
+            report, csv, chart = await self.runtime.in_heavy_worker(
+                jobs.table_report, ctx.guild.id, type, span, channel_name
             )
         stem = f"{type}-{report.channel}-{span.start:%Y-%m-%d}-to-{span.end:%Y-%m-%d}"
         await send(
             ctx,
             f"{type.capitalize()} report, {_channel_label(report)}, {span.describe()}.",
             files=[
-                discord.File(io.BytesIO(report_bytes(report)), filename=f"{stem}.csv.gz"),
+                discord.File(io.BytesIO(csv), filename=f"{stem}.csv.gz"),
                 discord.File(io.BytesIO(chart), filename=f"{stem}.png"),
             ],
             ephemeral=True,
         )
-
-    def _table_report(
-        self, guild_id: int, kind: Literal["weekday", "hourly"], span: DateRange, channel: str
-    ) -> tuple[Report, bytes]:
-        report = compute_report(self.stats.store, guild_id, kind, span, channel)
-        chart = render_activity_png(activity_series(self.stats.store, guild_id, span, channel))
-        return report, chart
 
     # -- statsconfig ----------------------------------------------------------------------------
 
@@ -413,12 +403,6 @@ def error_message(ctx: commands.Context[Any], error: BaseException) -> str:
         return "You cannot use this command here."
     log.error("command %s failed", ctx.command, exc_info=error)
     return "Something went wrong while making these statistics; it has been logged."
-
-
-def report_bytes(report: Report) -> bytes:
-    buffer = io.BytesIO()
-    write_report_csv(report, buffer)
-    return buffer.getvalue()
 
 
 def _channel_name(guild: discord.Guild, text: str) -> str:

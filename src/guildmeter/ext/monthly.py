@@ -13,11 +13,12 @@ import logging
 import discord
 from discord.ext import commands, tasks
 
+from guildmeter import jobs
 from guildmeter.activity import ActivityStats
 from guildmeter.ext.embeds import ANONYMISED_NOTICE, report_embed
 from guildmeter.ext.replies import NO_MENTIONS
 from guildmeter.ext.runtime import Runtime
-from guildmeter.reports import DateRange, compute_report
+from guildmeter.reports import DateRange
 from guildmeter.store.settings import GuildSettings, MonthlyPosts
 from guildmeter.timeutil import month_of
 
@@ -76,9 +77,7 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
         if not await asyncio.to_thread(self.posts.claim, guild.id, month, channel.id):
             return False  # posted already, or another process is posting it
         try:
-            report = await self.runtime.in_heavy_thread(
-                compute_report, store, guild.id, "full", span
-            )
+            report = await self.runtime.in_heavy_worker(jobs.full_report, guild.id, span, None)
             title = f"{span.start:%B %Y}: full report, all channels"
             await channel.send(
                 embed=report_embed(report, title=title, notice=ANONYMISED_NOTICE),

@@ -1,8 +1,9 @@
 """What the extension's cogs share at run time: worker threads, job limits, settings.
 
 The flush has a thread of its own, so that no command, however heavy, can delay it; heavy
-commands (dumps, reports, ``/stats``) run in a small bounded pool of their own, with limits
-on how many run at once per member, per guild and in all. Settings are read from memory
+commands (dumps, reports, ``/stats``) run in a small bounded pool of worker processes of
+their own (see `guildmeter.jobs`: in threads they would hold the GIL that the flush needs),
+with limits on how many run at once per member, per guild and in all. Settings are read from memory
 on the command path and refreshed from the database by every flush, so a change made
 through another process holds here within one flush interval.
 """
@@ -12,20 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
+import multiprocessing
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from discord.ext import commands
 
 from guildmeter.config import Config
 from guildmeter.ext.checks import NotAllowed
+from guildmeter.store import Store, StoreSpec
 from guildmeter.store.settings import GuildSettings, SettingsStore
 
 __all__ = ["JobLimits", "Runtime", "runtime_for"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class JobLimits:
@@ -77,14 +82,29 @@ class Runtime:
     def __init__(self, config: Config, settings: SettingsStore) -> None:
         self.settings = settings
         self.flush_pool = ThreadPoolExecutor(1, thread_name_prefix="guildmeter-flush")
-        self.heavy_pool = ThreadPoolExecutor(
-            config.heavy_workers, thread_name_prefix="guildmeter-heavy"
-        )
-        self.jobs = JobLimits(
-            per_member=config.heavy_jobs_per_member,
-            per_guild=config.heavy_jobs_per_guild,
-            total=config.heavy_jobs_total,
-        )
+        store = settings.store
+        self.heavy_pool: Executor
+        #: What the heavy jobs get to reach the database: how to open it, in a process.
+        self.heavy_store: StoreSpec | Store
+        if config.heavy_processes and store.reopen is not None:
+            # spawn, not fork: this process runs threads (the flush, the host's own).
+            context = multiprocessing.get_context("spawn")
+            self.heavy_pool = ProcessPoolExecutor(config.heavy_workers, mp_context=context)
+            self.heavy_store = store.reopen
+        else:
+            self.heavy_pool = ThreadPoolExecutor(
+                config.heavy_workers, thread_name_prefix="guildmeter-heavy"
+            )
+            self.heavy_store = store
+        limits = {
+            "per_member": config.heavy_jobs_per_member,
+            "per_guild": config.heavy_jobs_per_guild,
+            "total": config.heavy_jobs_total,
+        }
+        #: Moderators' dumps and reports; ``/stats`` has limits of its own, so that anyone's
+        #: ``/stats`` spam cannot lock the moderators out (both share the heavy threads).
+        self.jobs = JobLimits(**limits)
+        self.usage_jobs = JobLimits(**limits)
         self._settings: dict[int, GuildSettings] = {}
         self._closed = False
 
@@ -93,9 +113,10 @@ class Runtime:
             self.flush_pool, functools.partial(fn, *args)
         )
 
-    async def in_heavy_thread(self, fn: Callable[..., T], *args: Any) -> T:
+    async def in_heavy_worker(self, job: Callable[..., T], *args: Any) -> T:
+        """Run one of `guildmeter.jobs` (a module-level function), given the store first."""
         return await asyncio.get_running_loop().run_in_executor(
-            self.heavy_pool, functools.partial(fn, *args)
+            self.heavy_pool, functools.partial(job, self.heavy_store, *args)
         )
 
     # -- settings: memory on the command path, refreshed by the flush ------------------------

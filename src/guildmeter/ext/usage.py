@@ -8,6 +8,7 @@ the host's own handler still called). Tracking appends to memory; the flush writ
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import Callable, Coroutine
@@ -17,13 +18,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from guildmeter import jobs
 from guildmeter.activity import ActivityStats
-from guildmeter.charts import render_usage_png
 from guildmeter.ext.checks import NotAllowed, can_reset_usage, viewer_of
 from guildmeter.ext.commands import reply_with_error, root_error
 from guildmeter.ext.replies import clip, send
 from guildmeter.ext.runtime import Runtime
-from guildmeter.reports.usage import UsageSummary, usage_summary
+from guildmeter.reports.usage import UsageSummary
 from guildmeter.store.usage import UsageStore
 from guildmeter.usage.api import activate, active_tracker
 
@@ -178,10 +179,12 @@ class UsageCog(commands.Cog, name="Bot usage"):
             How many days to cover, today included (1 to 365; default 7).
         """
         guild_id = ctx.guild.id if ctx.guild else 0
-        async with self.runtime.jobs.slot(guild_id, ctx.author.id):
+        async with self.runtime.usage_jobs.slot(guild_id, ctx.author.id):
             if ctx.interaction is not None:
                 await ctx.defer(ephemeral=True)
-            summary, chart = await self.runtime.in_heavy_thread(self._summary, guild_id, days)
+            summary, chart = await self.runtime.in_heavy_worker(
+                jobs.usage, guild_id, days, self.stats.clock()
+            )
         where = ctx.guild.name if ctx.guild else "direct messages"
         await send(
             ctx,
@@ -189,10 +192,6 @@ class UsageCog(commands.Cog, name="Bot usage"):
             file=discord.File(io.BytesIO(chart), filename="usage.png"),
             ephemeral=True,
         )
-
-    def _summary(self, guild_id: int, days: int) -> tuple[UsageSummary, bytes]:
-        summary = usage_summary(self.stats.store, guild_id, days, now=self.stats.clock())
-        return summary, render_usage_png(summary)
 
     @commands.hybrid_command(name="reset_stats")  # type: ignore[arg-type]
     @commands.guild_only()
@@ -221,7 +220,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
         where = "every server" if everything else "this server"
         usage = UsageStore(self.stats.store)
         if not confirm:
-            counts = await self.runtime.in_heavy_thread(usage.row_counts, scope)
+            counts = await asyncio.to_thread(usage.row_counts, scope)
             slash = "/reset_stats confirm:True" + (" everything:True" if everything else "")
             prefix = f"{ctx.clean_prefix}reset_stats yes" + (" yes" if everything else "")
             await send(
@@ -235,7 +234,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
         cog = self.bot.get_cog("Statistics")
         if cog is not None:
             await cog.flush()  # type: ignore[attr-defined]
-        deleted = await self.runtime.in_heavy_thread(usage.reset, scope)
+        deleted = await asyncio.to_thread(usage.reset, scope)
         await send(
             ctx,
             f"Usage statistics reset for {where}. Deleted {_describe_rows(deleted)}. "

@@ -30,6 +30,7 @@ __all__ = [
     "ReportKind",
     "ReportRow",
     "case_expression",
+    "check_report_range",
     "compute_report",
     "resolve_channel",
 ]
@@ -115,6 +116,16 @@ def _case_labels(kind: ReportKind) -> list[str]:
     return [str(h) for h in range(24)]
 
 
+def check_report_range(daterange: DateRange) -> None:
+    """Refuse a range a report cannot cover (before any work is done)."""
+    if not daterange.within_one_month:
+        raise ReportError(
+            f"the range {daterange.describe()} crosses a month boundary. Members get new "
+            "pseudonyms every month, so the same person would count as two different users "
+            "and per-user figures would be wrong. Ask for one month at a time."
+        )
+
+
 def resolve_channel(store: Store, guild_id: int, channel: str | None) -> list[int] | None:
     """Channel ids named ``channel`` (``#`` optional); None for "all"."""
     if channel is None or channel.strip().lower() in ("", "all"):
@@ -152,12 +163,7 @@ def compute_report(
 ) -> Report:
     """Compute a report; ranges crossing a month boundary are refused (see ReportError)."""
     labels = _case_labels(kind)  # validates kind first
-    if not daterange.within_one_month:
-        raise ReportError(
-            f"the range {daterange.describe()} crosses a month boundary. Members get new "
-            "pseudonyms every month, so the same person would count as two different users "
-            "and per-user figures would be wrong. Ask for one month at a time."
-        )
+    check_report_range(daterange)
     channel_ids = resolve_channel(store, guild_id, channel)
     act = schema.activity
     case = case_expression(kind, act.c.hour).label("c")

@@ -7,6 +7,7 @@ collector and maps them to integer member ids.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,7 +45,7 @@ from guildmeter.store.engine import make_engine
 from guildmeter.store.migrations import apply_migrations
 from guildmeter.timeutil import month_of_hour, utcnow
 
-__all__ = ["AnonymisationResult", "Store"]
+__all__ = ["AnonymisationResult", "Store", "StoreSpec"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ _UPSERT_SQL = (
     f"CASE WHEN excluded.event = {int(EventKind.TOTAL_USERS)} THEN excluded.count "
     "ELSE activity.count + excluded.count END"
 )
+_SQLITE_FROM_JSON = (
+    "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 "
+    "FROM json_each(?) WHERE true"  # WHERE: SQLite's parser needs it before ON CONFLICT
+)
+_SQLITE_JSON_ROWS = 20_000
 _PG_STAGE_SQL = (
     "CREATE TEMP TABLE IF NOT EXISTS activity_stage "
     "(LIKE activity INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -66,6 +72,17 @@ _PG_FROM_STAGE = (
     f"SELECT {_ACTIVITY_COLUMNS} FROM activity_stage "
     "ORDER BY guild_id, event, hour, channel_id, member_id"
 )
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """What another process needs to open the same store: picklable, hashable."""
+
+    url: str
+    engine_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def open(self) -> Store:
+        return Store.open(self.url, **dict(self.engine_kwargs))
 
 
 @dataclass(frozen=True)
@@ -84,12 +101,16 @@ class Store:
         self.dialect = engine.dialect.name
         # (guild, month, label) -> member id; filled only after a commit succeeded.
         self._member_ids: dict[tuple[int, int, str], int] = {}
+        #: How another process can open the same database (None: it cannot, e.g. :memory:).
+        self.reopen: StoreSpec | None = None
 
     @classmethod
     def open(cls, url: str, **engine_kwargs: Any) -> Store:
         """Connect and bring the schema up to date."""
         store = cls(make_engine(url, **engine_kwargs))
         store.migrate()
+        if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
+            store.reopen = StoreSpec(url, tuple(sorted(engine_kwargs.items())))
         return store
 
     def migrate(self) -> None:
@@ -263,10 +284,17 @@ class Store:
                 *where, table.c.label == any_(bindparam("labels", wanted, ARRAY(String)))
             )
             return {row.label: row.id for row in conn.execute(query)}
+        # SQLite: the labels in as one JSON parameter and the ids out as one JSON object, so
+        # the driver gives the GIL up once per chunk rather than once per row (a busy event
+        # loop in the same process would make every one of those hand-overs wait).
         found: dict[str, int] = {}
-        for chunk in _chunks(sorted(labels), _CHUNK):
-            query = select(table.c.label, table.c.id).where(*where, table.c.label.in_(chunk))
-            found.update({row.label: row.id for row in conn.execute(query)})
+        for chunk in _chunks(sorted(labels), _SQLITE_JSON_ROWS):
+            ids = conn.exec_driver_sql(
+                "SELECT json_group_object(label, id) FROM members WHERE guild_id = ? "
+                "AND month = ? AND label IN (SELECT value FROM json_each(?))",
+                (guild_id, month, json.dumps(chunk)),
+            ).scalar()
+            found.update(json.loads(ids or "{}"))
         return found
 
     def _anonymised_months(
@@ -300,7 +328,12 @@ class Store:
                 # chunks in one transaction, and must not apply a chunk twice.
                 cursor.execute("TRUNCATE activity_stage")
         else:
-            conn.exec_driver_sql(_UPSERT_SQL.format(source="VALUES (?, ?, ?, ?, ?, ?)"), rows)
+            # One statement per chunk, its rows as one JSON parameter: the driver releases
+            # the GIL once per statement instead of once per row, so a flush is not slowed
+            # to a crawl by threads that hold the GIL (a moderator's dump being formatted).
+            sql = _UPSERT_SQL.format(source=_SQLITE_FROM_JSON)
+            for chunk in _chunks(rows, _SQLITE_JSON_ROWS):
+                conn.exec_driver_sql(sql, (json.dumps(chunk),))
 
     def _upsert_channels(self, conn: Connection, names: dict[tuple[int, int], str]) -> None:
         stmt = self._insert(schema.channels)
@@ -410,20 +443,39 @@ class Store:
                 conn.exec_driver_sql("ANALYZE activity")
                 conn.exec_driver_sql("ANALYZE members")
 
-    def scrub(self) -> None:
+    def scrub(self, *, wait_s: float = 30.0) -> bool:
         """Make destroyed keys and replaced pseudonyms unrecoverable from database files.
 
         SQLite zeroes freed bytes (secure_delete) in the main file; old page images live on
         in the WAL until a checkpoint, which TRUNCATE then empties. PostgreSQL keeps dead
         tuples until VACUUM; the tiny key table is rewritten whole.
+
+        Both wait for long readers (a year-long dump) and, while waiting, hold up every
+        writer — the flush too. So the wait is bounded by ``wait_s``: False means it could
+        not finish now (nothing is lost; call again later).
         """
+        wait_ms = max(0, int(wait_s * 1000))
         if self.dialect == "sqlite":
             with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        elif self.dialect == "postgresql":
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+                try:
+                    row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {_SQLITE_BUSY_MS}")
+            return row is not None and row[0] == 0
+        if self.dialect == "postgresql":
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM FULL guild_keys")
-                conn.exec_driver_sql("VACUUM members")
+                conn.exec_driver_sql(f"SET lock_timeout = {max(1, wait_ms)}")
+                try:
+                    conn.exec_driver_sql("VACUUM FULL guild_keys")
+                    conn.exec_driver_sql("VACUUM members")
+                except OperationalError as exc:
+                    if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                        raise _unavailable(exc) from exc
+                    return False
+                finally:
+                    conn.exec_driver_sql("RESET lock_timeout")
+        return True
 
     # -- reading (used by tests, the demo and the reports) ----------------------------------
 
@@ -657,6 +709,7 @@ class ImportSession:
 
 
 _DUMP_WINDOW_HOURS = 24 * 7
+_SQLITE_BUSY_MS = 30_000  # the engine's busy timeout (see make_engine)
 
 
 def _unavailable(exc: DBAPIError) -> StoreUnavailableError:

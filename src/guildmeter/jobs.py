@@ -1,0 +1,82 @@
+"""Heavy statistics work (dumps, reports with charts, the usage summary) as plain functions.
+
+The extension runs these in worker *processes*: formatting a year-long dump or drawing a
+chart holds the GIL for seconds, and a flush sharing the process with it would crawl (every
+database call gives the GIL up and must wait to get it back). Each function takes a
+`StoreSpec` (how to open the database) and picklable values, and returns picklable ones;
+each worker opens a store once and keeps it.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Literal
+
+from guildmeter.reports.compute import Report
+from guildmeter.reports.daterange import DateRange
+from guildmeter.reports.usage import UsageSummary
+from guildmeter.store import Store, StoreSpec
+
+__all__ = ["dump", "full_report", "table_report", "usage"]
+
+_stores: dict[str, Store] = {}
+
+
+def _store(spec: StoreSpec | Store) -> Store:
+    if isinstance(spec, Store):  # the same process (a thread pool): use it as it is
+        return spec
+    key = repr(spec)
+    store = _stores.get(key)
+    if store is None:
+        store = _stores[key] = spec.open()
+    return store
+
+
+def dump(spec: StoreSpec | Store, guild_id: int, span: DateRange) -> tuple[bytes, str | None, int]:
+    """The raw dump as gzip CSV bytes, its warning, and its row count."""
+    from guildmeter.export.csv_gz import write_dump
+
+    buffer = io.BytesIO()
+    result = write_dump(_store(spec), guild_id, span, buffer)
+    return buffer.getvalue(), result.warning, result.rows
+
+
+def full_report(
+    spec: StoreSpec | Store, guild_id: int, span: DateRange, channel: str | None
+) -> Report:
+    from guildmeter.reports import compute_report
+
+    return compute_report(_store(spec), guild_id, "full", span, channel)
+
+
+def table_report(
+    spec: StoreSpec | Store,
+    guild_id: int,
+    kind: Literal["weekday", "hourly"],
+    span: DateRange,
+    channel: str | None,
+) -> tuple[Report, bytes, bytes]:
+    """A weekday or hourly report, its gzip CSV and its chart (PNG)."""
+    from guildmeter.charts import render_activity_png
+    from guildmeter.export.csv_gz import write_report_csv
+    from guildmeter.reports import compute_report
+    from guildmeter.reports.series import activity_series
+
+    store = _store(spec)
+    report = compute_report(store, guild_id, kind, span, channel)
+    csv = io.BytesIO()
+    write_report_csv(report, csv)
+    chart = render_activity_png(activity_series(store, guild_id, span, channel))
+    return report, csv.getvalue(), chart
+
+
+def usage(
+    spec: StoreSpec | Store, guild_id: int, days: int, now: datetime
+) -> tuple[UsageSummary, bytes]:
+    """The ``/stats`` summary and its chart (PNG)."""
+    from guildmeter.charts import render_usage_png
+    from guildmeter.reports.usage import usage_summary
+
+    summary = usage_summary(_store(spec), guild_id, days, now=now)
+    return summary, render_usage_png(summary)
