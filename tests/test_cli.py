@@ -96,8 +96,8 @@ def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "could not understand the date 'blurb'" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.startswith("error: could not understand the date 'blurb'")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stdout + result.stderr
 
 
 def test_bad_config_file_is_refused_with_the_key(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_bad_config_file_is_refused_with_the_key(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "unknown setting(s) flush_intervall_seconds" in result.stdout
+    assert "unknown setting(s) flush_intervall_seconds" in result.stderr
 
 
 def test_stats_summarises_bot_usage(tmp_path: Path) -> None:
