@@ -49,14 +49,18 @@ def _say(text: str) -> None:
 
 
 class _Refusal(click.ClickException):
-    """A one-line answer on stderr; exit 2 for the user's input, 1 for our own bug."""
+    """A one-line answer on stderr: exit 2, the user's input to fix."""
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = 2
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _InternalError(_Refusal):
+    """Our own bug: exit 1."""
+
+    exit_code = 1
 
 
 class _Group(click.Group):
@@ -88,10 +92,9 @@ def _unexpected(exc: Exception, ctx: click.Context) -> _Refusal:
         import traceback
 
         traceback.print_exception(exc)
-    return _Refusal(
+    return _InternalError(
         f"internal error ({type(exc).__name__}: {first_line}); run again with -v for the "
-        "traceback, and please report it",
-        exit_code=1,
+        "traceback, and please report it"
     )
 
 
@@ -120,7 +123,7 @@ class _Context:
         return describe_url(self.config.db)
 
 
-class _Snowflake(click.ParamType):
+class _Snowflake(click.ParamType[int]):
     """A Discord id: a whole number from 1 to 2^63 - 1."""
 
     name = "ID"
@@ -324,20 +327,12 @@ def _print_table(table: Table, output: str | None) -> None:
         return
     from rich.console import Console
 
-    console = Console(record=True, width=_FILE_WIDTH, file=_Discard())
+    import io
+
+    console = Console(width=_FILE_WIDTH, file=io.StringIO())
     console.print(table)
-    _write_text(console.export_text(), output)
+    _write_text(console.file.getvalue(), output)  # type: ignore[attr-defined]
     _say(f"Wrote {output}")
-
-
-class _Discard:
-    """A file that forgets what is written (rich records the text for export)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def _program() -> str:
