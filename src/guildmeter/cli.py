@@ -64,7 +64,32 @@ class _InternalError(_Refusal):
 
 
 class _Group(click.Group):
-    """Turns every failure of a command into a `_Refusal` (see the module docstring)."""
+    """Turns every failure of a command into one line (see the module docstring)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's main, with usage errors in one line (click prints three)."""
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "guildmeter"
+            click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -172,7 +197,7 @@ def cli(ctx: click.Context, db: str | None, config_file: str | None, verbose: bo
 def main() -> NoReturn:
     """Console-script entry point (see the module docstring for exit statuses)."""
     cli.main(prog_name="guildmeter")
-    raise SystemExit(0)  # pragma: no cover - click's standalone mode always exits
+    raise SystemExit(0)  # not reached: main exits
 
 
 # -- shared options and checks --------------------------------------------------------------
@@ -268,17 +293,17 @@ def _write_chart(store: Store, guild: int, daterange: DateRange, channel: str, p
 # -- tables ---------------------------------------------------------------------------------
 
 _SHORT = {
-    "total_users": "Total users",
-    "active_users": "Active users",
-    "voice_users": "Voice users",
-    "joins": "Joins",
-    "parts": "Parts",
-    "messages": "Messages",
-    "messages_per_user": "Msgs/user",
-    "messages_per_user_stdev": "σ",
-    "voice_man_hours": "Voice h",
-    "voice_hours_per_user": "Voice h/user",
-    "voice_hours_per_user_stdev": "σ",
+    "total_users": "Total\nusers",
+    "active_users": "Active\nusers",
+    "voice_users": "Voice\nusers",
+    "joins": "\nJoins",
+    "parts": "\nParts",
+    "messages": "\nMsgs",
+    "messages_per_user": "Msgs/\nuser",
+    "messages_per_user_stdev": "\nσ",
+    "voice_man_hours": "Voice\nhours",
+    "voice_hours_per_user": "Hours/\nuser",
+    "voice_hours_per_user_stdev": "\nσ",
 }
 
 
@@ -290,14 +315,16 @@ def _report_table(report: Report) -> Table:
 
     from guildmeter.reports.compute import REPORT_COLUMNS
 
-    where = "all channels" if report.channel == "all" else f"#{report.channel}"
-    title = f"{report.kind.capitalize()} report, {where}, {report.range.describe()}"
     columns = REPORT_COLUMNS[1:]
     long_names = [
-        f"{columns[i - 1][1]} {header}" if header == "(stdev)" else header
+        f"{columns[i - 1][1]} σ" if header == "(stdev)" else header
         for i, (_, header) in enumerate(columns)
     ]
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0, 0, 0),
+        show_edge=False,
+    )
     if report.kind in ("full", "weekday"):
         table.add_column("figure")
         for row in report.rows:
@@ -305,34 +332,40 @@ def _report_table(report: Report) -> Table:
         for (key, _), label in zip(columns, long_names, strict=True):
             table.add_row(label, *(_cell(getattr(row, key), compact=True) for row in report.rows))
         return table
-    table.add_column("Hour", justify="right")
+    table.add_column("\nHour", justify="right", no_wrap=True)
     for key, _ in columns:
-        table.add_column(_SHORT[key], justify="right")
+        table.add_column(_SHORT[key], justify="right", no_wrap=True)
     for row in report.rows:
         table.add_row(row.case, *(_cell(getattr(row, key), compact=True) for key, _ in columns))
     return table
 
 
+def _report_title(report: Report) -> str:
+    where = "all channels" if report.channel == "all" else f"#{report.channel}"
+    return f"{report.kind.capitalize()} report, {where}, {report.range.describe()}"
+
+
 def _cell(value: object, *, compact: bool = False) -> str:
     if isinstance(value, float):
-        return f"{value:,.1f}" if compact and abs(value) >= 100 else f"{value:,.2f}"
+        return f"{value:,.1f}" if compact and abs(value) >= 10 else f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
 
 
-def _print_table(table: Table, output: str | None) -> None:
-    if not output:
-        _console().print(table)
-        return
-    from rich.console import Console
-
+def _print_report(report: Report, output: str | None = None) -> None:
+    """Title, table and legend: on the terminal, or as text into ``output``."""
     import io
 
-    console = Console(width=_FILE_WIDTH, file=io.StringIO())
-    console.print(table)
-    _write_text(console.file.getvalue(), output)  # type: ignore[attr-defined]
-    _say(f"Wrote {output}")
+    from rich.console import Console
+
+    console = _console() if not output else Console(width=_FILE_WIDTH, file=io.StringIO())
+    console.print(_report_title(report), soft_wrap=True)
+    console.print(_report_table(report))
+    console.print("σ: sample standard deviation of the figure before it")
+    if output:
+        _write_text(console.file.getvalue(), output)  # type: ignore[attr-defined]
+        _say(f"Wrote {output}")
 
 
 def _program() -> str:
@@ -510,7 +543,7 @@ def _report(
         else:
             click.echo(report_json(result))
     else:
-        _print_table(_report_table(result), output)
+        _print_report(result, output)
     return result
 
 
@@ -741,7 +774,7 @@ def _demo(
             f"key {'destroyed' if done.key_destroyed else 'already gone'}."
         )
     month = DateRange.last_full_month(end)
-    console.print(_report_table(compute_report(store, guild_id, "full", month)))
+    _print_report(compute_report(store, guild_id, "full", month))
     _write_chart(store, guild_id, month, "all", chart)
     console.print(f"Charts of {month.describe()} written to {chart}")
     program = _program()
