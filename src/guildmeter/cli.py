@@ -415,7 +415,7 @@ def run(obj: _Context, api_base: str | None, gateway: str | None, prefix: str) -
     obj.open_store(create=True).close()  # checked, created if need be, before discord.py
     from guildmeter.runner import run_bot
 
-    run_bot(obj.config, token, api_base, gateway, prefix)
+    run_bot(obj.config, token, api_base, gateway, prefix, verbose=obj.verbose)
 
 
 @cli.command()
@@ -505,7 +505,6 @@ def report(
     store = obj.open_store()
     try:
         _require_guild(store, guild, obj.db_shown)
-        _require_data(store, guild, daterange)
         _report(store, guild, kind, daterange, channel, fmt, output)
         if chart:
             _write_chart(store, guild, daterange, channel, chart)
@@ -526,6 +525,7 @@ def _report(
     from guildmeter.reports.compute import compute_report
 
     result = compute_report(store, guild, kind, daterange, channel)  # type: ignore[arg-type]
+    _require_data(store, guild, daterange)  # after the report's own checks (month, channel)
     if fmt == "csv":
         from guildmeter.export.csv_gz import write_report_csv
         from guildmeter.outputs import atomic_file

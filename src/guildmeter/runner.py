@@ -22,13 +22,23 @@ __all__ = ["run_bot"]
 
 
 def run_bot(
-    config: Config, token: str, api_base: str | None, gateway: str | None, prefix: str
+    config: Config,
+    token: str,
+    api_base: str | None,
+    gateway: str | None,
+    prefix: str,
+    *,
+    verbose: bool = False,
 ) -> None:
-    """Start the bot and run it until Ctrl-C or a failure (see the module docstring)."""
+    """Start the bot and run it until Ctrl-C or a failure (see the module docstring).
+
+    discord.py logs warnings and errors; its INFO lines (connecting, resuming) with -v.
+    """
     stats = ActivityStats.from_config(config)
     use_endpoints(api_base, gateway)
     bot = create_bot(config, stats, prefix=prefix)
-    discord.utils.setup_logging(level=logging.INFO)
+    handler = logging.StreamHandler()
+    discord.utils.setup_logging(handler=handler, level=logging.INFO if verbose else logging.WARNING)
 
     async def start() -> None:
         async with bot:
@@ -57,3 +67,5 @@ def run_bot(
         ) from None
     except discord.HTTPException as exc:
         raise GuildmeterError(f"Discord answered {exc.status}: {exc.text[:100]}") from None
+    finally:
+        logging.getLogger().removeHandler(handler)
