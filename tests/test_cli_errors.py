@@ -98,6 +98,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("month-crossing", [*REPORT, "--range", "2020-01-20 to 2020-02-10"], "crosses a month"),
     ("bad format", [*REPORT, "--format", "xml"], "Invalid value for '--format'"),
     ("run without token", ["run"], "set DISCORD_TOKEN"),
+    ("stats of an unknown guild", ["stats", "--guild", "5"], "no bot-usage records for guild 5"),
 ]
 
 

@@ -252,6 +252,18 @@ def _require_guild(store: Store, guild: int, shown_db: str) -> None:
     )
 
 
+def _require_usage(store: Store, guild: int, shown_db: str) -> None:
+    """Refuse a guild without bot-usage records, naming those that have some."""
+    from guildmeter.store.catalog import guilds_with_usage, has_usage
+
+    if has_usage(store, guild):
+        return
+    known = guilds_with_usage(store)
+    listed = ", ".join(str(g) for g in known[:10]) + (", …" if len(known) > 10 else "")
+    held = f"; guilds with usage records: {listed}" if known else ": it holds none yet"
+    raise GuildmeterError(f"no bot-usage records for guild {guild} in {shown_db}{held}")
+
+
 def _require_data(store: Store, guild: int, daterange: DateRange) -> None:
     """Refuse a range in which the guild has no count at all, saying what it does have."""
     from guildmeter.store.catalog import data_span, has_statistics
@@ -572,6 +584,8 @@ def stats(obj: _Context, guild: int | None, days: int, fmt: str, chart: str | No
     _check_outputs(chart)
     store = obj.open_store()
     try:
+        if guild is not None:
+            _require_usage(store, guild, obj.db_shown)
         summary = usage_summary(store, guild, days)
     finally:
         store.close()

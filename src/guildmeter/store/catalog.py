@@ -10,14 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from guildmeter.events import EventKind
 from guildmeter.store import schema
 from guildmeter.store.sql import Store
 from guildmeter.timeutil import hour_start
 
-__all__ = ["DataSpan", "data_span", "guilds_with_statistics", "has_statistics"]
+__all__ = [
+    "DataSpan",
+    "data_span",
+    "guilds_with_statistics",
+    "guilds_with_usage",
+    "has_statistics",
+    "has_usage",
+]
 
 
 @dataclass(frozen=True)
@@ -29,18 +36,25 @@ class DataSpan:
 
 
 def guilds_with_statistics(store: Store, limit: int = 20) -> list[int]:
-    """Up to ``limit`` guild ids with at least one count, smallest first.
+    """Up to ``limit`` guild ids with at least one activity count, smallest first."""
+    return _guilds(store, schema.activity, limit)
 
-    One seek per guild (``min(guild_id) > previous``) rather than a DISTINCT over the table.
-    """
-    act = schema.activity
+
+def guilds_with_usage(store: Store, limit: int = 20) -> list[int]:
+    """Up to ``limit`` guild ids with bot-usage records (0: direct messages)."""
+    return _guilds(store, schema.usage_daily_users, limit)
+
+
+def _guilds(store: Store, table: Table, limit: int) -> list[int]:
+    """One index seek per guild (``min(guild_id) > previous``), not a DISTINCT scan."""
+    column = table.c.guild_id
     found: list[int] = []
     with store.engine.connect() as conn:
         previous: int | None = None
         while len(found) < limit:
-            query = select(func.min(act.c.guild_id))
+            query = select(func.min(column))
             if previous is not None:
-                query = query.where(act.c.guild_id > previous)
+                query = query.where(column > previous)
             guild = conn.execute(query).scalar()
             if guild is None:
                 break
@@ -86,3 +100,13 @@ def has_statistics(store: Store, guild_id: int, start_hour: int, end_hour: int) 
             if found is not None:
                 return True
     return False
+
+
+def has_usage(store: Store, guild_id: int) -> bool:
+    """Whether the guild has any bot-usage record."""
+    table = schema.usage_daily_users
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            select(table.c.guild_id).where(table.c.guild_id == guild_id).limit(1)
+        ).first()
+    return found is not None
