@@ -31,7 +31,7 @@ def describe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(normalise_url(url)).render_as_string(hide_password=True)
+        return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparseable URL: show only its scheme
         return url.split("://", 1)[0] + "://…"
 
