@@ -39,7 +39,7 @@ def test_every_command_has_help(path: list[str]) -> None:
             assert param.help, f"{' '.join(path)} {param.opts} has no help"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small demo run shared by the tests below (it plays about two months)."""
     folder = tmp_path_factory.mktemp("demo")
@@ -137,3 +137,28 @@ def test_stats_summarises_bot_usage(tmp_path: Path) -> None:
     assert everywhere.exit_code == 0, everywhere.output
     assert "ping" in everywhere.output and "draw" in everywhere.output
     assert (tmp_path / "u.png").read_bytes().startswith(b"\x89PNG")
+
+
+HEAVY = ("discord", "matplotlib", "dateparser", "sqlalchemy", "rich.progress")
+
+
+def _modules_loaded_by(args: list[str]) -> list[str]:
+    code = (
+        "import sys\nfrom guildmeter.cli import cli\n"
+        f"try:\n    cli.main({args!r})\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_help_loads_no_heavy_library() -> None:
+    assert _modules_loaded_by(["--help"]) == []
+    assert _modules_loaded_by(["report", "--help"]) == []
+
+
+def test_a_text_report_loads_only_the_database_layer(demo_db: Path) -> None:
+    args = ["--db", str(demo_db), "report", "full", "--guild", str(DEMO_GUILD_ID)]
+    assert _modules_loaded_by(args) == ["sqlalchemy"]

@@ -324,3 +324,20 @@ def test_every_command_exits_0_or_says_one_line_and_exits_2(
             args,
             result.stderr,
         )
+
+
+def test_an_internal_error_is_one_line_pointing_at_verbose_and_exits_1(
+    stats_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug\nwith a second line")
+
+    monkeypatch.setattr("guildmeter.reports.compute.compute_report", broken)
+    result = invoke(["--db", str(stats_db), "report", "full", "--guild", str(GUILD)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: internal error (RuntimeError: a bug); run again with -v for the traceback, "
+        "and please report it\n"
+    )
+    verbose = invoke(["--db", str(stats_db), "-v", "report", "full", "--guild", str(GUILD)])
+    assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
