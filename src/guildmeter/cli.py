@@ -110,7 +110,7 @@ def _unexpected(exc: Exception, ctx: click.Context) -> _Refusal:
     if module.startswith(("sqlalchemy", "sqlite3", "psycopg")):
         return _Refusal(f"database error: {first_line}")
     if isinstance(exc, OSError):
-        where = f" {exc.filename}" if exc.filename else ""
+        where = f" {str(exc.filename)[:100]}" if exc.filename else ""
         return _Refusal(f"cannot access{where}: {exc.strerror or first_line}")
     obj = ctx.find_object(_Context)
     if obj is not None and obj.verbose:
@@ -274,7 +274,11 @@ def _require_data(store: Store, guild: int, daterange: DateRange) -> None:
     held = ""
     if span is not None:
         held = f"; this guild has data from {span.first:%Y-%m-%d} to {span.last:%Y-%m-%d}"
-    raise GuildmeterError(f"no statistics for guild {guild} between {daterange.describe()}{held}")
+    if daterange.last_day == daterange.start.date():
+        when = f"on {daterange.start:%Y-%m-%d} (UTC)"
+    else:
+        when = f"between {daterange.start:%Y-%m-%d} and {daterange.last_day:%Y-%m-%d} (UTC)"
+    raise GuildmeterError(f"no statistics for guild {guild} {when}{held}")
 
 
 def _check_outputs(*paths: str | None) -> None:

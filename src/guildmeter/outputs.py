@@ -24,6 +24,8 @@ _UNSAFE = re.compile(r"[^\w.-]+")
 def check_writable(path: str | Path) -> Path:
     """``path`` as a Path, once a file can be created beside it; else one-line error."""
     target = Path(path)
+    if len(target.name.encode("utf-8")) > 200:
+        raise UnwritableOutputError(f"cannot write {str(target)[:80]}…: the file name is too long")
     if target.is_dir():
         raise UnwritableOutputError(f"cannot write {target}: it is a folder")
     folder = target.parent
