@@ -162,3 +162,17 @@ def test_help_loads_no_heavy_library() -> None:
 def test_a_text_report_loads_only_the_database_layer(demo_db: Path) -> None:
     args = ["--db", str(demo_db), "report", "full", "--guild", str(DEMO_GUILD_ID)]
     assert _modules_loaded_by(args) == ["sqlalchemy"]
+
+
+def test_the_demos_next_hint_runs_as_printed(tmp_path: Path) -> None:
+    db = tmp_path / "hint.db"
+    demo = subprocess.run(
+        [sys.executable, "-m", "guildmeter", "--db", str(db), "demo", "--users", "10",
+         "--messages-per-day", "20", "--chart", str(tmp_path / "d.png")],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    hint = demo.stdout.split("Next: ", 1)[1].splitlines()[0].strip()
+    assert hint.endswith(f"report weekday --guild {DEMO_GUILD_ID}")
+    followed = subprocess.run(hint, shell=True, capture_output=True, text=True, cwd=tmp_path)
+    assert followed.returncode == 0, followed.stderr
+    assert "Weekday report, all channels" in followed.stdout

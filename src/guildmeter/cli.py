@@ -97,7 +97,7 @@ class _Group(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except GuildmeterError as exc:
-            raise _Refusal(str(exc)) from None
+            raise _Refusal(" ".join(str(exc).split())[:600]) from None  # one line, always
         except KeyboardInterrupt:
             raise click.Abort() from None
         except Exception as exc:
@@ -246,10 +246,13 @@ def _require_guild(store: Store, guild: int, shown_db: str) -> None:
     known = guilds_with_statistics(store)
     if not known:
         raise GuildmeterError(f"{shown_db} holds no activity statistics yet")
-    listed = ", ".join(str(g) for g in known[:10]) + (", …" if len(known) > 10 else "")
     raise GuildmeterError(
-        f"no statistics for guild {guild} in {shown_db}; guilds with statistics: {listed}"
+        f"no statistics for guild {guild} in {shown_db}; guilds with statistics: {_listed(known)}"
     )
+
+
+def _listed(guilds: list[int]) -> str:
+    return ", ".join(str(g) for g in guilds[:10]) + (", …" if len(guilds) > 10 else "")
 
 
 def _require_usage(store: Store, guild: int, shown_db: str) -> None:
@@ -259,8 +262,7 @@ def _require_usage(store: Store, guild: int, shown_db: str) -> None:
     if has_usage(store, guild):
         return
     known = guilds_with_usage(store)
-    listed = ", ".join(str(g) for g in known[:10]) + (", …" if len(known) > 10 else "")
-    held = f"; guilds with usage records: {listed}" if known else ": it holds none yet"
+    held = f"; guilds with usage records: {_listed(known)}" if known else ": it holds none yet"
     raise GuildmeterError(f"no bot-usage records for guild {guild} in {shown_db}{held}")
 
 
@@ -386,18 +388,23 @@ def _print_report(report: Report, output: str | None = None) -> None:
 
 def _program() -> str:
     """How the person ran us, to repeat it in hints: ``guildmeter`` only if it is on PATH."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "guildmeter":
+        return _as_typed(argv0, "guildmeter")
+    return f"{_as_typed(Path(sys.executable), 'python3')} -m guildmeter"
+
+
+def _as_typed(program: Path, name: str) -> str:
+    """``name`` if PATH finds this very program under it, else its path (relative if short)."""
     import shutil
 
-    argv0 = Path(sys.argv[0])
-    if argv0.name != "guildmeter":
-        return "python -m guildmeter"
-    on_path = shutil.which("guildmeter")
-    if on_path and Path(on_path).resolve() == argv0.resolve():
-        return "guildmeter"
+    found = shutil.which(name)
+    if found and Path(found).resolve() == program.resolve():
+        return name
     try:
-        return str(argv0.resolve().relative_to(Path.cwd()))
+        return str(program.absolute().relative_to(Path.cwd()))
     except ValueError:
-        return str(argv0)
+        return str(program)
 
 
 # -- commands -------------------------------------------------------------------------------
