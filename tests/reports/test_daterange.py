@@ -112,6 +112,8 @@ def test_whole_periods_mean_what_people_mean(text: str, start: object, end: obje
         ("31 Feb 2026", "not a day of the calendar"),
         ("2026-13", "there is no month 13"),
         ("last 0 days", "covers no day"),
+        ("2018-01-01 to", "is half a range"),
+        ("to yesterday", "is half a range"),
     ],
 )
 def test_impossible_or_ambiguous_dates_are_refused_in_one_line(text: str, message: str) -> None:

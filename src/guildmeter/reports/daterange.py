@@ -45,6 +45,7 @@ EXAMPLES = (
 )
 _MAX_INPUT = 200
 _SEPARATOR = re.compile(r"\s+(?:to|until|through|-|\u2013|\u2014)\s+", re.IGNORECASE)
+_DANGLING = re.compile(r"(?:^|\s)(?:to|until|through)$|^(?:to|until|through)(?:\s|$)", re.I)
 _MONTHS = {
     name: number
     for number, names in enumerate(
@@ -174,6 +175,11 @@ def parse_daterange(text: str | None, *, now: datetime | None = None) -> DateRan
     if len(text) > _MAX_INPUT:
         raise DateRangeError(f"a date range is at most {_MAX_INPUT} characters")
     whole = " ".join(text.split())
+    if _DANGLING.search(whole):
+        raise DateRangeError(
+            f"{quote_input(whole)} is half a range: give both ends, as in "
+            "`2018-01-12 to 2018-01-14`, or a single date"
+        )
     parts = _SEPARATOR.split(whole, maxsplit=1)
     if len(parts) == 1:
         period = _parse_period(parts[0], whole, now)
