@@ -347,3 +347,13 @@ def test_an_internal_error_is_one_line_pointing_at_verbose_and_exits_1(
     )
     verbose = invoke(["--db", str(stats_db), "-v", "report", "full", "--guild", str(GUILD)])
     assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
+
+
+def test_names_that_look_like_markup_are_printed_as_they_are(
+    stats_db: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "[bold red]report[/].json"
+    args = ["report", "full", "--guild", str(GUILD), "--format", "json", "-o", str(target)]
+    result = invoke(["--db", str(stats_db), *args])
+    assert result.exit_code == 0, result.stderr
+    assert str(target) in result.output and target.exists()

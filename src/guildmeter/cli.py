@@ -45,7 +45,8 @@ def _console() -> Console:
 
 
 def _say(text: str) -> None:
-    _console().print(text)
+    """Print plain text: paths and names are never read as rich markup."""
+    _console().print(text, markup=False, soft_wrap=True)
 
 
 class _Refusal(click.ClickException):
@@ -378,7 +379,7 @@ def _print_report(report: Report, output: str | None = None) -> None:
     from rich.console import Console
 
     console = _console() if not output else Console(width=_FILE_WIDTH, file=io.StringIO())
-    console.print(_report_title(report), soft_wrap=True)
+    console.print(_report_title(report), soft_wrap=True, markup=False)
     console.print(_report_table(report))
     console.print("σ: sample standard deviation of the figure before it")
     if output:
@@ -467,7 +468,7 @@ def export(obj: _Context, guild: int, range_text: str | None, output: str | None
         store.close()
     _say(f"Wrote {result.rows:,} rows for {daterange.describe()} to {path}")
     if result.warning:
-        _say(f"[bold yellow]warning:[/bold yellow] {result.warning}")
+        _say(f"warning: {result.warning}")
 
 
 def _export(store: Store, guild: int, daterange: DateRange, path: str) -> Any:
@@ -618,7 +619,7 @@ def _print_usage(summary: Any, guild: int | None) -> None:
 
     console = _console()
     where = "all guilds" if guild is None else f"guild {guild}"
-    console.print(f"[bold]Bot usage, {where}, {summary.start} to {summary.end} (UTC)[/]")
+    _say(f"Bot usage, {where}, {summary.start} to {summary.end} (UTC)")
     console.print(
         f"Images: {summary.images:,} (mean {summary.image_seconds_mean:.1f} s)   "
         f"Videos: {summary.videos:,} (mean {summary.video_seconds_mean:.1f} s)\n"
@@ -629,16 +630,18 @@ def _print_usage(summary: Any, guild: int | None) -> None:
     if not summary.commands and not summary.resolutions:
         console.print("No bot usage recorded in this window.")
         return
+    from rich.markup import escape
+
     table = Table("Command", "Uses", "Failed", "Median ms", "p95 ms", "Mean ms")
     for c in summary.commands:
         table.add_row(
-            c.command, f"{c.uses:,}", f"{100 * c.failure_rate:.1f} %",
+            escape(c.command), f"{c.uses:,}", f"{100 * c.failure_rate:.1f} %",
             f"{c.median_ms:,.1f}", f"{c.p95_ms:,.1f}", f"{c.mean_ms:,.1f}",
         )  # fmt: skip
     console.print(table)
     resolutions = Table("Resolution", "Jobs")
     for resolution, jobs in summary.resolutions:
-        resolutions.add_row(resolution, f"{jobs:,}")
+        resolutions.add_row(escape(resolution), f"{jobs:,}")
     console.print(resolutions)
 
 
@@ -769,8 +772,8 @@ def _demo(
             seed=seed,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    console.print(
-        f"Simulated guild [bold]{guild_id}[/bold] from {start:%Y-%m-%d %H:%M} to "
+    _say(
+        f"Simulated guild {guild_id} from {start:%Y-%m-%d %H:%M} to "
         f"{end:%Y-%m-%d %H:%M} UTC ({summary.flushes} hourly flushes) into {obj.db_shown}"
     )
     fed = Table(title="Events fed to the collector")
@@ -801,7 +804,7 @@ def _demo(
     month = DateRange.last_full_month(end)
     _print_report(compute_report(store, guild_id, "full", month))
     _write_chart(store, guild_id, month, "all", chart)
-    console.print(f"Charts of {month.describe()} written to {chart}")
+    _say(f"Charts of {month.describe()} written to {chart}")
     program = _program()
     if obj.db:
         import shlex
@@ -811,4 +814,5 @@ def _demo(
         f"Next: {program} report weekday --guild {guild_id}\n"
         f"      {program} export --guild {guild_id}",
         soft_wrap=True,
+        markup=False,
     )
