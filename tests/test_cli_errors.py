@@ -352,7 +352,7 @@ def test_an_internal_error_is_one_line_pointing_at_verbose_and_exits_1(
 def test_names_that_look_like_markup_are_printed_as_they_are(
     stats_db: Path, tmp_path: Path
 ) -> None:
-    target = tmp_path / "[bold red]report[/].json"
+    target = tmp_path / "[bold red]report[blink].json"
     args = ["report", "full", "--guild", str(GUILD), "--format", "json", "-o", str(target)]
     result = invoke(["--db", str(stats_db), *args])
     assert result.exit_code == 0, result.stderr
