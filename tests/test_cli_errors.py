@@ -357,3 +357,35 @@ def test_names_that_look_like_markup_are_printed_as_they_are(
     result = invoke(["--db", str(stats_db), *args])
     assert result.exit_code == 0, result.stderr
     assert str(target) in result.output and target.exists()
+
+
+@pytest.mark.parametrize(
+    ("db", "message"),
+    [
+        ("notes.txt", "is not a SQLite database"),
+        ("foreign.db", "is not a guildmeter database (it holds other tables: notes)"),
+        ("no/such/folder/new.db", "cannot create no/such/folder/new.db: folder no/such/folder"),
+    ],
+)
+def test_creating_commands_create_only_a_new_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("hello")
+    _foreign_sqlite(Path("foreign.db"))
+    dump = _raw_id_import(tmp_path / "2018-03-01.csv.gz")
+    result = invoke(["--db", db, "import-kaztron", "--guild", "1", str(dump)])
+    assert_one_line_refusal(result)
+    assert message in result.stderr
+    assert Path("notes.txt").read_text() == "hello"
+
+
+def test_an_empty_file_may_become_a_new_database(tmp_path: Path) -> None:
+    db = tmp_path / "fresh.db"
+    db.write_bytes(b"")
+    line = f"2018-03-01 10:00:00,msg,{HASH},#general,2\r\n2018-03-01 10:00:00,join,,,1\r\n"
+    dump = tmp_path / "2018-03-01.csv.gz"
+    dump.write_bytes(gzip.compress(line.encode()))
+    result = invoke(["--db", str(db), "import-kaztron", "--guild", "1", str(dump)])
+    assert result.exit_code == 0, result.stderr
+    assert "Imported 2 rows from 1 file(s) into guild 1 (2018-03-01 to 2018-03-01)" in result.output
