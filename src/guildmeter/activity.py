@@ -1,9 +1,16 @@
 """Activity statistics as one object: collector, keyring and store, flush and month-end.
 
-The event path calls ``collector`` and ``voice`` (memory only). The flush runs in three
-steps so that an asyncio host can keep its loop free: `load_keys` (I/O, in a thread),
-`take_batch` (memory, on the loop: it must not race the listeners) and `write` (I/O, in a
-thread). `flush` runs the three in a row for synchronous callers (CLI, demo, tests).
+The event path calls ``collector`` and ``voice`` (memory only). A flush is split so that an
+asyncio host keeps its loop free and no structure the listeners change is ever read from a
+worker thread: on the loop, `keys_needed`; in a thread, `fetch_keys` (I/O, changes no
+memory); on the loop, `install_keys` and `take_batch` (drain memory, note whether old-month
+counts are still held); in a thread, `write` (I/O on the batches only); on the loop,
+`finish` (retire the keys of months just anonymised). `flush` runs them in a row for
+synchronous callers (CLI, demo, tests).
+
+Memory is bounded: batches waiting for a store that is down are merged (one per retry
+plus one never sent), and once ``max_counters`` counters are held, new events are dropped
+and counted, with a loud warning, rather than growing until the process dies.
 """
 
 from __future__ import annotations
@@ -21,11 +28,15 @@ from guildmeter.store import AnonymisationResult, Store
 from guildmeter.timeutil import month_of, month_start, utcnow
 from guildmeter.usage.tracker import UsageTracker
 
-__all__ = ["ActivityStats", "FlushResult", "anonymise_finished_months"]
+__all__ = ["MAX_COUNTERS_IN_MEMORY", "ActivityStats", "FlushResult", "anonymise_finished_months"]
 
 log = logging.getLogger(__name__)
 
 _PRUNE_EVERY = timedelta(hours=1)
+_SATURATION_LOG_EVERY = timedelta(minutes=1)
+
+#: Counters held in memory at most (about 250 bytes each: ~500 MB), the high-water mark.
+MAX_COUNTERS_IN_MEMORY = 2_000_000
 
 
 @dataclass
@@ -51,6 +62,7 @@ class ActivityStats:
         ignored_channels: Iterable[int] = (),
         anonymise_grace: timedelta = timedelta(0),
         store_prompts: bool = False,
+        max_counters: int = MAX_COUNTERS_IN_MEMORY,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -63,8 +75,14 @@ class ActivityStats:
         self.usage = UsageTracker(self.keyring, store_prompts=store_prompts, clock=clock)
         self.anonymise_grace = anonymise_grace
         self.clock = clock
+        self.max_counters = max_counters
         self._waiting: list[Batch] = []
+        self._head_attempted = False  # _waiting[0] was sent: its commit may have landed
+        self._old_months_in_memory = False
         self._pruned_at: datetime | None = None
+        self._failing_since: datetime | None = None
+        self._saturation_logged: datetime | None = None
+        self._dropped_logged = 0
 
     @classmethod
     def from_config(cls, config: Config) -> ActivityStats:
@@ -75,36 +93,62 @@ class ActivityStats:
             ignored_channels=config.ignored_channels,
             anonymise_grace=timedelta(seconds=config.anonymise_grace_seconds),
             store_prompts=config.store_prompts,
+            max_counters=config.max_counters_in_memory,
         )
 
-    # -- the three flush steps ----------------------------------------------------------------
+    # -- the flush steps ----------------------------------------------------------------------
+
+    def keys_needed(self) -> set[tuple[int, int]]:
+        """(guild, month) pairs whose key memory is waiting for (on the loop)."""
+        return self.collector.keys_needed() | self.usage.keys_needed()
+
+    def fetch_keys(self, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes | None]:
+        """Fetch or create keys (I/O, in a thread; changes nothing in memory)."""
+        return self.keyring.fetch(self.store, sorted(pairs))
+
+    def install_keys(self, fetched: dict[tuple[int, int], bytes | None]) -> None:
+        """Hand fetched keys to the keyring (on the loop)."""
+        self.keyring.install(fetched)
 
     def load_keys(self, pairs: Iterable[tuple[int, int]] | None = None) -> None:
-        """Fetch or create the keys the collector is waiting for (I/O)."""
-        needed = self.collector.keys_needed() if pairs is None else set(pairs)
-        self.keyring.load(self.store, sorted(needed))
+        """`fetch_keys` then `install_keys`, for synchronous callers."""
+        self.install_keys(self.fetch_keys(self.keys_needed() if pairs is None else pairs))
 
     def take_batch(self, now: datetime | None = None) -> Batch:
-        """Credit open voice sessions, resolve pending counts and drain memory (no I/O)."""
-        self.voice.checkpoint(now or self.clock())
+        """Credit open voice sessions, resolve pending counts and drain memory (on the loop).
+
+        A batch that was never sent is merged into the last waiting one, so an outage
+        holds each counter once, not once per flush.
+        """
+        now = now or self.clock()
+        self.voice.checkpoint(now)
         self.collector.resolve_pending()
         batch = self.collector.drain()
         if batch.counts or batch.channels:
-            self._waiting.append(batch)
+            if self._waiting and not (len(self._waiting) == 1 and self._head_attempted):
+                self._waiting[-1].absorb(batch)
+            else:
+                self._waiting.append(batch)
         self.usage.take()
+        self._old_months_in_memory = self.collector.has_pending_for_month_before(month_of(now))
+        self.collector.saturated = self.counters_in_memory >= self.max_counters
         return batch
 
     def write(self, now: datetime | None = None) -> FlushResult:
         """Write every waiting batch, oldest first, then run the month-end job if due (I/O).
 
-        A batch that fails stays waiting, whole, and is retried by the next call; its id is
+        Runs in a worker thread: it reads only the batches `take_batch` handed over (the
+        flush is serialised, so the loop does not touch them meanwhile) and the store. A
+        batch that fails stays waiting, whole, and is retried by the next call; its id is
         recorded with its rows, so it cannot be applied twice.
         """
         result = FlushResult()
         try:
             while self._waiting:
+                self._head_attempted = True
                 result.rows_written += self.store.write_batch(self._waiting[0])
                 self._waiting.pop(0)
+                self._head_attempted = False
                 result.batches_written += 1
             result.usage_records_written = self.usage.write(self.store)
             now = now or self.clock()
@@ -114,12 +158,36 @@ class ActivityStats:
                 self._pruned_at = now
         except StoreUnavailableError as exc:
             result.error = str(exc)
-            log.warning("flush failed, %d batches kept for retry: %s", len(self._waiting), exc)
         result.batches_waiting = len(self._waiting) + self.usage.waiting_batches
         return result
 
+    def finish(self, result: FlushResult, now: datetime | None = None) -> None:
+        """After `write`, on the loop: retire anonymised months' keys; report the state."""
+        now = now or self.clock()
+        for done in result.anonymised:
+            self.keyring.retire(done.guild_id, done.month)
+        if result.error is None:
+            if self._failing_since is not None:
+                log.warning(
+                    "the database is reachable again after %s; waiting counts written",
+                    now - self._failing_since,
+                )
+            self._failing_since = None
+        else:
+            self._failing_since = self._failing_since or now
+            log.warning(
+                "flush failed (database unreachable since %s): %d counters and %d usage "
+                "records wait in memory (high-water mark %d): %s",
+                self._failing_since.isoformat(timespec="seconds"),
+                self.counters_in_memory,
+                self.usage.records_in_memory,
+                self.max_counters,
+                result.error,
+            )
+        self._report_drops(now)
+
     def flush(self, now: datetime | None = None) -> FlushResult:
-        """All three steps in a row (for synchronous callers)."""
+        """Every step in a row (for synchronous callers)."""
         now = now or self.clock()
         self.voice.checkpoint(now)  # first: the seconds it credits may need a key
         try:
@@ -127,7 +195,9 @@ class ActivityStats:
         except StoreUnavailableError as exc:
             log.warning("could not load keys, counts kept pending: %s", exc)
         self.take_batch(now)
-        return self.write(now)
+        result = self.write(now)
+        self.finish(result, now)
+        return result
 
     def close(self, now: datetime | None = None) -> FlushResult:
         """Clean shutdown: close voice sessions and flush everything."""
@@ -139,18 +209,41 @@ class ActivityStats:
     def waiting_batches(self) -> int:
         return len(self._waiting) + self.usage.waiting_batches
 
+    @property
+    def counters_in_memory(self) -> int:
+        """Counters held in memory: being collected, or waiting for the store."""
+        return len(self.collector) + sum(len(batch) for batch in self._waiting)
+
+    @property
+    def dropped(self) -> int:
+        """Events and usage records dropped at the high-water mark since start."""
+        return self.collector.dropped + self.usage.dropped
+
+    def _report_drops(self, now: datetime) -> None:
+        dropped = self.dropped
+        if not self.collector.saturated and dropped == self._dropped_logged:
+            return
+        if self._saturation_logged and now - self._saturation_logged < _SATURATION_LOG_EVERY:
+            return
+        self._saturation_logged, self._dropped_logged = now, dropped
+        log.error(
+            "memory holds %d counters (high-water mark %d) waiting for the database: "
+            "%d events and %d usage records dropped so far — check the database",
+            self.counters_in_memory,
+            self.max_counters,
+            self.collector.dropped,
+            self.usage.dropped,
+        )
+
     # -- month end ------------------------------------------------------------------------------
 
     def _month_end(self, now: datetime) -> list[AnonymisationResult]:
         current = month_of(now)
         if now < month_start(current) + self.anonymise_grace:
             return []
-        if self._waiting or self.collector.has_pending_for_month_before(current):
+        if self._waiting or self._old_months_in_memory:
             return []  # old-month counts not yet stored: anonymise on a later flush
-        done = anonymise_finished_months(self.store, now)
-        for result in done:
-            self.keyring.retire(result.guild_id, result.month)
-        return done
+        return anonymise_finished_months(self.store, now)
 
 
 def anonymise_finished_months(store: Store, now: datetime) -> list[AnonymisationResult]:

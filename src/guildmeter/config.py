@@ -32,6 +32,20 @@ class Config:
     #: Heavy commands (dumps, reports) a member may run per ``cooldown_seconds``.
     cooldown_uses: int = 3
     cooldown_seconds: float = 60.0
+    #: ``/stats`` a member may run per ``stats_cooldown_seconds``.
+    stats_cooldown_uses: int = 2
+    stats_cooldown_seconds: float = 30.0
+    #: Threads for heavy commands (dumps, reports, /stats); the flush has its own.
+    heavy_workers: int = 2
+    #: Heavy commands running at once, per member, per guild and in all.
+    heavy_jobs_per_member: int = 1
+    heavy_jobs_per_guild: int = 2
+    heavy_jobs_total: int = 8
+    #: The longest range a dump may cover, in days.
+    max_dump_days: int = 366
+    #: The high-water mark: counters held in memory at most while the database is down
+    #: (about 250 bytes each). Beyond it new events are dropped, with a loud warning.
+    max_counters_in_memory: int = 2_000_000
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -72,7 +86,19 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
             raise GuildmeterError(
                 f"setting {name} must be {expected.__name__}, not {type(value).__name__}"
             )
-    for name in ("flush_interval_seconds", "cooldown_uses", "cooldown_seconds"):
+    for name in (
+        "flush_interval_seconds",
+        "cooldown_uses",
+        "cooldown_seconds",
+        "stats_cooldown_uses",
+        "stats_cooldown_seconds",
+        "heavy_workers",
+        "heavy_jobs_per_member",
+        "heavy_jobs_per_guild",
+        "heavy_jobs_total",
+        "max_dump_days",
+        "max_counters_in_memory",
+    ):
         if values.get(name, 1) <= 0:
             raise GuildmeterError(f"setting {name} must be positive")
     return Config(**values)

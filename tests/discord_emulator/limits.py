@@ -27,6 +27,20 @@ COMMAND_OPTIONS_MAX = 25
 CHOICES_MAX = 25
 
 
+_MENTION = re.compile(r"@everyone|@here|<@[!&]?\d+>")
+
+
+def would_ping(payload: dict[str, Any]) -> bool:
+    """Whether Discord would notify someone: a mention in the content that
+    ``allowed_mentions`` does not switch off (without it, Discord parses every mention)."""
+    if not _MENTION.search(payload.get("content") or ""):
+        return False
+    allowed = payload.get("allowed_mentions")
+    if allowed is None:
+        return True
+    return bool(allowed.get("parse") or allowed.get("users") or allowed.get("roles"))
+
+
 def message_problems(payload: dict[str, Any], files: dict[str, bytes]) -> list[str]:
     problems = []
     content = payload.get("content") or ""

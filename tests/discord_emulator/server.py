@@ -22,7 +22,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.discord_emulator.limits import FILE_BYTES_MAX, command_problems, message_problems
+from tests.discord_emulator.limits import (
+    FILE_BYTES_MAX,
+    command_problems,
+    message_problems,
+    would_ping,
+)
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 _counter = itertools.count(1)
@@ -42,6 +47,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 MANAGE_GUILD = 1 << 5
 ADMINISTRATOR = 1 << 3
+VIEW_CHANNEL = 1 << 10
 EVERYONE_PERMISSIONS = 104324673  # Discord's default for @everyone: no Manage Server
 
 
@@ -55,6 +61,7 @@ class Sent:
     files: dict[str, bytes]
     ephemeral: bool = False
     interaction_id: int | None = None
+    pings: bool = False  # a mention Discord would notify (allowed_mentions not off)
 
 
 @dataclass
@@ -91,6 +98,13 @@ class FakeGuild:
     voice: dict[int, int] = field(default_factory=dict)  # user -> voice channel
     roles: dict[int, tuple[str, int]] = field(default_factory=dict)  # id -> (name, perms)
     member_roles: dict[int, list[int]] = field(default_factory=dict)
+    #: Channels that @everyone cannot see (an overwrite denies View Channel).
+    private_channels: set[int] = field(default_factory=set)
+
+    def overwrites(self, channel_id: int) -> list[dict[str, Any]]:
+        if channel_id not in self.private_channels:
+            return []
+        return [{"id": str(self.id), "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)}]
 
     def add_role(self, name: str, permissions: int) -> int:
         role_id = snowflake()
@@ -139,7 +153,7 @@ class FakeGuild:
     def create_payload(self) -> dict[str, Any]:
         channels = [
             {"id": str(cid), "type": 0, "name": name, "position": i, "guild_id": str(self.id),
-             "permission_overwrites": [], "nsfw": False, "parent_id": None}
+             "permission_overwrites": self.overwrites(cid), "nsfw": False, "parent_id": None}
             for i, (cid, name) in enumerate(self.text_channels.items())
         ] + [
             {"id": str(cid), "type": 2, "name": name, "position": i, "guild_id": str(self.id),
@@ -221,7 +235,7 @@ class Emulator:
 
     async def start(self, extra_routes: Callable[[web.Application], None] | None = None) -> None:
         """Listen on an ephemeral port of 127.0.0.1; ``extra_routes`` may add control routes."""
-        app = web.Application()
+        app = web.Application(client_max_size=FILE_BYTES_MAX + 1024 * 1024)
         if extra_routes is not None:
             extra_routes(app)
         app.router.add_get("/gateway", self._gateway)
@@ -309,6 +323,13 @@ class Emulator:
         await self.dispatch(
             "GUILD_MEMBER_ADD", {"guild_id": str(guild.id), **guild.member_payload(user_id)}
         )
+
+    async def role_create(self, guild: FakeGuild, name: str, permissions: int) -> int:
+        """A new role, announced to the bot (GUILD_ROLE_CREATE)."""
+        role_id = guild.add_role(name, permissions)
+        role = guild.role_payload(role_id, name, permissions, len(guild.roles))
+        await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role})
+        return role_id
 
     async def member_remove(self, guild: FakeGuild, user_id: int) -> None:
         user = guild.members.pop(user_id)
@@ -423,6 +444,7 @@ class Emulator:
             files,
             ephemeral=bool((payload.get("flags") or 0) & 64),
             interaction_id=None if interaction is None else interaction.id,
+            pings=would_ping(payload),
         )
         async with self.message_posted:
             self.sent.append(sent)

@@ -101,6 +101,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         alpha.add_role("Moderators", MANAGE_GUILD),
         alpha.add_role("Bot Manager", 0),
     ]
+    alpha.private_channels.add(next(c for c, n in alpha.text_channels.items() if n == "mods"))
     emulator.add_guild("Beta", ["general"], ["Voice"], [(1001, "ann"), (2002, "cyd")])
     await emulator.start()
     clock = Clock()

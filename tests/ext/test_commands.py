@@ -139,7 +139,7 @@ async def test_non_moderators_and_public_channels_get_no_statistics(running: Run
         ("report full all next blursday", "could not understand the date"),
         ("report full nowhere 2026-05-10", "no channel named #nowhere"),
         ("report full all 2026-04-20 to 2026-05-10", "crosses a month boundary"),
-        ("report monthly all", "Unknown type 'monthly'"),
+        ("report monthly all", "Unknown type `monthly`"),
         ("report", 'missing. Usage: `.userstats report <"full"|"weekday"|"hourly"> <channel>'),
     ],
 )

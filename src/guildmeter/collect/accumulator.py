@@ -17,7 +17,7 @@ from datetime import datetime
 from guildmeter.errors import InvalidEventError
 from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
 from guildmeter.privacy.keyring import Keyring
-from guildmeter.timeutil import month_of_hour
+from guildmeter.timeutil import hour_index, month_of_hour, month_start
 
 __all__ = ["Accumulator", "Batch", "CountKey"]
 
@@ -46,6 +46,20 @@ class Batch:
         """The (guild, month) pairs this batch writes to."""
         return {(key[0], month_of_hour(key[1])) for key in self.counts}
 
+    def absorb(self, newer: Batch) -> None:
+        """Add a newer batch's counts into this one (member totals: the newer value wins).
+
+        Only for a batch that was never sent to the store: its id must not have been
+        recorded, or the merged counts would be skipped as already applied.
+        """
+        counts = self.counts
+        for key, count in newer.counts.items():
+            if key[2] == _TOTAL_USERS:
+                counts[key] = count
+            else:
+                counts[key] = counts.get(key, 0) + count
+        self.channels.update(newer.channels)
+
 
 class Accumulator:
     """Counts events in memory; see the module docstring."""
@@ -65,6 +79,10 @@ class Accumulator:
         self._keys_needed: set[tuple[int, int]] = set()
         self._channels: dict[tuple[int, int], str] = {}
         self._month_of_hour: dict[int, int] = {}
+        #: Set by the flusher when memory holds its high-water mark of counters (the store
+        #: has been down for long): new events are then dropped, and counted in `dropped`.
+        self.saturated = False
+        self.dropped = 0
 
     # -- the event path -------------------------------------------------------------------
 
@@ -83,6 +101,9 @@ class Accumulator:
         and skips building a datetime; everything else is `message` without its checks.
         """
         if user_id in self.ignored_users or channel_id in self.ignored_channels:
+            return
+        if self.saturated:
+            self.dropped += 1
             return
         month = self._month_of_hour.get(hour)
         if month is None:
@@ -138,6 +159,9 @@ class Accumulator:
             raise InvalidEventError(f"count cannot be negative (got {count} for {kind.label})")
         if count == 0:
             return
+        if self.saturated:
+            self.dropped += 1
+            return
         month = self._month_of_hour.get(hour)
         if month is None:
             month = self._month_of_hour[hour] = month_of_hour(hour)
@@ -192,9 +216,14 @@ class Accumulator:
         return Batch(counts=counts, channels=channels)
 
     def has_pending_for_month_before(self, month: int) -> bool:
-        """True if counts of a month earlier than ``month`` are still in memory."""
-        return any(month_of_hour(k[1]) < month for k in self._counts) or any(
-            month_of_hour(k[1]) < month for k in self._pending
+        """True if counts of a month earlier than ``month`` are still in memory.
+
+        Iterates the live counters: call it on the event loop, never from a worker thread
+        (the listeners add to these dictionaries while a thread would iterate them).
+        """
+        first_hour = _first_hour_of(month)
+        return any(k[1] < first_hour for k in self._counts) or any(
+            k[1] < first_hour for k in self._pending
         )
 
     def __len__(self) -> int:
@@ -202,6 +231,11 @@ class Accumulator:
 
 
 _MSG = int(EventKind.MSG)
+_TOTAL_USERS = int(EventKind.TOTAL_USERS)
+
+
+def _first_hour_of(month: int) -> int:
+    return hour_index(month_start(month))
 
 
 def _hour(when: datetime) -> int:

@@ -15,20 +15,30 @@ async def setup(bot: commands.Bot) -> None:
     from guildmeter.ext.cog import StatsCog, config_for, settings_for, stats_for
     from guildmeter.ext.commands import UserStatsCommands
     from guildmeter.ext.monthly import MonthlyReports
+    from guildmeter.ext.runtime import runtime_for
     from guildmeter.ext.usage import UsageCog
 
     config = config_for(bot)
     stats = await stats_for(bot, config)
-    settings = settings_for(bot, stats)
-    await bot.add_cog(StatsCog(bot, stats, flush_interval=config.flush_interval_seconds))
+    runtime = runtime_for(bot, config, settings_for(bot, stats))
+    await bot.add_cog(StatsCog(bot, stats, runtime, flush_interval=config.flush_interval_seconds))
     await bot.add_cog(
         UserStatsCommands(
             bot,
             stats,
-            settings,
+            runtime,
             cooldown_uses=config.cooldown_uses,
             cooldown_seconds=config.cooldown_seconds,
+            max_dump_days=config.max_dump_days,
         )
     )
-    await bot.add_cog(MonthlyReports(bot, stats, settings))
-    await bot.add_cog(UsageCog(bot, stats, settings))
+    await bot.add_cog(MonthlyReports(bot, stats, runtime))
+    await bot.add_cog(
+        UsageCog(
+            bot,
+            stats,
+            runtime,
+            cooldown_uses=config.stats_cooldown_uses,
+            cooldown_seconds=config.stats_cooldown_seconds,
+        )
+    )

@@ -20,6 +20,7 @@ __all__ = [
     "Viewer",
     "can_configure",
     "can_reset_usage",
+    "everyone_can_read",
     "is_moderator",
     "viewer_of",
 ]
@@ -76,6 +77,11 @@ def can_reset_usage(viewer: Viewer, settings: GuildSettings) -> bool:
     if settings.manager_roles:
         return _any(viewer.role_ids, settings.manager_roles)
     return BOT_MANAGER_ROLE in viewer.role_names
+
+
+def everyone_can_read(channel: discord.abc.GuildChannel) -> bool:
+    """Whether every member of the guild can read ``channel`` (its @everyone permissions)."""
+    return channel.permissions_for(channel.guild.default_role).read_messages
 
 
 def _any(have: Iterable[int], wanted: frozenset[int]) -> bool:

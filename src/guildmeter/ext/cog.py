@@ -1,15 +1,17 @@
 """The Cog: Discord objects in, plain values out, to the collector. No SQL, no I/O here.
 
-Listeners only touch memory. A `tasks.loop` flushes: keys are loaded and batches written
-in a worker thread, while draining memory happens on the loop (it must not race the
-listeners). The loop survives database outages (the batch waits in memory) and flushes
-once more when the cog is unloaded.
+Listeners only touch memory. A `tasks.loop` flushes: keys are fetched and batches written
+in the flush's own worker thread (no command shares it), while everything the listeners
+also touch is handed over on the loop. A failed flush is logged and the next one runs; the
+loop restarts itself if it ever stops, and a watchdog says loudly when no flush has
+completed for three intervals. The cog flushes once more when it is unloaded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 
 import discord
@@ -17,7 +19,8 @@ from discord.ext import commands, tasks
 
 from guildmeter.activity import ActivityStats, FlushResult
 from guildmeter.config import Config, load_config
-from guildmeter.store.settings import SettingsStore
+from guildmeter.ext.runtime import Runtime
+from guildmeter.store.settings import GuildSettings, SettingsStore
 
 __all__ = ["StatsCog", "config_for", "hour_of_snowflake", "settings_for", "stats_for"]
 
@@ -62,53 +65,123 @@ class StatsCog(commands.Cog, name="Statistics"):
     """Counts activity; see the module docstring."""
 
     def __init__(
-        self, bot: commands.Bot, stats: ActivityStats, *, flush_interval: float = 5.0
+        self,
+        bot: commands.Bot,
+        stats: ActivityStats,
+        runtime: Runtime,
+        *,
+        flush_interval: float = 5.0,
     ) -> None:
         self.bot = bot
         self.stats = stats
+        self.runtime = runtime
+        self.flush_interval = flush_interval
         self._flush_lock = asyncio.Lock()
         self._lost_since: datetime | None = None
+        self._unloading = False
+        self._failures = 0
+        self._last_flush = time.monotonic()
+        self._stalled_logged = False
         self.flush_loop.change_interval(seconds=flush_interval)
+        self.watchdog.change_interval(seconds=flush_interval)
 
     async def cog_load(self) -> None:
         self.flush_loop.start()
+        self.watchdog.start()
 
     async def cog_unload(self) -> None:
+        self._unloading = True
+        self.watchdog.cancel()
         self.flush_loop.cancel()
-        result = await self.flush(final=True)
-        if result.error:
-            log.error(
-                "final flush failed, %d batches lost: %s", result.batches_waiting, result.error
-            )
+        try:
+            result = await self.flush(final=True)
+            if result.error:
+                log.error(
+                    "final flush failed, %d batches lost: %s", result.batches_waiting, result.error
+                )
+        finally:
+            self.runtime.close()
 
     # -- flushing -----------------------------------------------------------------------------
 
     @tasks.loop(seconds=5.0)
     async def flush_loop(self) -> None:
-        await self.flush()
+        try:
+            await self.flush()
+            self._failures = 0
+        except Exception:
+            # Whatever went wrong, the counts are still in memory: log it, try again next time.
+            self._failures += 1
+            log.exception("flush failed (%d in a row); the next flush retries", self._failures)
 
     @flush_loop.error
-    async def _flush_failed(self, error: BaseException) -> None:  # pragma: no cover - logged
-        log.exception("flush loop stopped unexpectedly", exc_info=error)
+    async def _flush_failed(self, error: BaseException) -> None:  # pragma: no cover - defensive
+        log.critical("flush loop stopped unexpectedly; restarting it", exc_info=error)
+        asyncio.get_running_loop().call_later(self.flush_interval, self._restart_flush_loop)
+
+    def _restart_flush_loop(self) -> None:  # pragma: no cover - defensive
+        if not self._unloading and not self.flush_loop.is_running():
+            self.flush_loop.start()
+
+    @tasks.loop(seconds=5.0)
+    async def watchdog(self) -> None:
+        """Say loudly when no flush has completed for three intervals (a stuck database)."""
+        stalled = time.monotonic() - self._last_flush
+        if stalled >= 3 * self.flush_interval:
+            if not self._stalled_logged:
+                log.critical(
+                    "no flush has completed for %.0f s: counts are held in memory "
+                    "(%d counters) and will be lost if the bot is killed",
+                    stalled,
+                    self.stats.counters_in_memory,
+                )
+                self._stalled_logged = True
+            if not self.flush_loop.is_running() and not self._unloading:
+                self.flush_loop.start()
+        elif self._stalled_logged:
+            log.warning("flushing again after a stall")
+            self._stalled_logged = False
 
     async def flush(self, *, final: bool = False) -> FlushResult:
-        """One flush: keys (thread), drain (loop), write and month-end (thread)."""
+        """One flush: keys (thread), drain (loop), write and month-end (thread), finish (loop).
+
+        Nothing the listeners change is read from the thread: it gets the keys to fetch
+        and the drained batches, and its results are applied back here, on the loop.
+        """
         async with self._flush_lock:
-            stats = self.stats
+            stats, runtime = self.stats, self.runtime
             now = stats.clock()
             # Voice first: the seconds it credits may need a key not loaded yet.
             if final:
                 stats.voice.close_all(now)
             else:
                 stats.voice.checkpoint(now)
-            needed = stats.collector.keys_needed()
+            needed = stats.keys_needed()
             if needed:
                 try:
-                    await asyncio.to_thread(stats.load_keys, needed)
+                    stats.install_keys(await runtime.in_flush_thread(stats.fetch_keys, needed))
                 except Exception as exc:  # the store is down: counts stay pending
                     log.warning("could not load keys: %s", exc)
             stats.take_batch(now)
-            return await asyncio.to_thread(stats.write, now)
+            result, fresh = await runtime.in_flush_thread(self._write, now, runtime.cached_guilds())
+            stats.finish(result, now)
+            runtime.install_settings(fresh)
+            if result.error is None:
+                self._last_flush = time.monotonic()
+            return result
+
+    def _write(
+        self, now: datetime, guilds: list[int]
+    ) -> tuple[FlushResult, dict[int, GuildSettings]]:
+        """In the flush thread: write, then re-read the settings held in memory."""
+        result = self.stats.write(now)
+        fresh: dict[int, GuildSettings] = {}
+        if result.error is None and guilds:
+            try:
+                fresh = self.runtime.settings.read_many(guilds)
+            except Exception as exc:  # settings stay as they were until the next flush
+                log.warning("could not refresh settings: %s", exc)
+        return result, fresh
 
     # -- listeners: plain values only --------------------------------------------------------
 

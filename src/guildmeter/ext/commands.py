@@ -1,8 +1,12 @@
 """The moderators' commands: ``userstats`` (dump and reports) and ``statsconfig``.
 
 Hybrid commands: the prefix form answers only in the guild's moderator channels, the slash
-form answers only to the member who asked (ephemeral). Work that reads the database runs in
-a worker thread; a slash command is deferred first, a prefix command says "One moment…".
+form answers only to the member who asked (ephemeral). Who may ask is checked before
+anything else — before arguments are converted (no probing of hidden channel or role names)
+and before the cooldown (a refused member uses up nobody's bucket). Work that reads the
+database runs in the heavy-work threads (never the flush's), a limited number of jobs at a
+time per member, per guild and in all; a slash command is deferred first, a prefix command
+says "One moment…". Every reply goes through `guildmeter.ext.replies`: clipped, no pings.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import io
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any, Literal, TypeVar, cast
 
 import discord
 from discord.ext import commands
@@ -21,11 +26,19 @@ from guildmeter.activity import ActivityStats
 from guildmeter.charts import render_activity_png
 from guildmeter.errors import GuildmeterError, StoreUnavailableError
 from guildmeter.export.csv_gz import write_dump, write_report_csv
-from guildmeter.ext.checks import NotAllowed, can_configure, is_moderator, viewer_of
+from guildmeter.ext.checks import (
+    NotAllowed,
+    can_configure,
+    everyone_can_read,
+    is_moderator,
+    viewer_of,
+)
 from guildmeter.ext.embeds import report_embed
+from guildmeter.ext.replies import clip, echo, send
+from guildmeter.ext.runtime import Runtime
 from guildmeter.reports import DateRange, Report, compute_report, parse_daterange
 from guildmeter.reports.series import activity_series
-from guildmeter.store.settings import GuildSettings, SettingsStore
+from guildmeter.store.settings import GuildSettings
 
 Context = commands.Context[commands.Bot]
 # mypy cannot solve discord.py's ParamSpec-over-Union callback type for methods, hence the
@@ -34,7 +47,9 @@ Context = commands.Context[commands.Bot]
 __all__ = [
     "UPLOAD_LIMIT_BYTES",
     "UserStatsCommands",
+    "configurers_only",
     "error_message",
+    "moderators_only",
     "reply_with_error",
     "root_error",
 ]
@@ -53,6 +68,37 @@ def _cooldown(ctx: Context) -> commands.Cooldown | None:
     return None
 
 
+_Decorated = TypeVar("_Decorated")
+
+
+def moderators_only() -> Callable[[_Decorated], _Decorated]:
+    """A check (so it runs before argument conversion and the cooldown): moderators only,
+    and the prefix form only in the guild's moderator channels."""
+
+    async def predicate(ctx: Context) -> bool:
+        cog = ctx.cog
+        assert isinstance(cog, UserStatsCommands)
+        await cog.require_moderator(ctx)
+        return True
+
+    return cast(Callable[[_Decorated], _Decorated], commands.check(predicate))
+
+
+def configurers_only() -> Callable[[_Decorated], _Decorated]:
+    """A check: Manage Server or Administrator (before any argument is converted)."""
+
+    async def predicate(ctx: Context) -> bool:
+        if ctx.guild is None:
+            raise commands.NoPrivateMessage()
+        if not can_configure(viewer_of(ctx.author)):
+            raise NotAllowed(
+                "Only members with Manage Server or Administrator change these settings."
+            )
+        return True
+
+    return cast(Callable[[_Decorated], _Decorated], commands.check(predicate))
+
+
 class UserStatsCommands(commands.Cog, name="User statistics"):
     """Server activity statistics, for moderators."""
 
@@ -60,23 +106,26 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         self,
         bot: commands.Bot,
         stats: ActivityStats,
-        settings: SettingsStore,
+        runtime: Runtime,
         *,
         cooldown_uses: int = 3,
         cooldown_seconds: float = 60.0,
+        max_dump_days: int = 366,
     ) -> None:
         self.bot = bot
         self.stats = stats
-        self.settings = settings
+        self.runtime = runtime
+        self.settings = runtime.settings
         self.cooldown_uses = cooldown_uses
         self.cooldown_seconds = cooldown_seconds
+        self.max_dump_days = max_dump_days
 
     # -- who may ask, and where ---------------------------------------------------------------
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
-        return await asyncio.to_thread(self.settings.get, guild_id)
+        return await self.runtime.guild_settings(guild_id)
 
-    async def _require_moderator(self, ctx: Context) -> None:
+    async def require_moderator(self, ctx: Context) -> None:
         if ctx.guild is None:
             raise commands.NoPrivateMessage()
         settings = await self.guild_settings(ctx.guild.id)
@@ -92,13 +141,14 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         if ctx.interaction is not None:
             await ctx.defer(ephemeral=True)
         else:
-            await ctx.send("One moment… reading the statistics.")
+            await send(ctx, "One moment… reading the statistics.")
 
     # -- userstats ------------------------------------------------------------------------------
 
-    @commands.guild_only()
+    @moderators_only()
     @commands.dynamic_cooldown(_cooldown, commands.BucketType.member)
     @commands.hybrid_group(name="userstats", fallback="dump", invoke_without_command=True)  # type: ignore[arg-type]
+    @commands.guild_only()  # below the group: registers the slash command for servers only
     async def userstats(self, ctx: Context, *, daterange: str | None = None) -> None:
         """Upload the raw counts (gzip CSV) for a date or `date1 to date2` (default: last month).
 
@@ -107,13 +157,20 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         daterange:
             A date or `date1 to date2` (the second date excluded); default: last month.
         """
-        await self._require_moderator(ctx)
         assert ctx.guild is not None
         span = parse_daterange(daterange, now=self.stats.clock())
-        await self._one_moment(ctx)
-        data, warning, rows = await asyncio.to_thread(self._dump, ctx.guild.id, span)
+        if span.end - span.start > timedelta(days=self.max_dump_days):
+            raise NotAllowed(
+                f"A dump covers at most {self.max_dump_days} days; {span.describe()} is "
+                f"{(span.end - span.start).days}. Ask for a shorter range, or use "
+                "`guildmeter export` on the bot's machine."
+            )
+        async with self.runtime.jobs.slot(ctx.guild.id, ctx.author.id):
+            await self._one_moment(ctx)
+            data, warning, rows = await self.runtime.in_heavy_thread(self._dump, ctx.guild.id, span)
         if len(data) > UPLOAD_LIMIT_BYTES:
-            await ctx.send(
+            await send(
+                ctx,
                 f"The dump for {span.describe()} is {len(data) / 1e6:.1f} MB, more than "
                 "Discord accepts. Ask for a shorter range, or use `guildmeter export`.",
                 ephemeral=True,
@@ -123,7 +180,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         if warning:
             text += f"\n⚠️ {warning}"
         name = f"userstats-{span.start:%Y-%m-%d}-to-{span.end:%Y-%m-%d}.csv.gz"
-        await ctx.send(text, file=discord.File(io.BytesIO(data), filename=name), ephemeral=True)
+        await send(ctx, text, file=discord.File(io.BytesIO(data), filename=name), ephemeral=True)
 
     def _dump(self, guild_id: int, span: DateRange) -> tuple[bytes, str | None, int]:
         buffer = io.BytesIO()
@@ -131,6 +188,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         return buffer.getvalue(), result.warning, result.rows
 
     @commands.guild_only()
+    @moderators_only()
     @commands.dynamic_cooldown(_cooldown, commands.BucketType.member)
     @userstats.command(name="report")  # type: ignore[arg-type]
     async def report(
@@ -152,22 +210,23 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         daterange:
             A date or `date1 to date2` within one month; default: last month.
         """
-        await self._require_moderator(ctx)
         assert ctx.guild is not None
         span = parse_daterange(daterange, now=self.stats.clock())
         channel_name = _channel_name(ctx.guild, channel)
-        await self._one_moment(ctx)
-        if type == "full":
-            report = await asyncio.to_thread(
-                compute_report, self.stats.store, ctx.guild.id, "full", span, channel_name
+        async with self.runtime.jobs.slot(ctx.guild.id, ctx.author.id):
+            await self._one_moment(ctx)
+            if type == "full":
+                report = await self.runtime.in_heavy_thread(
+                    compute_report, self.stats.store, ctx.guild.id, "full", span, channel_name
+                )
+                await send(ctx, embed=report_embed(report), ephemeral=True)
+                return
+            report, chart = await self.runtime.in_heavy_thread(
+                self._table_report, ctx.guild.id, type, span, channel_name
             )
-            await ctx.send(embed=report_embed(report), ephemeral=True)
-            return
-        report, chart = await asyncio.to_thread(
-            self._table_report, ctx.guild.id, type, span, channel_name
-        )
         stem = f"{type}-{report.channel}-{span.start:%Y-%m-%d}-to-{span.end:%Y-%m-%d}"
-        await ctx.send(
+        await send(
+            ctx,
             f"{type.capitalize()} report, {_channel_label(report)}, {span.describe()}.",
             files=[
                 discord.File(io.BytesIO(report_bytes(report)), filename=f"{stem}.csv.gz"),
@@ -185,27 +244,44 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
 
     # -- statsconfig ----------------------------------------------------------------------------
 
-    @commands.guild_only()
+    @configurers_only()
     @commands.hybrid_group(name="statsconfig", fallback="show", invoke_without_command=True)  # type: ignore[arg-type]
+    @commands.guild_only()  # below the group: registers the slash command for servers only
     async def statsconfig(self, ctx: Context) -> None:
         """Show who may see statistics, and where."""
-        settings = await self._require_configurer(ctx)
-        await ctx.send(_describe(settings), ephemeral=True)
+        assert ctx.guild is not None
+        settings = await self.guild_settings(ctx.guild.id)
+        await send(ctx, _describe(settings), ephemeral=True)
 
     @commands.guild_only()
-    @statsconfig.command(name="modchannel")  # type: ignore[arg-type]
-    async def modchannel(self, ctx: Context, channel: discord.TextChannel) -> None:
+    @configurers_only()
+    @statsconfig.command(name="modchannel", ignore_extra=False)  # type: ignore[arg-type]
+    async def modchannel(
+        self, ctx: Context, channel: discord.TextChannel, public: bool = False
+    ) -> None:
         """Add a moderator channel, where prefix commands answer (again to remove it).
 
         Parameters
         ----------
         channel:
             A channel only moderators can read.
+        public:
+            True to accept a channel that every member can read (dumps would be public).
         """
+        assert ctx.guild is not None
+        settings = await self.guild_settings(ctx.guild.id)
+        adding = channel.id not in settings.mod_channels
+        if adding and everyone_can_read(channel) and not public:
+            raise NotAllowed(
+                f"{channel.mention} can be read by every member, and the prefix commands post "
+                "statistics (even raw dumps) in moderator channels. Choose a channel only "
+                "moderators can read, or add `public: True` (prefix: `yes`) if you really mean it."
+            )
         await self._toggle(ctx, "mod_channel", channel.id, channel.mention)
 
     @commands.guild_only()
-    @statsconfig.command(name="modrole")  # type: ignore[arg-type]
+    @configurers_only()
+    @statsconfig.command(name="modrole", ignore_extra=False)  # type: ignore[arg-type]
     async def modrole(self, ctx: Context, role: discord.Role) -> None:
         """Let a role see server statistics (again to remove it).
 
@@ -217,7 +293,8 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         await self._toggle(ctx, "mod_role", role.id, f"@{role.name}")
 
     @commands.guild_only()
-    @statsconfig.command(name="managerrole")  # type: ignore[arg-type]
+    @configurers_only()
+    @statsconfig.command(name="managerrole", ignore_extra=False)  # type: ignore[arg-type]
     async def managerrole(self, ctx: Context, role: discord.Role) -> None:
         """Let a role reset the bot-usage statistics (again to remove it).
 
@@ -229,7 +306,8 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         await self._toggle(ctx, "manager_role", role.id, f"@{role.name}")
 
     @commands.guild_only()
-    @statsconfig.command(name="reportchannel")  # type: ignore[arg-type]
+    @configurers_only()
+    @statsconfig.command(name="reportchannel", ignore_extra=False)  # type: ignore[arg-type]
     async def reportchannel(self, ctx: Context, channel: discord.TextChannel | None = None) -> None:
         """Post each month's full report in this channel (none: stop posting).
 
@@ -238,26 +316,20 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         channel:
             A channel only moderators can read; leave out to stop the monthly post.
         """
-        settings = await self._require_configurer(ctx)
         assert ctx.guild is not None
+        settings = await self.guild_settings(ctx.guild.id)
         value = None if channel is None else channel.id
         await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "report_channel", value)
+        self.runtime.forget_settings(ctx.guild.id)
         if channel is None:
             text = "The monthly report will no longer be posted."
         else:
             text = f"Each month's full report will be posted in {channel.mention}."
-            if channel.id not in settings.mod_channels:
+            if everyone_can_read(channel):
+                text += " Every member can read that channel: choose one only moderators read."
+            elif channel.id not in settings.mod_channels:
                 text += " Make sure only moderators can read it."
-        await ctx.send(text, ephemeral=True)
-
-    async def _require_configurer(self, ctx: Context) -> GuildSettings:
-        if ctx.guild is None:
-            raise commands.NoPrivateMessage()
-        if not can_configure(viewer_of(ctx.author)):
-            raise NotAllowed(
-                "Only members with Manage Server or Administrator change these settings."
-            )
-        return await self.guild_settings(ctx.guild.id)
+        await send(ctx, text, ephemeral=True)
 
     async def _toggle(
         self,
@@ -266,13 +338,13 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         value: int,
         label: str,
     ) -> None:
-        await self._require_configurer(ctx)
         assert ctx.guild is not None
         added = await asyncio.to_thread(self.settings.toggle, ctx.guild.id, setting, value)
+        self.runtime.forget_settings(ctx.guild.id)
         what = {"mod_channel": "moderator channel", "mod_role": "moderator role",
                 "manager_role": "Bot Manager role"}[setting]  # fmt: skip
         verb = "is now" if added else "is no longer"
-        await ctx.send(f"{label} {verb} a {what}.", ephemeral=True)
+        await send(ctx, f"{label} {verb} a {what}.", ephemeral=True)
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -283,7 +355,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
 async def reply_with_error(ctx: commands.Context[Any], error: Exception) -> None:
     """Answer a failed command with `error_message`, privately where Discord allows."""
     try:
-        await ctx.send(error_message(ctx, error), ephemeral=True)
+        await send(ctx, error_message(ctx, error), ephemeral=True)
     except discord.HTTPException as exc:  # pragma: no cover - logged
         log.warning("could not send an error reply: %s", exc)
 
@@ -300,7 +372,11 @@ def root_error(error: BaseException) -> BaseException:
     return error
 
 
-def error_message(ctx: Context, error: BaseException) -> str:
+#: Messages that may quote what the member typed are cut to this length.
+_ECHOING_LIMIT = 400
+
+
+def error_message(ctx: commands.Context[Any], error: BaseException) -> str:
     """A reply for the member, never a traceback; unexpected errors are logged."""
     error = root_error(error)
     if isinstance(error, NotAllowed):
@@ -312,20 +388,27 @@ def error_message(ctx: Context, error: BaseException) -> str:
     if isinstance(error, StoreUnavailableError):
         return "The statistics database is unavailable right now; please try again later."
     if isinstance(error, GuildmeterError):
-        return str(error)
+        return clip(str(error), _ECHOING_LIMIT)
+    if isinstance(error, OverflowError):
+        return "That date or number is beyond what the statistics support."
+    usage = (
+        f"{ctx.clean_prefix}{ctx.command.qualified_name} {ctx.command.signature}".strip()
+        if ctx.command
+        else ""
+    )
     if isinstance(error, commands.BadLiteralArgument):
         return (
-            f"Unknown {error.param.name} {error.argument!r}: choose "
+            f"Unknown {error.param.name} {echo(error.argument)}: choose "
             + ", ".join(str(v) for v in error.literals)
             + "."
         )
-    if isinstance(error, commands.UserInputError):
-        usage = (
-            f"{ctx.clean_prefix}{ctx.command.qualified_name} {ctx.command.signature}"
-            if ctx.command
-            else ""
+    if isinstance(error, commands.TooManyArguments):
+        return (
+            "Nothing was changed: part of what you typed was not understood (a channel or "
+            f"role that does not exist?). Usage: `{clip(usage, 200)}`."
         )
-        return f"{error} Usage: `{usage.strip()}`."
+    if isinstance(error, commands.UserInputError):
+        return f"{clip(str(error), _ECHOING_LIMIT)} Usage: `{clip(usage, 200)}`."
     if isinstance(error, commands.CheckFailure):
         return "You cannot use this command here."
     log.error("command %s failed", ctx.command, exc_info=error)

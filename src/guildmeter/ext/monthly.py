@@ -15,8 +15,10 @@ from discord.ext import commands, tasks
 
 from guildmeter.activity import ActivityStats
 from guildmeter.ext.embeds import ANONYMISED_NOTICE, report_embed
+from guildmeter.ext.replies import NO_MENTIONS
+from guildmeter.ext.runtime import Runtime
 from guildmeter.reports import DateRange, compute_report
-from guildmeter.store.settings import MonthlyPosts, SettingsStore
+from guildmeter.store.settings import GuildSettings, MonthlyPosts
 from guildmeter.timeutil import month_of
 
 __all__ = ["MonthlyReports"]
@@ -27,10 +29,11 @@ log = logging.getLogger(__name__)
 class MonthlyReports(commands.Cog, name="Monthly reports"):
     """Checks every ten minutes (and when connected) for a report to post."""
 
-    def __init__(self, bot: commands.Bot, stats: ActivityStats, settings: SettingsStore) -> None:
+    def __init__(self, bot: commands.Bot, stats: ActivityStats, runtime: Runtime) -> None:
         self.bot = bot
         self.stats = stats
-        self.settings = settings
+        self.runtime = runtime
+        self.settings = runtime.settings
         self.posts = MonthlyPosts(stats.store)
         self._lock = asyncio.Lock()
 
@@ -54,13 +57,16 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
             span = DateRange.last_full_month(self.stats.clock())
             month = month_of(span.start)
             posted = []
-            for guild in list(self.bot.guilds):
-                if await self._post(guild, span, month):
+            guilds = list(self.bot.guilds)
+            settings = await asyncio.to_thread(self.settings.read_many, [g.id for g in guilds])
+            for guild in guilds:
+                if await self._post(guild, settings[guild.id], span, month):
                     posted.append(guild.id)
             return posted
 
-    async def _post(self, guild: discord.Guild, span: DateRange, month: int) -> bool:
-        settings = await asyncio.to_thread(self.settings.get, guild.id)
+    async def _post(
+        self, guild: discord.Guild, settings: GuildSettings, span: DateRange, month: int
+    ) -> bool:
         channel = guild.get_channel(settings.report_channel or 0)
         if not isinstance(channel, discord.TextChannel):
             return False
@@ -70,9 +76,14 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
         if not await asyncio.to_thread(self.posts.claim, guild.id, month, channel.id):
             return False  # posted already, or another process is posting it
         try:
-            report = await asyncio.to_thread(compute_report, store, guild.id, "full", span)
+            report = await self.runtime.in_heavy_thread(
+                compute_report, store, guild.id, "full", span
+            )
             title = f"{span.start:%B %Y}: full report, all channels"
-            await channel.send(embed=report_embed(report, title=title, notice=ANONYMISED_NOTICE))
+            await channel.send(
+                embed=report_embed(report, title=title, notice=ANONYMISED_NOTICE),
+                allowed_mentions=NO_MENTIONS,
+            )
         except Exception:
             await asyncio.to_thread(self.posts.release, guild.id, month)
             raise

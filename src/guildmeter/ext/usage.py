@@ -8,7 +8,6 @@ the host's own handler still called). Tracking appends to memory; the flush writ
 
 from __future__ import annotations
 
-import asyncio
 import io
 import time
 from collections.abc import Callable, Coroutine
@@ -22,8 +21,9 @@ from guildmeter.activity import ActivityStats
 from guildmeter.charts import render_usage_png
 from guildmeter.ext.checks import NotAllowed, can_reset_usage, viewer_of
 from guildmeter.ext.commands import reply_with_error, root_error
+from guildmeter.ext.replies import clip, send
+from guildmeter.ext.runtime import Runtime
 from guildmeter.reports.usage import UsageSummary, usage_summary
-from guildmeter.store.settings import SettingsStore
 from guildmeter.store.usage import UsageStore
 from guildmeter.usage.api import activate, active_tracker
 
@@ -45,13 +45,30 @@ ErrorHandler = Callable[
 ]
 
 
+def _stats_cooldown(ctx: Context) -> commands.Cooldown | None:
+    cog = ctx.cog
+    if isinstance(cog, UsageCog):
+        return commands.Cooldown(cog.cooldown_uses, cog.cooldown_seconds)
+    return None
+
+
 class UsageCog(commands.Cog, name="Bot usage"):
     """Tracks commands; shows and resets the usage statistics."""
 
-    def __init__(self, bot: commands.Bot, stats: ActivityStats, settings: SettingsStore) -> None:
+    def __init__(
+        self,
+        bot: commands.Bot,
+        stats: ActivityStats,
+        runtime: Runtime,
+        *,
+        cooldown_uses: int = 2,
+        cooldown_seconds: float = 30.0,
+    ) -> None:
         self.bot = bot
         self.stats = stats
-        self.settings = settings
+        self.runtime = runtime
+        self.cooldown_uses = cooldown_uses
+        self.cooldown_seconds = cooldown_seconds
         self._started: dict[int, float] = {}  # interaction id -> perf_counter at arrival
         self._host_on_error: ErrorHandler | None = None
 
@@ -150,6 +167,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
 
     # -- /stats and /reset_stats ----------------------------------------------------------------
 
+    @commands.dynamic_cooldown(_stats_cooldown, commands.BucketType.user)
     @commands.hybrid_command(name="stats")  # type: ignore[arg-type]
     async def stats_command(self, ctx: Context, days: commands.Range[int, 1, 365] = 7) -> None:
         """Bot usage: generations, commands, users, latency and failures (aggregates only).
@@ -159,18 +177,22 @@ class UsageCog(commands.Cog, name="Bot usage"):
         days:
             How many days to cover, today included (1 to 365; default 7).
         """
-        if ctx.interaction is not None:
-            await ctx.defer(ephemeral=True)
         guild_id = ctx.guild.id if ctx.guild else 0
-        summary = await asyncio.to_thread(
-            usage_summary, self.stats.store, guild_id, days, now=self.stats.clock()
-        )
-        chart = await asyncio.to_thread(render_usage_png, summary)
-        await ctx.send(
-            embed=stats_embed(summary),
+        async with self.runtime.jobs.slot(guild_id, ctx.author.id):
+            if ctx.interaction is not None:
+                await ctx.defer(ephemeral=True)
+            summary, chart = await self.runtime.in_heavy_thread(self._summary, guild_id, days)
+        where = ctx.guild.name if ctx.guild else "direct messages"
+        await send(
+            ctx,
+            embed=stats_embed(summary, where=where),
             file=discord.File(io.BytesIO(chart), filename="usage.png"),
             ephemeral=True,
         )
+
+    def _summary(self, guild_id: int, days: int) -> tuple[UsageSummary, bytes]:
+        summary = usage_summary(self.stats.store, guild_id, days, now=self.stats.clock())
+        return summary, render_usage_png(summary)
 
     @commands.hybrid_command(name="reset_stats")  # type: ignore[arg-type]
     @commands.guild_only()
@@ -187,7 +209,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
             The bot owner only: every server's usage statistics, not just this one's.
         """
         assert ctx.guild is not None
-        settings = await asyncio.to_thread(self.settings.get, ctx.guild.id)
+        settings = await self.runtime.guild_settings(ctx.guild.id)
         if not can_reset_usage(viewer_of(ctx.author), settings):
             raise NotAllowed(
                 "Only administrators and members with the Bot Manager role can reset the "
@@ -199,11 +221,13 @@ class UsageCog(commands.Cog, name="Bot usage"):
         where = "every server" if everything else "this server"
         usage = UsageStore(self.stats.store)
         if not confirm:
-            counts = await asyncio.to_thread(usage.row_counts, scope)
-            how = "`/reset_stats confirm:True`" + (" everything:True" if everything else "")
-            await ctx.send(
+            counts = await self.runtime.in_heavy_thread(usage.row_counts, scope)
+            slash = "/reset_stats confirm:True" + (" everything:True" if everything else "")
+            prefix = f"{ctx.clean_prefix}reset_stats yes" + (" yes" if everything else "")
+            await send(
+                ctx,
                 f"This would delete, for {where}: {_describe_rows(counts)}. Nothing has been "
-                f"deleted yet: run {how} (or `{ctx.clean_prefix}reset_stats yes`) to go ahead.",
+                f"deleted yet: run `{slash}` (or `{prefix}`) to go ahead.",
                 ephemeral=True,
             )
             return
@@ -211,8 +235,9 @@ class UsageCog(commands.Cog, name="Bot usage"):
         cog = self.bot.get_cog("Statistics")
         if cog is not None:
             await cog.flush()  # type: ignore[attr-defined]
-        deleted = await asyncio.to_thread(usage.reset, scope)
-        await ctx.send(
+        deleted = await self.runtime.in_heavy_thread(usage.reset, scope)
+        await send(
+            ctx,
             f"Usage statistics reset for {where}. Deleted {_describe_rows(deleted)}. "
             "Server activity statistics (userstats) are untouched.",
             ephemeral=True,
@@ -227,10 +252,13 @@ def _describe_rows(counts: dict[str, int]) -> str:
     return ", ".join(parts) if parts else "nothing (there were no usage statistics)"
 
 
-def stats_embed(summary: UsageSummary) -> discord.Embed:
+def stats_embed(summary: UsageSummary, *, where: str | None = None) -> discord.Embed:
     """The seed's four sections, plus latency percentiles and failure rates per command."""
+    place = f" in {where}" if where else ""
     embed = discord.Embed(
-        title=f"Bot usage, last {summary.days} day{'s' if summary.days != 1 else ''}",
+        title=clip(
+            f"Bot usage{place}, last {summary.days} day{'s' if summary.days != 1 else ''}", 256
+        ),
         description=f"{summary.start} to {summary.end} (UTC)",
         colour=discord.Colour(0x3B82F6),
     )

@@ -51,15 +51,33 @@ class Keyring:
         return (guild_id, month) in self._retired
 
     def load(self, store: KeyStore, pairs: Iterable[tuple[int, int]]) -> None:
-        """Fetch or create the keys of ``pairs`` (guild, month). Does I/O: never on the loop."""
+        """Fetch and install the keys of ``pairs``, for synchronous callers (CLI, tests)."""
+        self.install(self.fetch(store, pairs))
+
+    def fetch(
+        self, store: KeyStore, pairs: Iterable[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes | None]:
+        """Fetch or create the keys of ``pairs`` (guild, month), None for destroyed ones.
+
+        Does I/O and changes nothing in memory, so it may run in a worker thread while the
+        event loop derives pseudonyms; `install` (on the loop) hands the keys over.
+        """
+        fetched: dict[tuple[int, int], bytes | None] = {}
         for guild_id, month in pairs:
             if (guild_id, month) in self._keys or (guild_id, month) in self._retired:
                 continue
-            key = store.get_or_create_key(guild_id, month, secrets.token_bytes(KEY_BYTES))
+            candidate = secrets.token_bytes(KEY_BYTES)
+            fetched[(guild_id, month)] = store.get_or_create_key(guild_id, month, candidate)
+        return fetched
+
+    def install(self, fetched: dict[tuple[int, int], bytes | None]) -> None:
+        """Make fetched keys usable (on the event loop); None marks a destroyed key."""
+        for pair, key in fetched.items():
             if key is None:
-                self._retired.add((guild_id, month))
-            else:
-                self._keys[(guild_id, month)] = key
+                if pair not in self._retired:
+                    self.retire(*pair)
+            elif pair not in self._retired:
+                self._keys[pair] = key
 
     def pseudonym(self, guild_id: int, month: int, user_id: int) -> str | None:
         """The user's pseudonym for that guild-month, or None while its key is not loaded."""

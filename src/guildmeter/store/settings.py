@@ -1,12 +1,14 @@
 """Per-guild settings set by commands, and the record of monthly report posts.
 
 Settings are a few ids per guild (moderator channels and roles, the Bot Manager role, the
-report channel), read often and written rarely: reads are cached in memory and every write
-goes to the database first.
+report channel), read often and written rarely. This module always reads the database:
+several processes may share it, and a cache here could not see another's change. The
+extension keeps them in memory and refreshes them with every flush (`read_many`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -36,28 +38,27 @@ class SettingsStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[int, GuildSettings] = {}
 
     def get(self, guild_id: int) -> GuildSettings:
-        cached = self._cache.get(guild_id)
-        if cached is not None:
-            return cached
+        """The guild's settings, read from the database."""
+        return self.read_many([guild_id])[guild_id]
+
+    read = get
+
+    def read_many(self, guild_ids: Iterable[int]) -> dict[int, GuildSettings]:
+        """Settings of several guilds in one query per 500 (every guild asked is answered)."""
         table = schema.guild_settings
-        values: dict[str, set[int]] = {}
+        wanted = sorted(set(guild_ids))
+        values: dict[int, dict[str, set[int]]] = {g: {} for g in wanted}
         with self.store.engine.connect() as conn:
-            for setting, value in conn.execute(
-                select(table.c.setting, table.c.value).where(table.c.guild_id == guild_id)
-            ):
-                values.setdefault(setting, set()).add(int(value))
-        report = values.get("report_channel")
-        settings = GuildSettings(
-            mod_channels=frozenset(values.get("mod_channel", ())),
-            mod_roles=frozenset(values.get("mod_role", ())),
-            manager_roles=frozenset(values.get("manager_role", ())),
-            report_channel=min(report) if report else None,
-        )
-        self._cache[guild_id] = settings
-        return settings
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = select(table.c.guild_id, table.c.setting, table.c.value).where(
+                    table.c.guild_id.in_(chunk)
+                )
+                for guild_id, setting, value in conn.execute(query):
+                    values[int(guild_id)].setdefault(setting, set()).add(int(value))
+        return {guild_id: _settings_of(found) for guild_id, found in values.items()}
 
     def toggle(self, guild_id: int, setting: SettingName, value: int) -> bool:
         """Add ``value`` to a set setting, or remove it if present; True when now present."""
@@ -69,7 +70,6 @@ class SettingsStore:
             removed = conn.execute(delete(table).where(where)).rowcount
             if not removed:
                 conn.execute(insert(table).values(guild_id=guild_id, setting=setting, value=value))
-        self._cache.pop(guild_id, None)
         return not removed
 
     def set_single(self, guild_id: int, setting: SettingName, value: int | None) -> None:
@@ -82,7 +82,16 @@ class SettingsStore:
             )
             if value is not None:
                 conn.execute(insert(table).values(guild_id=guild_id, setting=setting, value=value))
-        self._cache.pop(guild_id, None)
+
+
+def _settings_of(values: dict[str, set[int]]) -> GuildSettings:
+    report = values.get("report_channel")
+    return GuildSettings(
+        mod_channels=frozenset(values.get("mod_channel", ())),
+        mod_roles=frozenset(values.get("mod_role", ())),
+        manager_roles=frozenset(values.get("manager_role", ())),
+        report_channel=min(report) if report else None,
+    )
 
 
 class MonthlyPosts:

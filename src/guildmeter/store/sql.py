@@ -485,15 +485,36 @@ class Store:
             )
             return {int(row.channel_id): row.name for row in rows}
 
-    def iter_dump(
-        self, guild_id: int, start_hour: int, end_hour: int
-    ) -> Iterator[list[tuple[int, int, int, int, int]]]:
-        """Stream ``(hour, event, member_id, channel_id, count)`` in time order, a day a chunk.
+    def activity_span(self, guild_id: int) -> tuple[int, int] | None:
+        """The first and last hour with any count for the guild (index seeks), or None."""
+        act = schema.activity
+        first: int | None = None
+        last: int | None = None
+        with self.engine.connect() as conn:
+            for kind in EventKind:
+                where = (act.c.guild_id == guild_id, act.c.event == int(kind))
+                low = conn.scalar(select(func.min(act.c.hour)).where(*where))
+                if low is None:
+                    continue
+                high = conn.scalar(select(func.max(act.c.hour)).where(*where))
+                first = low if first is None else min(first, low)
+                last = high if last is None else max(last, high)
+        return None if first is None or last is None else (int(first), int(last))
 
-        One query per UTC day keeps each sort small and memory flat whatever the range;
-        rows come straight from the driver (no per-row wrapping) because a month can hold
-        millions. Member labels come from `member_labels`.
+    def iter_dump(
+        self, guild_id: int, start_hour: int, end_hour: int, *, chunk_rows: int = 20_000
+    ) -> Iterator[list[tuple[int, int, int, int, int]]]:
+        """Stream ``(hour, event, member_id, channel_id, count)`` in time order, in chunks.
+
+        The range is first clamped to the hours that hold data, then read a week per query
+        (a bounded sort, however large the range) in chunks of ``chunk_rows``; rows come
+        straight from the driver (no per-row wrapping) because a month can hold millions.
+        Member labels come from `member_labels`.
         """
+        span = self.activity_span(guild_id)
+        if span is None:
+            return
+        start_hour, end_hour = max(start_hour, span[0]), min(end_hour, span[1] + 1)
         events = ", ".join(str(int(kind)) for kind in EventKind)
         marker = "?" if self.dialect == "sqlite" else "%s"
         sql = (
@@ -505,10 +526,9 @@ class Store:
         with self.engine.connect() as conn:
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                for day in range(start_hour, end_hour, 24):
-                    cursor.execute(sql, (guild_id, day, min(day + 24, end_hour)))
-                    rows = cursor.fetchall()
-                    if rows:
+                for week in range(start_hour, end_hour, _DUMP_WINDOW_HOURS):
+                    cursor.execute(sql, (guild_id, week, min(week + _DUMP_WINDOW_HOURS, end_hour)))
+                    while rows := cursor.fetchmany(chunk_rows):
                         yield rows
             finally:
                 cursor.close()
@@ -634,6 +654,9 @@ class ImportSession:
                 imported_at=utcnow(),
             )
         )
+
+
+_DUMP_WINDOW_HOURS = 24 * 7
 
 
 def _unavailable(exc: DBAPIError) -> StoreUnavailableError:

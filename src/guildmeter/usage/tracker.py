@@ -1,23 +1,28 @@
 """The usage tracker: records appended in memory on the event path, written in batches.
 
-Raw user ids stay in memory only until the batch is written: `write` turns each into the
-guild-month pseudonym (the same keyed pseudonym the activity statistics use) before
-anything reaches the store. A batch that fails to write waits, whole, for the next flush;
-its id is recorded with its rows, so a retry after a lost commit reply adds nothing twice.
+Raw user ids stay in memory only until `take` (on the event loop) turns each into the
+guild-month pseudonym (the same keyed pseudonym the activity statistics use); `write` (in
+the flush thread) only sees labelled records. A batch that fails to write waits, whole, for
+the next flush; its id is recorded with its rows, so a retry after a lost commit reply adds
+nothing twice.
+
+What is kept is no finer than needed: times are truncated to the hour (as the activity
+statistics are), and a direct-message channel id, which is permanent per member and so
+names them, is never kept (stored as 0).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from guildmeter.privacy import Keyring
 from guildmeter.store import Store
 from guildmeter.store.usage import LabelledUsage, UsageStore
-from guildmeter.timeutil import hour_index, month_of_hour, utcnow
+from guildmeter.timeutil import hour_index, hour_start, month_of_hour, utcnow
 
 __all__ = ["ActivityRecord", "CommandUse", "Generation", "UsageTracker"]
 
@@ -65,8 +70,17 @@ Record = CommandUse | Generation | ActivityRecord
 
 @dataclass
 class _Batch:
-    records: list[Record]
+    items: list[LabelledUsage]
     batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+#: Records held in memory at most (the store down for long); beyond it new ones are dropped.
+MAX_RECORDS_IN_MEMORY = 1_000_000
+
+
+def _hour_of(when: datetime) -> datetime:
+    """The start of ``when``'s UTC hour: usage times are kept no finer than that."""
+    return hour_start(hour_index(when))
 
 
 class UsageTracker:
@@ -84,6 +98,11 @@ class UsageTracker:
         self.clock = clock
         self._records: list[Record] = []
         self._waiting: list[_Batch] = []
+        self._head_attempted = False
+        #: Records in memory at most; beyond it new records are dropped, and counted.
+        self.max_records = MAX_RECORDS_IN_MEMORY
+        self.dropped = 0
+        self._held = 0  # records in waiting batches
 
     # -- the event path: memory only ------------------------------------------------------------
 
@@ -100,14 +119,16 @@ class UsageTracker:
         error: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        self._records.append(
+        if not guild_id:
+            channel_id = 0  # a DM channel id names the member for good: never kept
+        self._append(
             CommandUse(
                 guild_id or 0,
                 channel_id or 0,
                 user_id,
                 command[:100],
                 kind,
-                at or self.clock(),
+                _hour_of(at or self.clock()),
                 max(0.0, duration_ms),
                 ok,
                 None if error is None else error[:100],
@@ -115,12 +136,12 @@ class UsageTracker:
         )
 
     def generation(self, record: Generation) -> None:
-        if record.prompt is not None and not self.store_prompts:
-            record = Generation(
+        self._append(
+            Generation(
                 record.guild_id,
                 record.user_id,
-                record.at,
-                None,
+                _hour_of(record.at),
+                record.prompt if self.store_prompts else None,
                 record.resolution,
                 record.loras,
                 record.upscale,
@@ -128,42 +149,73 @@ class UsageTracker:
                 record.is_video,
                 record.generation_type,
             )
-        self._records.append(record)
+        )
 
     def activity(self, record: ActivityRecord) -> None:
+        self._append(
+            ActivityRecord(
+                record.guild_id, record.user_id, _hour_of(record.at), record.action, record.details
+            )
+        )
+
+    def _append(self, record: Record) -> None:
+        if len(self._records) + self._held >= self.max_records:
+            self.dropped += 1
+            return
         self._records.append(record)
 
     # -- the flusher's side -----------------------------------------------------------------------
 
+    def keys_needed(self) -> set[tuple[int, int]]:
+        """(guild, month) pairs of the records waiting to be labelled (on the loop)."""
+        return {(r.guild_id, month_of_hour(hour_index(r.at))) for r in self._records}
+
     def take(self) -> None:
-        """Move the records gathered so far into a batch (on the loop: no I/O)."""
-        if self._records:
-            self._waiting.append(_Batch(self._records))
-            self._records = []
+        """Label the records gathered so far and batch them (on the loop: no I/O).
+
+        Records whose key is not loaded yet (the store is down) stay for the next flush.
+        """
+        if not self._records:
+            return
+        items: list[LabelledUsage] = []
+        unlabelled: list[Record] = []
+        for record in self._records:
+            hour = hour_index(record.at)
+            label = self.keyring.pseudonym(record.guild_id, month_of_hour(hour), record.user_id)
+            if label is None:
+                unlabelled.append(record)
+            else:
+                items.append(LabelledUsage(record, hour, label))
+        self._records = unlabelled
+        if not items:
+            return
+        self._held += len(items)
+        if self._waiting and not (len(self._waiting) == 1 and self._head_attempted):
+            self._waiting[-1].items.extend(items)  # never sent yet: safe to merge
+        else:
+            self._waiting.append(_Batch(items))
 
     @property
     def waiting_batches(self) -> int:
         return len(self._waiting)
 
+    @property
+    def records_in_memory(self) -> int:
+        return len(self._records) + self._held
+
     def write(self, store: Store) -> int:
-        """Write waiting batches, oldest first (I/O); returns the records written."""
+        """Write waiting batches, oldest first (I/O); returns the records written.
+
+        Runs in the flush thread, while no `take` runs (the flush holds its lock).
+        """
         written = 0
         usage = UsageStore(store)
         while self._waiting:
             batch = self._waiting[0]
-            usage.write(batch.batch_id, self._labelled(store, batch.records))
+            self._head_attempted = True
+            usage.write(batch.batch_id, batch.items)
             self._waiting.pop(0)
-            written += len(batch.records)
+            self._head_attempted = False
+            self._held -= len(batch.items)
+            written += len(batch.items)
         return written
-
-    def _labelled(self, store: Store, records: Sequence[Record]) -> list[LabelledUsage]:
-        hours = [hour_index(r.at) for r in records]
-        pairs = {(r.guild_id, month_of_hour(h)) for r, h in zip(records, hours, strict=True)}
-        self.keyring.load(store, sorted(pairs))
-        out = []
-        for record, hour in zip(records, hours, strict=True):
-            label = self.keyring.pseudonym(record.guild_id, month_of_hour(hour), record.user_id)
-            if label is None:  # pragma: no cover - load() above provides every key
-                raise RuntimeError("no key for a usage record after loading keys")
-            out.append(LabelledUsage(record, hour, label))
-        return out

@@ -1,0 +1,140 @@
+"""What the extension's cogs share at run time: worker threads, job limits, settings.
+
+The flush has a thread of its own, so that no command, however heavy, can delay it; heavy
+commands (dumps, reports, ``/stats``) run in a small bounded pool of their own, with limits
+on how many run at once per member, per guild and in all. Settings are read from memory
+on the command path and refreshed from the database by every flush, so a change made
+through another process holds here within one flush interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from discord.ext import commands
+
+from guildmeter.config import Config
+from guildmeter.ext.checks import NotAllowed
+from guildmeter.store.settings import GuildSettings, SettingsStore
+
+__all__ = ["JobLimits", "Runtime", "runtime_for"]
+
+T = TypeVar("T")
+
+
+class JobLimits:
+    """How many heavy jobs run at once: per member, per guild and in all (on the loop)."""
+
+    def __init__(self, *, per_member: int, per_guild: int, total: int) -> None:
+        self.per_member = per_member
+        self.per_guild = per_guild
+        self.total = total
+        self._members: Counter[tuple[int, int]] = Counter()
+        self._guilds: Counter[int] = Counter()
+        self._running = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self, guild_id: int, member_id: int) -> AsyncIterator[None]:
+        """Hold a slot for one job, or refuse at once (the member is told why)."""
+        if self._members[(guild_id, member_id)] >= self.per_member:
+            raise NotAllowed(
+                "You already have statistics being made; wait for them to arrive first."
+            )
+        if self._guilds[guild_id] >= self.per_guild:
+            raise NotAllowed(
+                "This server already has statistics being made; try again in a minute."
+            )
+        if self._running >= self.total:
+            raise NotAllowed("The bot is busy making statistics; try again in a minute.")
+        self._members[(guild_id, member_id)] += 1
+        self._guilds[guild_id] += 1
+        self._running += 1
+        try:
+            yield
+        finally:
+            self._running -= 1
+            self._guilds[guild_id] -= 1
+            self._members[(guild_id, member_id)] -= 1
+            if not self._guilds[guild_id]:
+                del self._guilds[guild_id]
+            if not self._members[(guild_id, member_id)]:
+                del self._members[(guild_id, member_id)]
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+
+class Runtime:
+    """Threads, job limits and the settings cache of one loaded extension."""
+
+    def __init__(self, config: Config, settings: SettingsStore) -> None:
+        self.settings = settings
+        self.flush_pool = ThreadPoolExecutor(1, thread_name_prefix="guildmeter-flush")
+        self.heavy_pool = ThreadPoolExecutor(
+            config.heavy_workers, thread_name_prefix="guildmeter-heavy"
+        )
+        self.jobs = JobLimits(
+            per_member=config.heavy_jobs_per_member,
+            per_guild=config.heavy_jobs_per_guild,
+            total=config.heavy_jobs_total,
+        )
+        self._settings: dict[int, GuildSettings] = {}
+        self._closed = False
+
+    async def in_flush_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.flush_pool, functools.partial(fn, *args)
+        )
+
+    async def in_heavy_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.heavy_pool, functools.partial(fn, *args)
+        )
+
+    # -- settings: memory on the command path, refreshed by the flush ------------------------
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A guild's settings: from memory, or read once (a small query, default pool)."""
+        cached = self._settings.get(guild_id)
+        if cached is not None:
+            return cached
+        settings = await asyncio.to_thread(self.settings.read, guild_id)
+        self._settings[guild_id] = settings
+        return settings
+
+    def forget_settings(self, guild_id: int) -> None:
+        """After a change made here: the next read goes to the database."""
+        self._settings.pop(guild_id, None)
+
+    def cached_guilds(self) -> list[int]:
+        """The guilds whose settings are held (on the loop, for the flush to refresh)."""
+        return list(self._settings)
+
+    def install_settings(self, fresh: dict[int, GuildSettings]) -> None:
+        """Replace held settings with what the flush read (on the loop)."""
+        for guild_id, settings in fresh.items():
+            if guild_id in self._settings:
+                self._settings[guild_id] = settings
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.flush_pool.shutdown(wait=False, cancel_futures=False)
+            self.heavy_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def runtime_for(bot: commands.Bot, config: Config, settings: SettingsStore) -> Runtime:
+    """The runtime of the extension loaded into ``bot`` (one per load; see `close`)."""
+    existing = getattr(bot, "guildmeter_runtime", None)
+    if isinstance(existing, Runtime) and not existing._closed and existing.settings is settings:
+        return existing
+    runtime = Runtime(config, settings)
+    bot.guildmeter_runtime = runtime  # type: ignore[attr-defined]
+    return runtime
