@@ -166,6 +166,7 @@ def test_a_raw_discord_id_in_an_import_is_refused_without_echoing_it(tmp_path: P
     assert_one_line_refusal(result)
     assert "raw Discord user id" in result.stderr
     assert "200000000000000005" not in result.stderr + result.stdout
+    assert list(tmp_path.glob("x.db*")) == []  # the failed import left no empty database
 
 
 def test_run_with_discord_unreachable_is_one_line(tmp_path: Path) -> None:

@@ -661,9 +661,13 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
 
     from guildmeter.activity import anonymise_finished_months
     from guildmeter.export.kaztron_import import expand_paths, import_files
+    from guildmeter.store.opening import sqlite_path
     from guildmeter.timeutil import utcnow
 
     files = expand_paths(paths)
+    new_file = sqlite_path(obj.config.db)
+    if new_file is not None and new_file.exists() and new_file.stat().st_size > 0:
+        new_file = None
     store = obj.open_store(create=True)
     try:
         with Progress(console=_console(), transient=True) as progress:
@@ -674,6 +678,13 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
                 files,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
+    except BaseException:
+        store.close()
+        if new_file is not None:  # nothing was kept: do not leave an empty database behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                new_file.with_name(new_file.name + suffix).unlink(missing_ok=True)
+        raise
+    try:
         for path, when in result.files_skipped:
             _say(f"Skipped {path}: already imported on {when:%Y-%m-%d %H:%M} UTC")
         span = f" ({result.first:%Y-%m-%d} to {result.last:%Y-%m-%d})" if result.first else ""

@@ -121,12 +121,16 @@ def test_a_bad_row_in_a_folder_names_its_file_and_line(
     good = "2018-03-01 09:00:00,join,,,1\r\n"
     (folder / "2018-03-01.csv.gz").write_bytes(gzip.compress(f"{good}{content}\r\n".encode()))
     db = tmp_path / "x.db"
-    result = CliRunner().invoke(
-        cli, ["--db", str(db), "import-kaztron", "--guild", "5", str(folder)]
-    )
+    earlier = tmp_path / "2018-02-01.csv.gz"
+    earlier.write_bytes(gzip.compress(b"2018-02-01 09:00:00,part,,,2\r\n"))
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--db", str(db), "import-kaztron", "--guild", "5", str(earlier)])
+    assert first.exit_code == 0, first.stderr
+    result = runner.invoke(cli, ["--db", str(db), "import-kaztron", "--guild", "5", str(folder)])
     assert result.exit_code == 2
     assert "2018-03-01.csv.gz, line" in result.stderr and message in result.stderr
     assert "200000000000000005" not in result.output + result.stderr
     store = Store.open(str(db))
-    assert store.activity_totals(5) == {}  # one transaction: nothing kept
+    hour = int(utc(2018, 2, 1, 9).timestamp() // 3600)
+    assert store.activity_totals(5) == {(hour, 3, 0, ""): 2}  # one transaction: nothing kept
     store.close()

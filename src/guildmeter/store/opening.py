@@ -13,7 +13,7 @@ from guildmeter.errors import StoreUnavailableError, UnusableDatabaseError
 from guildmeter.store.engine import make_engine, normalise_url
 from guildmeter.store.sql import Store
 
-__all__ = ["CREATE_HINT", "describe_url", "open_store"]
+__all__ = ["CREATE_HINT", "describe_url", "open_store", "sqlite_path"]
 
 CREATE_HINT = (
     "create one with `guildmeter demo`, `guildmeter import-kaztron` or `guildmeter run`, "
@@ -25,7 +25,7 @@ _SUPPORTED = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
 
 def describe_url(url: str) -> str:
     """The URL as it may be shown: a SQLite file's path, or the URL without its password."""
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         return str(path)
     from sqlalchemy.engine import make_url
@@ -45,7 +45,7 @@ def open_store(url: str, *, create: bool) -> Store:
             "(a file path or sqlite:///file.db) and PostgreSQL (postgresql://user@host/db, "
             "driver psycopg 3)"
         )
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         _check_sqlite_file(path, create=create)
     try:
@@ -68,7 +68,7 @@ def open_store(url: str, *, create: bool) -> Store:
     return store
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
     normal = normalise_url(url)
     if not normal.lower().startswith("sqlite"):
