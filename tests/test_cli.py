@@ -39,7 +39,7 @@ def test_every_command_has_help(path: list[str]) -> None:
             assert param.help, f"{' '.join(path)} {param.opts} has no help"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small demo run shared by the tests below (it plays about two months)."""
     folder = tmp_path_factory.mktemp("demo")
@@ -96,8 +96,8 @@ def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "could not understand the date 'blurb'" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.startswith("error: could not understand the date 'blurb'")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stdout + result.stderr
 
 
 def test_bad_config_file_is_refused_with_the_key(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_bad_config_file_is_refused_with_the_key(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "unknown setting(s) flush_intervall_seconds" in result.stdout
+    assert "unknown setting(s) flush_intervall_seconds" in result.stderr
 
 
 def test_stats_summarises_bot_usage(tmp_path: Path) -> None:
@@ -137,3 +137,42 @@ def test_stats_summarises_bot_usage(tmp_path: Path) -> None:
     assert everywhere.exit_code == 0, everywhere.output
     assert "ping" in everywhere.output and "draw" in everywhere.output
     assert (tmp_path / "u.png").read_bytes().startswith(b"\x89PNG")
+
+
+HEAVY = ("discord", "matplotlib", "dateparser", "sqlalchemy", "rich.progress")
+
+
+def _modules_loaded_by(args: list[str]) -> list[str]:
+    code = (
+        "import sys\nfrom guildmeter.cli import cli\n"
+        f"try:\n    cli.main({args!r})\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_help_loads_no_heavy_library() -> None:
+    assert _modules_loaded_by(["--help"]) == []
+    assert _modules_loaded_by(["report", "--help"]) == []
+
+
+def test_a_text_report_loads_only_the_database_layer(demo_db: Path) -> None:
+    args = ["--db", str(demo_db), "report", "full", "--guild", str(DEMO_GUILD_ID)]
+    assert _modules_loaded_by(args) == ["sqlalchemy"]
+
+
+def test_the_demos_next_hint_runs_as_printed(tmp_path: Path) -> None:
+    db = tmp_path / "hint.db"
+    demo = subprocess.run(
+        [sys.executable, "-m", "guildmeter", "--db", str(db), "demo", "--users", "10",
+         "--messages-per-day", "20", "--chart", str(tmp_path / "d.png")],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    hint = demo.stdout.split("Next: ", 1)[1].splitlines()[0].strip()
+    assert hint.endswith(f"report weekday --guild {DEMO_GUILD_ID}")
+    followed = subprocess.run(hint, shell=True, capture_output=True, text=True, cwd=tmp_path)
+    assert followed.returncode == 0, followed.stderr
+    assert "Weekday report, all channels" in followed.stdout

@@ -1,7 +1,8 @@
 """Charts of a guild's activity as one PNG (matplotlib, no pyplot: safe off the loop).
 
 Three panels: a weekday × hour heatmap of messages, daily messages with active users, and
-voice hours per day. Every time axis says UTC; counts start at zero.
+voice hours per day. Every time axis says UTC; counts start at zero. A range with nothing
+to draw says so in words rather than showing empty axes, which read as "zero activity".
 """
 
 from __future__ import annotations
@@ -16,17 +17,41 @@ from guildmeter.reports.compute import WEEKDAYS
 from guildmeter.reports.series import ActivitySeries
 from guildmeter.reports.usage import UsageSummary
 
-__all__ = ["render_activity_png", "render_usage_png"]
+__all__ = ["NO_DATA", "render_activity_png", "render_usage_png"]
+
+NO_DATA = "no data in this range"
+
+
+def _no_data_png(title: str) -> bytes:
+    fig = Figure(figsize=(8, 3), dpi=100, layout="constrained")
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    ax = fig.subplots()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, NO_DATA, ha="center", va="center", fontsize=16, color="#555555")
+    return _png(fig)
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def render_activity_png(series: ActivitySeries, target: str | Path | None = None) -> bytes:
     """Render the three panels; write them to ``target`` if given; return the PNG bytes."""
+    where = "all channels" if series.channel == "all" else f"#{series.channel}"
+    title = f"Server activity, {where} — {series.range.describe()}"
+    empty = not any(map(any, series.heatmap)) and not any(
+        p.messages or p.voice_hours for p in series.daily
+    )
+    if empty:
+        data = _no_data_png(title)
+        if target is not None:
+            Path(target).write_bytes(data)
+        return data
     fig = Figure(figsize=(11, 12), dpi=100, layout="constrained")
     heat_ax, daily_ax, voice_ax = fig.subplots(3, 1, height_ratios=[1.1, 1, 0.8])
-    where = "all channels" if series.channel == "all" else f"#{series.channel}"
-    fig.suptitle(
-        f"Server activity, {where} — {series.range.describe()}", fontsize=14, fontweight="bold"
-    )
+    fig.suptitle(title, fontsize=14, fontweight="bold")
 
     image = heat_ax.imshow(series.heatmap, aspect="auto", cmap="viridis", vmin=0)
     heat_ax.set_title("Messages by weekday and hour of day (UTC), totals over the range")
@@ -57,9 +82,7 @@ def render_activity_png(series: ActivitySeries, target: str | Path | None = None
         axis.set_xlabel("date (UTC)")
         axis.grid(axis="y", alpha=0.3)
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    data = buffer.getvalue()
+    data = _png(fig)
     if target is not None:
         Path(target).write_bytes(data)
     return data
@@ -67,6 +90,9 @@ def render_activity_png(series: ActivitySeries, target: str | Path | None = None
 
 def render_usage_png(summary: UsageSummary) -> bytes:
     """Daily commands and generation jobs of a usage summary, as one bar chart."""
+    title = f"Bot usage per day, {summary.start} to {summary.end}"
+    if not any(d.commands or d.generations for d in summary.daily):
+        return _no_data_png(title)
     fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     days = [d.day for d in summary.daily]
@@ -82,7 +108,5 @@ def render_usage_png(summary: UsageSummary) -> bytes:
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left")
-    ax.set_title(f"Bot usage per day, {summary.start} to {summary.end}")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    ax.set_title(title)
+    return _png(fig)

@@ -1,48 +1,176 @@
-"""The ``guildmeter`` command line: a thin layer over the library."""
+"""The ``guildmeter`` command line: a thin layer over the library.
+
+Every command checks its inputs before it works (the range, the database, the guild,
+every output path), then exits 0; or it prints one line and exits 2; an unexpected
+internal error prints one line pointing at ``-v`` and exits 1. Heavy libraries (discord.py,
+matplotlib, dateparser, SQLAlchemy) are imported inside the commands that use them, so
+``--help`` answers at once.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
 from guildmeter import __version__
-from guildmeter.config import Config, load_config
 from guildmeter.errors import GuildmeterError
-from guildmeter.store import Store
-from guildmeter.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from guildmeter.reports.compute import Report
+    from rich.console import Console
+    from rich.table import Table
 
-__all__ = ["main"]
+    from guildmeter.config import Config
+    from guildmeter.reports.compute import Report
+    from guildmeter.reports.daterange import DateRange
+    from guildmeter.store import Store
+
+__all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-console = Console()
+_MAX_ID = 2**63 - 1
+_FILE_WIDTH = 100
+
+
+@functools.cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _say(text: str) -> None:
+    """Print plain text: paths and names are never read as rich markup."""
+    _console().print(text, markup=False, soft_wrap=True)
+
+
+class _Refusal(click.ClickException):
+    """A one-line answer on stderr: exit 2, the user's input to fix."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _InternalError(_Refusal):
+    """Our own bug: exit 1."""
+
+    exit_code = 1
+
+
+class _Group(click.Group):
+    """Turns every failure of a command into one line (see the module docstring)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's main, with usage errors in one line (click prints three)."""
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "guildmeter"
+            click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except GuildmeterError as exc:
+            raise _Refusal(" ".join(str(exc).split())[:600]) from None  # one line, always
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:
+            raise _unexpected(exc, ctx) from None
+
+
+def _unexpected(exc: Exception, ctx: click.Context) -> _Refusal:
+    module = type(exc).__module__
+    first_line = (str(exc).splitlines() or [""])[0][:300]
+    if module.startswith(("sqlalchemy", "sqlite3", "psycopg")):
+        return _Refusal(f"database error: {first_line}")
+    if isinstance(exc, OSError):
+        where = f" {str(exc.filename)[:100]}" if exc.filename else ""
+        return _Refusal(f"cannot access{where}: {exc.strerror or first_line}")
+    obj = ctx.find_object(_Context)
+    if obj is not None and obj.verbose:
+        import traceback
+
+        traceback.print_exception(exc)
+    return _InternalError(
+        f"internal error ({type(exc).__name__}: {first_line}); run again with -v for the "
+        "traceback, and please report it"
+    )
 
 
 class _Context:
-    def __init__(self, config_file: str | None, db: str | None) -> None:
+    def __init__(self, config_file: str | None, db: str | None, verbose: bool) -> None:
         self.config_file = config_file
         self.db = db
+        self.verbose = verbose
 
     @functools.cached_property
     def config(self) -> Config:
+        from guildmeter.config import load_config
+
         return load_config(self.config_file, db=self.db)
 
-    def open_store(self) -> Store:
-        return Store.open(self.config.db)
+    def open_store(self, *, create: bool = False) -> Store:
+        """The database; read-only commands refuse one that does not exist yet."""
+        from guildmeter.store.opening import open_store
+
+        return open_store(self.config.db, create=create)
+
+    @property
+    def db_shown(self) -> str:
+        from guildmeter.store.opening import describe_url
+
+        return describe_url(self.config.db)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Snowflake(click.ParamType[int]):
+    """A Discord id: a whole number from 1 to 2^63 - 1."""
+
+    name = "ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            text = str(value).strip()
+            if not text.isdigit() or len(text) > 20:
+                self.fail(f"{text[:40]!r} is not a Discord id (a number like 123456789012345678)")
+            number = int(text)
+        if not 1 <= number <= _MAX_ID:
+            self.fail(f"{number} is out of range: Discord ids run from 1 to {_MAX_ID}")
+        return number
+
+
+SNOWFLAKE = _Snowflake()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="guildmeter")
 @click.option(
     "--db",
@@ -64,84 +192,26 @@ def cli(ctx: click.Context, db: str | None, config_file: str | None, verbose: bo
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    ctx.obj = _Context(config_file, db)
+    ctx.obj = _Context(config_file, db, verbose)
 
 
-@contextmanager
-def _atomic_file(path: str) -> Iterator[IO[bytes]]:
-    """Write to a temporary file beside ``path``; rename only on success (nothing half-written)."""
-    target = Path(path)
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        with partial.open("wb") as handle:
-            yield handle
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+def main() -> NoReturn:
+    """Console-script entry point (see the module docstring for exit statuses)."""
+    cli.main(prog_name="guildmeter")
+    raise SystemExit(0)  # not reached: main exits
 
 
-def _emit_text(text: str, output: str | None) -> None:
-    if output:
-        Path(output).write_text(text + "\n", encoding="utf-8")
-        console.print(f"Wrote {output}")
-    else:
-        click.echo(text)
+# -- shared options and checks --------------------------------------------------------------
 
 
-def _report_table(report: Report) -> Table:
-    """Full: one figure per line. Weekday/hourly: one case per line (a wide table)."""
-    from guildmeter.reports.compute import REPORT_COLUMNS
-
-    where = "all channels" if report.channel == "all" else f"#{report.channel}"
-    title = f"{report.kind.capitalize()} report, {where}, {report.range.describe()}"
-    columns = REPORT_COLUMNS[1:]
-    if report.kind == "full":
-        table = Table(title=title)
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        row = report.rows[0]
-        for index, (key, header) in enumerate(columns):
-            label = f"{columns[index - 1][1]} {header}" if header == "(stdev)" else header
-            table.add_row(label, _cell(getattr(row, key)))
-        return table
-    table = Table(title=title)
-    table.add_column("Case")
-    for _, header in columns:
-        table.add_column(header, justify="right")
-    for row in report.rows:
-        table.add_row(row.case, *(_cell(getattr(row, key)) for key, _ in columns))
-    return table
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def main() -> None:
-    """Console-script entry point: library errors become a one-line message and exit 2."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        console.print("[red]Aborted.[/red]")
-        raise SystemExit(1) from None
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    except GuildmeterError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise SystemExit(2) from None
-
-
-def guild_option(required: bool = True) -> Callable[[F], F]:
+def guild_option(required: bool = True, help: str | None = None) -> Callable[[F], F]:
     return click.option(
         "--guild",
-        type=int,
+        type=SNOWFLAKE,
         required=required,
-        help="The guild (server) id the statistics belong to.",
+        help=help
+        or "The guild (server) id: in Discord, turn on Developer Mode (Settings, Advanced), "
+        "then right-click the server's icon and choose Copy Server ID.",
     )
 
 
@@ -150,8 +220,9 @@ def range_option(func: F) -> F:
         "--range",
         "range_text",
         metavar="TEXT",
-        help="A date or 'date1 to date2' (date2 excluded), e.g. '2018-01-12', 'yesterday', "
-        "'3 days ago to yesterday'. Days start at midnight UTC. Default: last full month.",
+        help="A day, a period or 'A to B': '2018-01-12', 'October 2026', 'last month', "
+        "'last week', 'last 7 days', '3 days ago to yesterday'. A day after 'to' is "
+        "excluded, a period included. Days are UTC. Default: last full month.",
     )(func)
 
 
@@ -159,6 +230,185 @@ def output_option(func: F) -> F:
     return click.option(
         "-o", "--output", type=click.Path(dir_okay=False), help="File to write (see default)."
     )(func)
+
+
+def _parse_range(text: str | None) -> DateRange:
+    from guildmeter.reports.daterange import parse_daterange
+
+    return parse_daterange(text)
+
+
+def _require_guild(store: Store, guild: int, shown_db: str) -> None:
+    """Refuse a guild without statistics, naming those that have some."""
+    from guildmeter.store.catalog import data_span, guilds_with_statistics
+
+    if data_span(store, guild) is not None:
+        return
+    known = guilds_with_statistics(store)
+    if not known:
+        raise GuildmeterError(f"{shown_db} holds no activity statistics yet")
+    raise GuildmeterError(
+        f"no statistics for guild {guild} in {shown_db}; guilds with statistics: {_listed(known)}"
+    )
+
+
+def _listed(guilds: list[int]) -> str:
+    return ", ".join(str(g) for g in guilds[:10]) + (", …" if len(guilds) > 10 else "")
+
+
+def _require_usage(store: Store, guild: int, shown_db: str) -> None:
+    """Refuse a guild without bot-usage records, naming those that have some."""
+    from guildmeter.store.catalog import guilds_with_usage, has_usage
+
+    if has_usage(store, guild):
+        return
+    known = guilds_with_usage(store)
+    held = f"; guilds with usage records: {_listed(known)}" if known else ": it holds none yet"
+    raise GuildmeterError(f"no bot-usage records for guild {guild} in {shown_db}{held}")
+
+
+def _require_data(store: Store, guild: int, daterange: DateRange) -> None:
+    """Refuse a range in which the guild has no count at all, saying what it does have."""
+    from guildmeter.store.catalog import data_span, has_statistics
+
+    if has_statistics(store, guild, daterange.start_hour, daterange.end_hour):
+        return
+    span = data_span(store, guild)
+    held = ""
+    if span is not None:
+        held = f"; this guild has data from {span.first:%Y-%m-%d} to {span.last:%Y-%m-%d}"
+    if daterange.last_day == daterange.start.date():
+        when = f"on {daterange.start:%Y-%m-%d} (UTC)"
+    else:
+        when = f"between {daterange.start:%Y-%m-%d} and {daterange.last_day:%Y-%m-%d} (UTC)"
+    raise GuildmeterError(f"no statistics for guild {guild} {when}{held}")
+
+
+def _check_outputs(*paths: str | None) -> None:
+    from guildmeter.outputs import check_writable
+
+    for path in paths:
+        if path:
+            check_writable(path)
+
+
+def _write_text(text: str, path: str) -> None:
+    from guildmeter.outputs import atomic_file
+
+    with atomic_file(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def _write_chart(store: Store, guild: int, daterange: DateRange, channel: str, path: str) -> None:
+    from guildmeter.charts import render_activity_png
+    from guildmeter.outputs import atomic_file
+    from guildmeter.reports.series import activity_series
+
+    png = render_activity_png(activity_series(store, guild, daterange, channel))
+    with atomic_file(path) as handle:
+        handle.write(png)
+
+
+# -- tables ---------------------------------------------------------------------------------
+
+_SHORT = {
+    "total_users": "Total\nusers",
+    "active_users": "Active\nusers",
+    "voice_users": "Voice\nusers",
+    "joins": "\nJoins",
+    "parts": "\nParts",
+    "messages": "\nMsgs",
+    "messages_per_user": "Msgs/\nuser",
+    "messages_per_user_stdev": "\nσ",
+    "voice_man_hours": "Voice\nhours",
+    "voice_hours_per_user": "Hours/\nuser",
+    "voice_hours_per_user_stdev": "\nσ",
+}
+
+
+def _report_table(report: Report) -> Table:
+    """Readable at 80 columns: full is one figure a line, weekday has a column per day,
+    hourly a line per hour with short headers (σ: the standard deviation before it)."""
+    from rich import box
+    from rich.table import Table
+
+    from guildmeter.reports.compute import REPORT_COLUMNS
+
+    columns = REPORT_COLUMNS[1:]
+    long_names = [
+        f"{columns[i - 1][1]} σ" if header == "(stdev)" else header
+        for i, (_, header) in enumerate(columns)
+    ]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0, 0, 0),
+        show_edge=False,
+    )
+    if report.kind in ("full", "weekday"):
+        table.add_column("figure")
+        for row in report.rows:
+            table.add_column("value" if report.kind == "full" else row.case[:3], justify="right")
+        for (key, _), label in zip(columns, long_names, strict=True):
+            table.add_row(label, *(_cell(getattr(row, key), compact=True) for row in report.rows))
+        return table
+    table.add_column("\nHour", justify="right", no_wrap=True)
+    for key, _ in columns:
+        table.add_column(_SHORT[key], justify="right", no_wrap=True)
+    for row in report.rows:
+        table.add_row(row.case, *(_cell(getattr(row, key), compact=True) for key, _ in columns))
+    return table
+
+
+def _report_title(report: Report) -> str:
+    where = "all channels" if report.channel == "all" else f"#{report.channel}"
+    return f"{report.kind.capitalize()} report, {where}, {report.range.describe()}"
+
+
+def _cell(value: object, *, compact: bool = False) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}" if compact and abs(value) >= 10 else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _print_report(report: Report, output: str | None = None) -> None:
+    """Title, table and legend: on the terminal, or as text into ``output``."""
+    import io
+
+    from rich.console import Console
+
+    console = _console() if not output else Console(width=_FILE_WIDTH, file=io.StringIO())
+    console.print(_report_title(report), soft_wrap=True, markup=False)
+    console.print(_report_table(report))
+    console.print("σ: sample standard deviation of the figure before it")
+    if output:
+        _write_text(console.file.getvalue(), output)  # type: ignore[attr-defined]
+        _say(f"Wrote {output}")
+
+
+def _program() -> str:
+    """How the person ran us, to repeat it in hints: ``guildmeter`` only if it is on PATH."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "guildmeter":
+        return _as_typed(argv0, "guildmeter")
+    return f"{_as_typed(Path(sys.executable), 'python3')} -m guildmeter"
+
+
+def _as_typed(program: Path, name: str) -> str:
+    """``name`` if PATH finds this very program under it, else its path (relative if short)."""
+    import shutil
+
+    found = shutil.which(name)
+    if found and Path(found).resolve() == program.resolve():
+        return name
+    try:
+        return str(program.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(program)
+
+
+# -- commands -------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -178,19 +428,18 @@ def run(obj: _Context, api_base: str | None, gateway: str | None, prefix: str) -
     """Start the bot; its token comes from the DISCORD_TOKEN environment variable.
 
     The bot needs the privileged Server Members and Message Content intents, enabled in
-    the Discord developer portal (see the README).
+    the Discord developer portal (see the README). Discord unreachable, a refused token
+    or missing intents: one line and exit status 2, as for any other input to fix.
     """
     import os
-
-    from guildmeter.activity import ActivityStats
-    from guildmeter.bot import create_bot, use_endpoints
 
     token = os.environ.get("DISCORD_TOKEN", "").strip()
     if not token:
         raise GuildmeterError("set DISCORD_TOKEN to the bot's token (Discord developer portal)")
-    stats = ActivityStats.from_config(obj.config)
-    use_endpoints(api_base, gateway)
-    create_bot(obj.config, stats, prefix=prefix).run(token, log_level=logging.INFO)
+    obj.open_store(create=True).close()  # checked, created if need be, before discord.py
+    from guildmeter.runner import run_bot
+
+    run_bot(obj.config, token, api_base, gateway, prefix, verbose=obj.verbose)
 
 
 @cli.command()
@@ -202,25 +451,37 @@ def export(obj: _Context, guild: int, range_text: str | None, output: str | None
     """Write the raw dump (what `.userstats` uploads) as gzip CSV.
 
     Columns: Period, Event, User hash, Channel, Count. Default file:
-    userstats-GUILD-START-to-END.csv.gz in the working directory.
+    userstats-GUILD-FIRSTDAY-to-LASTDAY.csv.gz (both days included) in the working
+    directory.
     """
-    from guildmeter.export import write_dump
-    from guildmeter.reports import parse_daterange
-
-    daterange = parse_daterange(range_text)
+    daterange = _parse_range(range_text)
     path = output or (
-        f"userstats-{guild}-{daterange.start:%Y-%m-%d}-to-{daterange.end:%Y-%m-%d}.csv.gz"
+        f"userstats-{guild}-{daterange.start:%Y-%m-%d}-to-{daterange.last_day:%Y-%m-%d}.csv.gz"
     )
+    _check_outputs(path)
     store = obj.open_store()
-    with _atomic_file(path) as handle, Progress(console=console, transient=True) as progress:
+    try:
+        _require_guild(store, guild, obj.db_shown)
+        _require_data(store, guild, daterange)
+        result = _export(store, guild, daterange, path)
+    finally:
+        store.close()
+    _say(f"Wrote {result.rows:,} rows for {daterange.describe()} to {path}")
+    if result.warning:
+        _say(f"warning: {result.warning}")
+
+
+def _export(store: Store, guild: int, daterange: DateRange, path: str) -> Any:
+    from rich.progress import Progress
+
+    from guildmeter.export.csv_gz import write_dump
+    from guildmeter.outputs import atomic_file
+
+    with atomic_file(path) as handle, Progress(console=_console(), transient=True) as progress:
         task = progress.add_task("Exporting rows", total=None)
-        result = write_dump(
+        return write_dump(
             store, guild, daterange, handle, progress=lambda n: progress.update(task, completed=n)
         )
-    store.close()
-    console.print(f"Wrote {result.rows:,} rows for {daterange.describe()} to {path}")
-    if result.warning:
-        console.print(f"[bold yellow]warning:[/bold yellow] {result.warning}", highlight=False)
 
 
 @cli.command()
@@ -234,7 +495,7 @@ def export(obj: _Context, guild: int, range_text: str | None, output: str | None
     type=click.Choice(["text", "csv", "json"]),
     default="text",
     show_default=True,
-    help="text: a table on the terminal; csv: gzip CSV (the seed's 12 columns); json.",
+    help="text: a table on the terminal; csv: gzip CSV (KazTron's 12 columns); json.",
 )
 @output_option
 @click.option("--chart", type=click.Path(dir_okay=False), help="Also write charts to this PNG.")
@@ -252,39 +513,66 @@ def report(
     """Compute a full, weekday or hourly report (what `.userstats report` shows).
 
     The range must lie within one month: pseudonyms change every month, so per-user
-    figures cannot span two. CSV goes to report-KIND-GUILD-START.csv.gz unless -o is
-    given; text and JSON go to the terminal unless -o is given.
+    figures cannot span two. CSV goes to report-KIND-GUILD-CHANNEL-FIRSTDAY-to-LASTDAY.csv.gz
+    unless -o is given; text and JSON go to the terminal unless -o is given.
     """
-    from guildmeter.export import report_json, write_report_csv
-    from guildmeter.reports import compute_report, parse_daterange
+    from guildmeter.outputs import file_slug
 
-    daterange = parse_daterange(range_text)
+    daterange = _parse_range(range_text)
+    if fmt == "csv" and not output:
+        where = "all" if channel.strip().lower() in ("", "all") else file_slug(channel)
+        output = (
+            f"report-{kind}-{guild}-{where}-{daterange.start:%Y-%m-%d}-to-"
+            f"{daterange.last_day:%Y-%m-%d}.csv.gz"
+        )
+    _check_outputs(output, chart)
     store = obj.open_store()
-    result = compute_report(store, guild, kind, daterange, channel)  # type: ignore[arg-type]
-    if fmt == "csv":
-        path = output or f"report-{kind}-{guild}-{daterange.start:%Y-%m-%d}.csv.gz"
-        with _atomic_file(path) as handle:
-            write_report_csv(result, handle)
-        console.print(f"Wrote the {kind} report for {daterange.describe()} to {path}")
-    elif fmt == "json":
-        _emit_text(report_json(result), output)
-    elif output:
-        with open(output, "w", encoding="utf-8") as handle:
-            Console(file=handle, width=170).print(_report_table(result))
-        console.print(f"Wrote {output}")
-    else:
-        Console(width=max(console.width, 170)).print(_report_table(result))
-    if chart:
-        from guildmeter.charts import render_activity_png
-        from guildmeter.reports.series import activity_series
+    try:
+        _require_guild(store, guild, obj.db_shown)
+        _report(store, guild, kind, daterange, channel, fmt, output)
+        if chart:
+            _write_chart(store, guild, daterange, channel, chart)
+            _say(f"Wrote charts to {chart}")
+    finally:
+        store.close()
 
-        render_activity_png(activity_series(store, guild, daterange, channel), chart)
-        console.print(f"Wrote charts to {chart}")
-    store.close()
+
+def _report(
+    store: Store,
+    guild: int,
+    kind: str,
+    daterange: DateRange,
+    channel: str,
+    fmt: str,
+    output: str | None,
+) -> Report:
+    from guildmeter.reports.compute import compute_report
+
+    result = compute_report(store, guild, kind, daterange, channel)  # type: ignore[arg-type]
+    _require_data(store, guild, daterange)  # after the report's own checks (month, channel)
+    if fmt == "csv":
+        from guildmeter.export.csv_gz import write_report_csv
+        from guildmeter.outputs import atomic_file
+
+        assert output is not None
+        with atomic_file(output) as handle:
+            write_report_csv(result, handle)
+        _say(f"Wrote the {kind} report for {daterange.describe()} to {output}")
+    elif fmt == "json":
+        from guildmeter.export.json_out import report_json
+
+        if output:
+            _write_text(report_json(result) + "\n", output)
+            _say(f"Wrote the {kind} report for {daterange.describe()} to {output}")
+        else:
+            click.echo(report_json(result))
+    else:
+        _print_report(result, output)
+    return result
 
 
 @cli.command("stats")
-@guild_option(required=False)
+@guild_option(required=False, help="Only this guild (server) id; default: every guild.")
 @click.option(
     "--days", type=click.IntRange(1, 3660), default=7, show_default=True,
     help="Days to cover, today (UTC) included.",
@@ -305,76 +593,118 @@ def stats(obj: _Context, guild: int | None, days: int, fmt: str, chart: str | No
 
     from guildmeter.reports.usage import usage_summary
 
+    _check_outputs(chart)
     store = obj.open_store()
-    summary = usage_summary(store, guild, days)
-    store.close()
+    try:
+        if guild is not None:
+            _require_usage(store, guild, obj.db_shown)
+        summary = usage_summary(store, guild, days)
+    finally:
+        store.close()
     if fmt == "json":
         click.echo(json.dumps(summary.to_json(), indent=2))
     else:
-        where = "all guilds" if guild is None else f"guild {guild}"
-        console.print(f"[bold]Bot usage, {where}, {summary.start} to {summary.end} (UTC)[/]")
-        console.print(
-            f"Images: {summary.images:,} (mean {summary.image_seconds_mean:.1f} s)   "
-            f"Videos: {summary.videos:,} (mean {summary.video_seconds_mean:.1f} s)\n"
-            f"Commands: {summary.commands_total:,} ({summary.commands_failed:,} failed)   "
-            f"Total {summary.users_label}: {summary.total_users:,}   "
-            f"Active (2+ days): {summary.active_users:,}"
-        )
-        table = Table("Command", "Uses", "Failed", "Median ms", "p95 ms", "Mean ms")
-        for c in summary.commands:
-            table.add_row(
-                c.command, f"{c.uses:,}", f"{100 * c.failure_rate:.1f} %",
-                f"{c.median_ms:,.1f}", f"{c.p95_ms:,.1f}", f"{c.mean_ms:,.1f}",
-            )  # fmt: skip
-        console.print(table)
-        resolutions = Table("Resolution", "Jobs")
-        for resolution, jobs in summary.resolutions:
-            resolutions.add_row(resolution, f"{jobs:,}")
-        console.print(resolutions)
+        _print_usage(summary, guild)
     if chart:
         from guildmeter.charts import render_usage_png
+        from guildmeter.outputs import atomic_file
 
-        with _atomic_file(chart) as handle:
+        with atomic_file(chart) as handle:
             handle.write(render_usage_png(summary))
-        console.print(f"Wrote the chart to {chart}")
+        _say(f"Wrote the chart to {chart}")
+
+
+def _print_usage(summary: Any, guild: int | None) -> None:
+    from rich.table import Table
+
+    console = _console()
+    where = "all guilds" if guild is None else f"guild {guild}"
+    _say(f"Bot usage, {where}, {summary.start} to {summary.end} (UTC)")
+    console.print(
+        f"Images: {summary.images:,} (mean {summary.image_seconds_mean:.1f} s)   "
+        f"Videos: {summary.videos:,} (mean {summary.video_seconds_mean:.1f} s)\n"
+        f"Commands: {summary.commands_total:,} ({summary.commands_failed:,} failed)   "
+        f"Total {summary.users_label}: {summary.total_users:,}   "
+        f"Active (2+ days): {summary.active_users:,}"
+    )
+    if not summary.commands and not summary.resolutions:
+        console.print("No bot usage recorded in this window.")
+        return
+    from rich.markup import escape
+
+    table = Table("Command", "Uses", "Failed", "Median ms", "p95 ms", "Mean ms")
+    for c in summary.commands:
+        table.add_row(
+            escape(c.command), f"{c.uses:,}", f"{100 * c.failure_rate:.1f} %",
+            f"{c.median_ms:,.1f}", f"{c.p95_ms:,.1f}", f"{c.mean_ms:,.1f}",
+        )  # fmt: skip
+    console.print(table)
+    resolutions = Table("Resolution", "Jobs")
+    for resolution, jobs in summary.resolutions:
+        resolutions.add_row(escape(resolution), f"{jobs:,}")
+    console.print(resolutions)
 
 
 @cli.command("import-kaztron")
 @guild_option()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.pass_obj
 def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
-    """Import KazTron userstats/YYYY-MM-DD.csv.gz files or .userstats dumps.
+    """Import KazTron's userstats folder, its YYYY-MM-DD.csv.gz files or .userstats dumps.
 
-    All files are imported in one transaction: a malformed row stops the import, names
-    its file and line, and nothing is kept. A file imported before is recognised by its
-    SHA-256 and skipped. Months that are over are anonymised afterwards.
+    A folder means every *.csv.gz file in it, in date order. All files are imported in
+    one transaction: a malformed row stops the import, names its file and line, and
+    nothing is kept. A file imported before is recognised by its SHA-256 and skipped.
+    Months that are over are anonymised afterwards.
     """
-    from guildmeter.activity import anonymise_finished_months
-    from guildmeter.export import import_files
+    from rich.progress import Progress
 
-    store = obj.open_store()
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("Importing", total=None)
-        result = import_files(
-            store,
-            guild,
-            paths,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+    from guildmeter.activity import anonymise_finished_months
+    from guildmeter.export.kaztron_import import expand_paths, import_files
+    from guildmeter.store.opening import sqlite_path
+    from guildmeter.timeutil import utcnow
+
+    files = expand_paths(paths)
+    new_file = sqlite_path(obj.config.db)
+    if new_file is not None and new_file.exists() and new_file.stat().st_size > 0:
+        new_file = None
+    store = obj.open_store(create=True)
+    try:
+        with Progress(console=_console(), transient=True) as progress:
+            task = progress.add_task(f"Importing {len(files)} file(s)", total=None)
+            result = import_files(
+                store,
+                guild,
+                files,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except BaseException:
+        store.close()
+        if new_file is not None:  # nothing was kept: do not leave an empty database behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                new_file.with_name(new_file.name + suffix).unlink(missing_ok=True)
+        raise
+    try:
+        for path, when in result.files_skipped:
+            _say(f"Skipped {path}: already imported on {when:%Y-%m-%d %H:%M} UTC")
+        span = f" ({result.first:%Y-%m-%d} to {result.last:%Y-%m-%d})" if result.first else ""
+        _say(
+            f"Imported {result.rows:,} rows from {len(result.files_imported)} file(s) into "
+            f"guild {guild}{span}."
         )
-    for path, when in result.files_skipped:
-        console.print(f"Skipped {path}: already imported on {when:%Y-%m-%d %H:%M} UTC")
-    console.print(f"Imported {result.rows:,} rows from {len(result.files_imported)} file(s).")
-    for done in anonymise_finished_months(store, utcnow()):
-        console.print(
-            f"Anonymised {done.month // 100}-{done.month % 100:02d}: "
-            f"{done.pseudonyms_replaced:,} user hashes replaced by random tokens."
-        )
-    store.close()
+        for done in anonymise_finished_months(store, utcnow()):
+            _say(
+                f"Anonymised {done.month // 100}-{done.month % 100:02d}: "
+                f"{done.pseudonyms_replaced:,} user hashes replaced by random tokens."
+            )
+    finally:
+        store.close()
 
 
 @cli.command()
-@click.option("--guild", type=int, default=None, help="Guild id to simulate (default: a demo id).")
+@click.option(
+    "--guild", type=SNOWFLAKE, default=None, help="Guild id to simulate (default: a demo id)."
+)
 @click.option(
     "--users",
     type=click.IntRange(10, 100_000),
@@ -389,7 +719,9 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
     show_default=True,
     help="Average messages per day.",
 )
-@click.option("--seed", type=int, default=2018, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=click.IntRange(0, 2**64), default=2018, show_default=True, help="Random seed."
+)
 @click.option(
     "--chart",
     type=click.Path(dir_okay=False),
@@ -408,11 +740,34 @@ def demo(
     month is anonymised when the simulated clock passes its end. A previous demo's data
     for the same guild is replaced.
     """
-    from guildmeter.activity import ActivityStats
-    from guildmeter.demo import DEMO_GUILD_ID, default_demo_period, simulate
+    from guildmeter.demo import DEMO_GUILD_ID
 
-    guild_id = guild or DEMO_GUILD_ID
-    store = obj.open_store()
+    _check_outputs(chart)
+    store = obj.open_store(create=True)
+    try:
+        _demo(obj, store, guild or DEMO_GUILD_ID, users, messages_per_day, seed, chart)
+    finally:
+        store.close()
+
+
+def _demo(
+    obj: _Context,
+    store: Store,
+    guild_id: int,
+    users: int,
+    messages_per_day: int,
+    seed: int,
+    chart: str,
+) -> None:
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from guildmeter.activity import ActivityStats
+    from guildmeter.demo import default_demo_period, simulate
+    from guildmeter.reports import DateRange, compute_report
+    from guildmeter.timeutil import utcnow
+
+    console = _console()
     store.delete_guild(guild_id)
     stats = ActivityStats(store)
     start, end = default_demo_period(utcnow())
@@ -428,9 +783,9 @@ def demo(
             seed=seed,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    console.print(
-        f"Simulated guild [bold]{guild_id}[/bold] from {start:%Y-%m-%d %H:%M} to "
-        f"{end:%Y-%m-%d %H:%M} UTC ({summary.flushes} hourly flushes) into {obj.config.db}"
+    _say(
+        f"Simulated guild {guild_id} from {start:%Y-%m-%d %H:%M} to "
+        f"{end:%Y-%m-%d %H:%M} UTC ({summary.flushes} hourly flushes) into {obj.db_shown}"
     )
     fed = Table(title="Events fed to the collector")
     fed.add_column("event")
@@ -457,15 +812,18 @@ def demo(
             f"{done.pseudonyms_replaced:,} pseudonyms replaced by random tokens, "
             f"key {'destroyed' if done.key_destroyed else 'already gone'}."
         )
-    from guildmeter.charts import render_activity_png
-    from guildmeter.reports import DateRange, compute_report
-    from guildmeter.reports.series import activity_series
-
     month = DateRange.last_full_month(end)
-    console.print(_report_table(compute_report(store, guild_id, "full", month)))
-    render_activity_png(activity_series(store, guild_id, month), chart)
-    console.print(f"Charts of {month.describe()} written to {chart}")
+    _print_report(compute_report(store, guild_id, "full", month))
+    _write_chart(store, guild_id, month, "all", chart)
+    _say(f"Charts of {month.describe()} written to {chart}")
+    program = _program()
+    if obj.db:
+        import shlex
+
+        program += f" --db {shlex.quote(obj.db)}"
     console.print(
-        f"Next: guildmeter report weekday --guild {guild_id}   guildmeter export --guild {guild_id}"
+        f"Next: {program} report weekday --guild {guild_id}\n"
+        f"      {program} export --guild {guild_id}",
+        soft_wrap=True,
+        markup=False,
     )
-    store.close()

@@ -6,6 +6,8 @@ __all__ = [
     "GuildmeterError",
     "InvalidEventError",
     "StoreUnavailableError",
+    "UnusableDatabaseError",
+    "UnwritableOutputError",
 ]
 
 
@@ -19,3 +21,11 @@ class InvalidEventError(GuildmeterError, ValueError):
 
 class StoreUnavailableError(GuildmeterError):
     """The database could not be reached or was locked; the work is kept and retried."""
+
+
+class UnusableDatabaseError(GuildmeterError):
+    """A database that is missing, not guildmeter's, corrupt or of an unsupported kind."""
+
+
+class UnwritableOutputError(GuildmeterError):
+    """An output file that cannot be written: found out before any work starts."""

@@ -104,19 +104,26 @@ def test_channels_by_name_land_on_known_channels(store: Store, tmp_path: Path) -
     assert {k[2] for k in store.activity_totals(GUILD)} == {555}
 
 
+A = HASH_A
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("2018-03-05 10:00:00,msg,h$aa,#general", "expected 5 columns"),
-        ("yesterday,msg,h$aa,#general,1", "period 'yesterday' is not an ISO"),
-        ("2018-03-05 10:00:00,reaction,h$aa,#general,1", "unknown event kind 'reaction'"),
-        ("2018-03-05 10:00:00,msg,h$aa,#general,lots", "count 'lots' is not a whole number"),
-        ("2018-03-05 10:00:00,msg,h$aa,#general,-2", "count -2 is negative"),
+        (f"2018-03-05 10:00:00,msg,{A},#general", "expected 5 columns"),
+        (f"yesterday,msg,{A},#general,1", "period 'yesterday' is not an ISO"),
+        (f"2018-03-05 10:30:00,msg,{A},#general,1", "period .2018-03-05 10:30:00. is not"),
+        (f"2018-03-05 10:00:00,reaction,{A},#general,1", "unknown event kind 'reaction'"),
+        (f"2018-03-05 10:00:00,msg,{A},#general,lots", "count 'lots' is not a whole number"),
+        (f"2018-03-05 10:00:00,msg,{A},#general,-2", "count -2 is negative"),
+        (f"2018-03-05 10:00:00,msg,{A},#general,{2**63}", "count 9223372036854775808 does not fit"),
         ("2018-03-05 10:00:00,msg,,#general,1", "a msg event needs a user hash"),
-        (
-            "2018-03-05 10:00:00,msg,h$aa,general chat,1",
-            "channel 'general chat' is neither '#name'",
-        ),
+        ("2018-03-05 10:00:00,msg,200000000000000005,#general,1", "the user hash is a plain"),
+        ("2018-03-05 10:00:00,msg,h$200000000000000005,#a,1", "the user hash is a plain"),
+        ("2018-03-05 10:00:00,msg,alice,#general,1", "user hash 'alice' is neither"),
+        ("2018-03-05 10:00:00,join,12345678901234567,,1", "the user hash is a plain number"),
+        (f"2018-03-05 10:00:00,msg,{A},general chat,1", "channel 'general chat' is neither"),
+        (f"2018-03-05 10:00:00,msg,{A},{2**64},1", "channel id 18446744073709551616 does not fit"),
     ],
 )
 def test_a_malformed_row_names_file_and_line_and_nothing_is_imported(
@@ -130,8 +137,9 @@ def test_a_malformed_row_names_file_and_line_and_nothing_is_imported(
             [f"2018-03-05 09:00:00,msg,{HASH_B},#x,1", line],
         ],
     )
-    with pytest.raises(ImportFormatError, match=rf"bad\.csv\.gz, line 3: {message}"):
+    with pytest.raises(ImportFormatError, match=rf"bad\.csv\.gz, line 3: {message}") as caught:
         import_files(store, GUILD, [good, bad])
+    assert "200000000000000005" not in str(caught.value)  # a raw id is never echoed
     assert store.activity_totals(GUILD) == {}
     assert import_files(store, GUILD, [good]).rows == 1  # the good file was not recorded either
 

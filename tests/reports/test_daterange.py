@@ -54,9 +54,85 @@ def test_empty_range_explains_the_excluded_end() -> None:
         parse_daterange("2018-01-12 to 2018-01-12", now=NOW)
 
 
-@given(st.dates(min_value=utc(2000, 1, 1).date(), max_value=utc(2099, 12, 31).date()))
+@given(st.dates(min_value=utc(2015, 1, 1).date(), max_value=NOW.date()))
 def test_every_iso_date_is_that_whole_utc_day(day: object) -> None:
     parsed = parse_daterange(str(day), now=NOW)
     assert parsed.start.date() == day and parsed.end - parsed.start == timedelta(days=1)
     assert parsed.start.hour == 0 and parsed.start.tzinfo is not None
     assert parsed.within_one_month
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("last month", utc(2026, 10, 1), utc(2026, 11, 1)),
+        ("this month", utc(2026, 11, 1), utc(2026, 11, 23)),  # up to today, included
+        ("October 2026", utc(2026, 10, 1), utc(2026, 11, 1)),
+        ("Oct 2026", utc(2026, 10, 1), utc(2026, 11, 1)),
+        ("oct. 2026", utc(2026, 10, 1), utc(2026, 11, 1)),
+        ("2026-10", utc(2026, 10, 1), utc(2026, 11, 1)),
+        ("10/2026", utc(2026, 10, 1), utc(2026, 11, 1)),
+        ("October", utc(2026, 10, 1), utc(2026, 11, 1)),
+        ("December", utc(2025, 12, 1), utc(2026, 1, 1)),  # its most recent occurrence
+        ("last week", utc(2026, 11, 9), utc(2026, 11, 16)),  # NOW is a Sunday
+        ("this week", utc(2026, 11, 16), utc(2026, 11, 23)),
+        ("last 7 days", utc(2026, 11, 16), utc(2026, 11, 23)),
+        ("past 30 days", utc(2026, 10, 24), utc(2026, 11, 23)),
+        ("the last 2 weeks", utc(2026, 11, 9), utc(2026, 11, 23)),
+        ("today", utc(2026, 11, 22), utc(2026, 11, 23)),
+        ("2 weeks ago", utc(2026, 11, 8), utc(2026, 11, 9)),
+        ("15 March", utc(2026, 3, 15), utc(2026, 3, 16)),
+        ("25/12/2025", utc(2025, 12, 25), utc(2025, 12, 26)),
+        ("12/25/2025", utc(2025, 12, 25), utc(2025, 12, 26)),
+        ("2025/12/25", utc(2025, 12, 25), utc(2025, 12, 26)),
+        ("2025", utc(2025, 1, 1), utc(2026, 1, 1)),
+        ("September 2026 to October 2026", utc(2026, 9, 1), utc(2026, 11, 1)),
+        ("last month to this month", utc(2026, 10, 1), utc(2026, 11, 23)),
+        ("2026-10-05 to last week", utc(2026, 10, 5), utc(2026, 11, 16)),  # a period: included
+        ("October to 2026-10-15", utc(2026, 10, 1), utc(2026, 10, 15)),  # a day: excluded
+    ],
+)
+def test_whole_periods_mean_what_people_mean(text: str, start: object, end: object) -> None:
+    parsed = parse_daterange(text, now=NOW)
+    assert (parsed.start, parsed.end) == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("10/12/2026", r"ambiguous: 2026-12-10 or 2026-10-12\? Write the date as YYYY-MM-DD"),
+        ("12/10/2026", "ambiguous"),
+        ("tomorrow", r"in the future: ranges must start between 2015-01-01 and today"),
+        ("next month", "in the future"),
+        ("1999-01-01", "starts before Discord existed"),
+        ("2014-12-31 to 2015-02-01", "starts before Discord existed"),
+        ("9999-12-31", "outside the dates kept: from 2015-01-01 to today"),
+        ("October 9999", "outside the dates kept"),
+        ("last 99999999999999999999 days", "outside the dates kept"),
+        ("31 Feb 2026", "not a day of the calendar"),
+        ("2026-13", "there is no month 13"),
+        ("last 0 days", "covers no day"),
+        ("2018-01-01 to", "is half a range"),
+        ("to yesterday", "is half a range"),
+    ],
+)
+def test_impossible_or_ambiguous_dates_are_refused_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(DateRangeError, match=message) as caught:
+        parse_daterange(text, now=NOW)
+    assert "\n" not in str(caught.value)
+
+
+def test_echoed_input_is_cut_short() -> None:
+    with pytest.raises(DateRangeError) as caught:
+        parse_daterange("blurb " * 30, now=NOW)
+    assert len(str(caught.value)) < 300 and "…" in str(caught.value)
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_a_range_within_the_supported_span_or_a_one_line_error(text: str) -> None:
+    try:
+        parsed = parse_daterange(text, now=NOW)
+    except DateRangeError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 400
+    else:
+        assert utc(2015, 1, 1) <= parsed.start < parsed.end <= utc(2026, 11, 23)

@@ -2,13 +2,18 @@
 
 Hourly files have no header and rows ``period,event,user_hash,channel,count``; KazTron
 appends a gzip member per hour to the day's file. Dumps (``.userstats``) have a header
-line. Both are read the same way.
+line. Both are read the same way. A folder (KazTron's ``userstats/``) means every
+``*.csv.gz`` in it, in date order (their names are dates).
 
-- A user hash keeps its identity within its month: ``h$…`` (or KazTron's older bare hex)
-  stays a pseudonym of that month, ``uYYYYMM$…`` tokens stay tokens. Months that are over
-  are anonymised by the caller afterwards, as for our own data.
-- Channels given by ``#name`` become our channels by name; a bare number is a channel id;
-  an empty channel is a server-wide event.
+- A user hash keeps its identity within its month: ``h$…`` + hex (or KazTron's older bare
+  hex) stays a pseudonym of that month; ``uYYYYMM$…`` tokens (ours, or those of KazTron's
+  month-end Anonymizer) stay tokens. Anything else is refused: a bare decimal number is
+  most likely a raw Discord user id, which must never be stored.
+- KazTron records joins and parts anonymously: their user hash is empty, and they are
+  counted with no member, like member totals.
+- Channels given by ``#name`` become our channels by name; a bare number (a channel
+  KazTron could no longer resolve) is a channel id; an empty channel is server-wide.
+- Periods must be whole hours; counts must fit in 64 bits.
 - Re-importing: each file's SHA-256 is recorded with the import, in the same transaction;
   a file seen before is skipped, so its counts cannot double.
 - Everything is imported in one transaction: a malformed row stops the import with the
@@ -22,6 +27,7 @@ import functools
 import gzip
 import hashlib
 import io
+import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,11 +41,16 @@ from guildmeter.privacy.anonymize import TOKEN_PREFIX
 from guildmeter.privacy.keyring import PSEUDONYM_PREFIX
 from guildmeter.store import Store
 from guildmeter.store.sql import ImportSession
+from guildmeter.timeutil import hour_start
 
-__all__ = ["ImportFormatError", "ImportResult", "import_files"]
+__all__ = ["ImportFormatError", "ImportResult", "expand_paths", "import_files"]
 
 _CHUNK_ROWS = 50_000
-_MAX_LABEL = 128
+_MAX_COUNT = 2**63 - 1
+_MAX_CHANNEL_ID = 2**63 - 1
+_HASH = re.compile(r"(?:h\$)?[0-9a-f]{32,128}")
+_TOKEN = re.compile(r"u\d{6}\$[A-Za-z0-9_\-+/=]{4,64}")
+_ANONYMOUS_EVENTS = (EventKind.JOIN, EventKind.PART, EventKind.TOTAL_USERS)
 
 
 class ImportFormatError(GuildmeterError, ValueError):
@@ -51,6 +62,14 @@ class ImportResult:
     files_imported: list[str] = field(default_factory=list)
     files_skipped: list[tuple[str, datetime]] = field(default_factory=list)
     rows: int = 0
+    #: The first and last hour imported (None when nothing was).
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def _saw(self, first_hour: int, last_hour: int) -> None:
+        first, last = hour_start(first_hour), hour_start(last_hour)
+        self.first = first if self.first is None else min(self.first, first)
+        self.last = last if self.last is None else max(self.last, last)
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,25 @@ class _Row:
     label: str
     channel: str
     count: int
+    line: int
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """Files to import: folders become their ``*.csv.gz`` files in name (date) order."""
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.csv.gz") if p.is_file())
+            if not found:
+                raise ImportFormatError(f"{path}: no *.csv.gz files in this folder")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ImportFormatError(f"{path}: no such file or folder")
+    unique = list(dict.fromkeys(files))
+    return unique
 
 
 def import_files(
@@ -73,10 +111,7 @@ def import_files(
 
     ``progress(bytes_done, bytes_total)`` is called as the compressed files are read.
     """
-    files = [Path(p) for p in paths]
-    for path in files:
-        if not path.is_file():
-            raise ImportFormatError(f"{path}: no such file")
+    files = expand_paths(paths)
     total = sum(path.stat().st_size for path in files)
     done = 0
     result = ImportResult()
@@ -88,7 +123,9 @@ def import_files(
                 result.files_skipped.append((str(path), when))
                 done += path.stat().st_size
                 continue
-            rows = _import_one(session, path, functools.partial(_report, progress, done, total))
+            rows = _import_one(
+                session, path, functools.partial(_report, progress, done, total), result
+            )
             session.record(fingerprint, str(path), rows)
             result.files_imported.append(str(path))
             result.rows += rows
@@ -114,12 +151,15 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _import_one(session: ImportSession, path: Path, progress: Callable[[int], None]) -> int:
+def _import_one(
+    session: ImportSession, path: Path, progress: Callable[[int], None], result: ImportResult
+) -> int:
     guild_id = session.guild_id
     counts: dict[CountKey, int] = {}
     names: dict[tuple[int, int], str] = {}
     channel_ids: dict[str, int] = {}
     rows = 0
+    first_hour, last_hour = None, None
     for row, position in _read(path):
         channel_id = channel_ids.get(row.channel)
         if channel_id is None:
@@ -129,12 +169,21 @@ def _import_one(session: ImportSession, path: Path, progress: Callable[[int], No
             counts[key] = row.count  # a level: the file's latest value wins
         else:
             counts[key] = counts.get(key, 0) + row.count
+            if counts[key] > _MAX_COUNT:
+                raise ImportFormatError(
+                    f"{path}, line {row.line}: counts of this hour, event, user and channel "
+                    "add up beyond 64 bits"
+                )
+        first_hour = row.hour if first_hour is None else min(first_hour, row.hour)
+        last_hour = row.hour if last_hour is None else max(last_hour, row.hour)
         rows += 1
         if len(counts) >= _CHUNK_ROWS:
             session.add(counts, names)
             counts, names = {}, {}
             progress(position)
     session.add(counts, names)
+    if first_hour is not None and last_hour is not None:
+        result._saw(first_hour, last_hour)
     return rows
 
 
@@ -145,7 +194,7 @@ def _channel_id(session: ImportSession, text: str, names: dict[tuple[int, int], 
         channel_id = session.channel_id(text[1:])
         names[(session.guild_id, channel_id)] = text[1:]
         return channel_id
-    return int(text)  # validated as digits by the reader
+    return int(text)  # validated by the reader: digits, within 63 bits
 
 
 def _read(path: Path) -> Iterator[tuple[_Row, int]]:
@@ -175,8 +224,9 @@ def _is_header(fields: list[str]) -> bool:
 
 
 def _parse(fields: list[str], hours: dict[str, int], path: Path, line: int) -> _Row:
-    def bad(why: str) -> ImportFormatError:
-        return ImportFormatError(f"{path}, line {line}: {why} (row: {','.join(fields)[:120]})")
+    def bad(why: str, *, show_row: bool = True) -> ImportFormatError:
+        row = f" (row: {','.join(fields)[:120]})" if show_row else ""
+        return ImportFormatError(f"{path}, line {line}: {why}{row}")
 
     if len(fields) != 5:
         raise bad(
@@ -188,32 +238,51 @@ def _parse(fields: list[str], hours: dict[str, int], path: Path, line: int) -> _
         try:
             when = datetime.fromisoformat(period)
         except ValueError:
-            raise bad(f"period {period!r} is not an ISO date and time") from None
+            raise bad(f"period {period[:40]!r} is not an ISO date and time") from None
+        if (when.minute, when.second, when.microsecond) != (0, 0, 0):
+            raise bad(f"period {period!r} is not the start of an hour")
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)  # KazTron writes naive UTC times
         hour = hours[period] = int(when.timestamp() // 3600)
     try:
         event = EventKind.parse(event_name)
     except ValueError as exc:
-        raise bad(str(exc)) from None
-    try:
-        count = int(count_text)
-    except ValueError:
-        raise bad(f"count {count_text!r} is not a whole number") from None
-    if count < 0:
-        raise bad(f"count {count} is negative")
-    if event is EventKind.TOTAL_USERS:
-        label = NO_USER
-    elif not user:
-        raise bad(f"a {event.label} event needs a user hash")
-    elif user.startswith((PSEUDONYM_PREFIX, TOKEN_PREFIX)):
-        label = user
-    else:
-        label = PSEUDONYM_PREFIX + user  # KazTron's older bare-hex hashes
-    if len(label) > _MAX_LABEL:
-        raise bad(f"user hash longer than {_MAX_LABEL} characters")
-    if channel and not channel.startswith("#") and not channel.isdigit():
-        raise bad(f"channel {channel!r} is neither '#name', a channel id nor empty")
-    if event in (EventKind.JOIN, EventKind.PART, EventKind.TOTAL_USERS):
+        raise bad(str(exc)[:120]) from None
+    if not (count_text.isascii() and count_text.isdigit()):
+        if count_text.startswith("-") and count_text[1:].isdigit():
+            raise bad(f"count {count_text[:30]} is negative")
+        raise bad(f"count {count_text[:30]!r} is not a whole number")
+    if len(count_text) > 19 or int(count_text) > _MAX_COUNT:
+        raise bad(f"count {count_text[:30]} does not fit in 64 bits")
+    count = int(count_text)
+    label = _label(event, user, bad)
+    if channel and not channel.startswith("#"):
+        if not (channel.isascii() and channel.isdigit()):
+            raise bad(f"channel {channel[:40]!r} is neither '#name', a channel id nor empty")
+        if len(channel) > 19 or int(channel) > _MAX_CHANNEL_ID:
+            raise bad(f"channel id {channel[:30]} does not fit in 63 bits")
+    if event in _ANONYMOUS_EVENTS:
         channel = ""  # server-wide, whatever the file says
-    return _Row(hour, event, label, channel, count)
+    return _Row(hour, event, label, channel, count, line)
+
+
+def _label(event: EventKind, user: str, bad: Callable[..., ImportFormatError]) -> str:
+    """The stored label of a user hash; see the module docstring for what is accepted."""
+    if event is EventKind.TOTAL_USERS or (not user and event in _ANONYMOUS_EVENTS):
+        return NO_USER
+    if not user:
+        raise bad(f"a {event.label} event needs a user hash")
+    if _TOKEN.fullmatch(user):
+        return user
+    if _HASH.fullmatch(user):
+        return user if user.startswith(PSEUDONYM_PREFIX) else PSEUDONYM_PREFIX + user
+    if user.removeprefix(PSEUDONYM_PREFIX).isdigit():
+        raise bad(  # the number itself is not repeated: it may be someone's id
+            f"the user hash is a plain number of {len(user)} characters, most likely a raw "
+            "Discord user id: refused, raw ids are never stored",
+            show_row=False,
+        )
+    raise bad(
+        f"user hash {user[:40]!r} is neither h$ and hex digits, KazTron's bare hex, "
+        f"nor a {TOKEN_PREFIX}YYYYMM$ token"
+    )

@@ -1,33 +1,98 @@
-"""Date ranges as moderators type them: ``2018-01-12``, ``12 Jan 2018 to yesterday``...
+"""Date ranges as moderators type them: ``2018-01-12``, ``October 2026``, ``last week``...
 
-A day starts at midnight UTC: every date names that day's midnight, a single date means
-that whole day, and ``a to b`` runs up to and excluding ``b``. Parsing of English and
-relative dates is dateparser's; what a date *means* is decided here.
+A day starts at midnight UTC. Each side of ``a to b`` names a *period*: a day
+(``2018-01-12``, ``yesterday``, ``5 days ago``), a month (``October 2026``, ``2026-10``,
+``last month``, a bare ``October``: its most recent occurrence), a Monday-start week
+(``last week``), a year, or the last N days (``last 7 days``, today included). A single
+period is the whole period. In ``a to b`` a period ``b`` is included, but a single day
+``b`` is excluded, as KazTron's ``2018-01-12 to 2018-01-14`` always meant.
+
+Common forms are parsed here, without dateparser (it costs a tenth of a second to load);
+dateparser reads the rest. Numeric dates whose day and month could be swapped are refused:
+a wrong guess would give a plausible but wrong report. Ranges must start between Discord's
+launch (2015) and today; the part of a period after today is cut off, so what a command
+says it used is what it used.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-
-import dateparser
+from datetime import UTC, date, datetime, timedelta
 
 from guildmeter.errors import GuildmeterError
 from guildmeter.timeutil import add_months, month_of, month_start, utcnow
 
-__all__ = ["EXAMPLES", "DateRange", "DateRangeError", "parse_daterange"]
+__all__ = [
+    "EARLIEST",
+    "EXAMPLES",
+    "DateRange",
+    "DateRangeError",
+    "parse_daterange",
+    "quote_input",
+]
 
+#: Discord launched in 2015: no statistics can be older.
+EARLIEST = datetime(2015, 1, 1, tzinfo=UTC)
 EXAMPLES = (
     "2018-01-12",
     "yesterday",
-    "12 Jan 2018",
+    "October 2026",
+    "last month",
+    "last 7 days",
     "2018-01-12 to 2018-01-14",
     "3 days ago to yesterday",
-    "2018-01-01 to 7 days ago",
 )
-_SEPARATOR = re.compile(r"\s+(?:to|until|-|\u2013|\u2014)\s+", re.IGNORECASE)
-_SETTINGS = {
+_MAX_INPUT = 200
+_SEPARATOR = re.compile(r"\s+(?:to|until|through|-|\u2013|\u2014)\s+", re.IGNORECASE)
+_DANGLING = re.compile(r"(?:^|\s)(?:to|until|through)$|^(?:to|until|through)(?:\s|$)", re.I)
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+_MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+_YEAR = r"(?P<year>\d{4})"
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern, re.IGNORECASE))
+    for kind, pattern in (
+        ("relative", r"(?P<which>last|this|previous|current)\s+(?P<unit>week|month|year)"),
+        ("days", r"(?:the\s+)?(?:last|past|previous)\s+(?P<n>\d+)\s+(?P<unit>day|week)s?"),
+        ("ago", r"(?P<n>\d+)\s+(?P<unit>day|week)s?\s+ago"),
+        ("named_day", r"today|yesterday"),
+        ("month", rf"{_MONTH},?\s+{_YEAR}"),
+        ("month", rf"{_YEAR}\s+{_MONTH}"),
+        ("month", r"(?P<year>\d{4})[-/.](?P<month>\d{1,2})"),
+        ("month", r"(?P<month>\d{1,2})[/.](?P<year>\d{4})"),
+        ("bare_month", _MONTH),
+        ("year", _YEAR),
+        ("day", rf"{_DAY}\s+{_MONTH},?\s+{_YEAR}"),
+        ("day", rf"{_MONTH}\s+{_DAY},?\s+{_YEAR}"),
+        ("day", r"(?P<year>\d{4})[/.](?P<month>\d{1,2})[/.](?P<day>\d{1,2})"),
+        ("day_no_year", rf"{_DAY}\s+{_MONTH}"),
+        ("day_no_year", rf"{_MONTH}\s+{_DAY}"),
+        ("numeric", r"(?P<a>\d{1,2})[-/. ](?P<b>\d{1,2})[-/. ](?P<year>\d{4}|\d{2})"),
+        ("numeric", r"(?P<a>\d{1,2})[/.](?P<b>\d{1,2})"),
+    )
+)
+_DATEPARSER_SETTINGS = {
     "TIMEZONE": "UTC",
     "TO_TIMEZONE": "UTC",
     "RETURN_AS_TIMEZONE_AWARE": True,
@@ -38,7 +103,13 @@ _SETTINGS = {
 
 
 class DateRangeError(GuildmeterError, ValueError):
-    """Text that is not a date or a range of dates."""
+    """Text that is not a date or a range of dates, or a range outside what we keep."""
+
+
+def quote_input(text: str, limit: int = 100) -> str:
+    """``text`` quoted for an error message, cut to ``limit`` characters (bots echo it)."""
+    text = " ".join(text.split())
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 @dataclass(frozen=True)
@@ -57,6 +128,11 @@ class DateRange:
         return int(self.end.timestamp() // 3600)
 
     @property
+    def last_day(self) -> date:
+        """The last day the range includes."""
+        return (self.end - timedelta(days=1)).date()
+
+    @property
     def months(self) -> list[int]:
         """Every ``YYYYMM`` the range touches."""
         first, last = month_of(self.start), month_of(self.end - timedelta(microseconds=1))
@@ -70,10 +146,10 @@ class DateRange:
         return len(self.months) == 1
 
     def describe(self) -> str:
-        last_day = self.end - timedelta(days=1)
-        if self.end - self.start == timedelta(days=1):
-            return f"{self.start:%Y-%m-%d}"
-        return f"{self.start:%Y-%m-%d} to {last_day:%Y-%m-%d} (inclusive, UTC)"
+        """The days covered, both ends included, e.g. ``2026-10-01 to 2026-10-31``."""
+        if self.end - self.start <= timedelta(days=1):
+            return f"{self.start:%Y-%m-%d} (UTC)"
+        return f"{self.start:%Y-%m-%d} to {self.last_day:%Y-%m-%d} (inclusive, UTC)"
 
     @classmethod
     def last_full_month(cls, now: datetime | None = None) -> DateRange:
@@ -81,45 +157,192 @@ class DateRange:
         return cls(month_start(add_months(current, -1)), month_start(current))
 
 
-def parse_daterange(text: str | None, *, now: datetime | None = None) -> DateRange:
-    """Parse a single date or ``date1 to date2``; empty text means last full month.
+@dataclass(frozen=True)
+class _Period:
+    start: datetime
+    end: datetime
+    is_day: bool
 
-    Reversed ranges are swapped. Unparseable text raises DateRangeError quoting it.
+
+def parse_daterange(text: str | None, *, now: datetime | None = None) -> DateRange:
+    """Parse a period or ``a to b`` (see the module docstring); empty means last month.
+
+    Reversed ranges are swapped. Errors are DateRangeError, one line, quoting the input.
     """
-    now = now or utcnow()
+    now = (now or utcnow()).astimezone(UTC)
     if text is None or not text.strip():
         return DateRange.last_full_month(now)
-    parts = _SEPARATOR.split(text.strip(), maxsplit=1)
+    if len(text) > _MAX_INPUT:
+        raise DateRangeError(f"a date range is at most {_MAX_INPUT} characters")
+    whole = " ".join(text.split())
+    if _DANGLING.search(whole):
+        raise DateRangeError(
+            f"{quote_input(whole)} is half a range: give both ends, as in "
+            "`2018-01-12 to 2018-01-14`, or a single date"
+        )
+    parts = _SEPARATOR.split(whole, maxsplit=1)
     if len(parts) == 1:
-        day = _parse_day(parts[0], text, now)
-        return DateRange(day, day + timedelta(days=1))
-    first, second = (_parse_day(part, text, now) for part in parts)
-    if second < first:
-        first, second = second, first
-    if first == second:
-        raise DateRangeError(
-            f"the range {text!r} is empty: it ends where it starts, and the end date is "
-            f"excluded. For that single day, give just {first:%Y-%m-%d}."
-        )
-    return DateRange(first, second)
+        period = _parse_period(parts[0], whole, now)
+        start, end = period.start, period.end
+    else:
+        first, second = (_parse_period(part, whole, now) for part in parts)
+        if second.start < first.start:
+            first, second = second, first
+        start = first.start
+        end = second.start if second.is_day else second.end
+        if end <= start:
+            raise DateRangeError(
+                f"the range {quote_input(whole)} is empty: the end date is excluded. "
+                f"For that single day, give just {start:%Y-%m-%d}."
+            )
+    return _within_supported_span(start, end, whole, now)
 
 
-def _parse_day(part: str, whole: str, now: datetime) -> datetime:
+def _within_supported_span(start: datetime, end: datetime, whole: str, now: datetime) -> DateRange:
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    supported = f"ranges must start between {EARLIEST:%Y-%m-%d} and today ({today:%Y-%m-%d})"
+    if start < EARLIEST:
+        raise DateRangeError(f"{quote_input(whole)} starts before Discord existed: {supported}")
+    if start > today:
+        raise DateRangeError(f"{quote_input(whole)} is in the future: {supported}")
+    return DateRange(start, min(end, today + timedelta(days=1)))
+
+
+def _parse_period(part: str, whole: str, now: datetime) -> _Period:
     part = part.strip()
-    parsed: datetime | None
+    for kind, pattern in _PATTERNS:
+        found = pattern.fullmatch(part)
+        if found is not None:
+            return _period(kind, found, part, now)
     try:
-        parsed = datetime.fromisoformat(part)
+        return _day(datetime.fromisoformat(part))
     except ValueError:
-        settings = dict(_SETTINGS, RELATIVE_BASE=now.astimezone(UTC).replace(tzinfo=None))
-        parsed = dateparser.parse(part, languages=["en"], settings=settings)
-    if parsed is None:
-        examples = ", ".join(f"`{e}`" for e in EXAMPLES)
-        where = f" in {whole!r}" if part != whole.strip() else ""
+        pass
+    except OverflowError:
+        raise _unsupported(part) from None
+    return _day(_dateparser(part, whole, now))
+
+
+def _period(kind: str, found: re.Match[str], part: str, now: datetime) -> _Period:
+    groups = found.groupdict()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "named_day":
+        return _day(today - timedelta(days=0 if part.lower() == "today" else 1))
+    if kind == "relative":
+        back = groups["which"].lower() in ("last", "previous")
+        unit = groups["unit"].lower()
+        if unit == "week":
+            monday = today - timedelta(days=today.weekday()) - timedelta(weeks=back)
+            return _Period(monday, monday + timedelta(weeks=1), is_day=False)
+        if unit == "month":
+            month = add_months(month_of(now), -1 if back else 0)
+            return _Period(month_start(month), month_start(add_months(month, 1)), is_day=False)
+        return _year(now.year - back, part)
+    if kind in ("days", "ago"):
+        days = int(groups["n"]) * (7 if groups["unit"].lower() == "week" else 1)
+        if days > 366 * 20:
+            raise _unsupported(part)
+        if kind == "ago":
+            return _day(today - timedelta(days=days))
+        if days == 0:
+            raise DateRangeError(f"{quote_input(part)} covers no day at all")
+        return _Period(today - timedelta(days=days - 1), today + timedelta(days=1), is_day=False)
+    if kind == "year":
+        return _year(int(groups["year"]), part)
+    if kind == "numeric":
+        return _numeric(groups, part, now)
+    month = _month_number(groups["month"], part)
+    if kind == "day_no_year":
+        day = int(groups["day"])
+        year = now.year if (month, day) <= (now.month, now.day) else now.year - 1
+        return _calendar_day(year, month, day, part)
+    if kind == "bare_month":
+        year = now.year if month <= now.month else now.year - 1
+        return _month(year, month, part)
+    if kind == "month":
+        return _month(int(groups["year"]), month, part)
+    return _calendar_day(int(groups["year"]), month, int(groups["day"]), part)
+
+
+def _numeric(groups: dict[str, str], part: str, now: datetime) -> _Period:
+    """``dd/mm/yyyy`` or ``mm/dd/yyyy``: only when the numbers say which is which."""
+    a, b = int(groups["a"]), int(groups["b"])
+    year_text = groups.get("year")
+    year_number = None if year_text is None else _full_year(year_text)
+    if a <= 12 and b <= 12 and a != b:
+        year = "YYYY" if year_number is None else str(year_number)
         raise DateRangeError(
-            f"could not understand the date {part!r}{where}. Give a date or `date1 to date2` "
-            f"(the second date is excluded), for example {examples}."
+            f"{quote_input(part)} is ambiguous: {year}-{b:02d}-{a:02d} or {year}-{a:02d}-{b:02d}? "
+            "Write the date as YYYY-MM-DD, or with the month's name (12 Oct 2026)."
         )
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return parsed.replace(hour=0, minute=0, second=0, microsecond=0)
+    day, month = (a, b) if a > 12 else (b, a)
+    if year_number is None:
+        year_number = now.year if (month, day) <= (now.month, now.day) else now.year - 1
+    return _calendar_day(year_number, month, day, part)
+
+
+def _full_year(text: str) -> int:
+    return int(text) + (2000 if len(text) == 2 else 0)
+
+
+def _month_number(text: str, part: str) -> int:
+    month = _MONTHS.get(text.lower().rstrip(".")) if not text.isdigit() else int(text)
+    if month is None or not 1 <= month <= 12:
+        raise DateRangeError(f"{quote_input(part)}: there is no month {text}")
+    return month
+
+
+def _calendar_day(year: int, month: int, day: int, part: str) -> _Period:
+    try:
+        return _day(datetime(year, month, day, tzinfo=UTC))
+    except ValueError:
+        raise DateRangeError(f"{quote_input(part)} is not a day of the calendar") from None
+
+
+def _month(year: int, month: int, part: str) -> _Period:
+    if not 1 <= month <= 12:
+        raise DateRangeError(f"{quote_input(part)}: there is no month {month}")
+    if not 2000 <= year <= 9998:
+        raise _unsupported(part)
+    first = year * 100 + month
+    return _Period(month_start(first), month_start(add_months(first, 1)), is_day=False)
+
+
+def _year(year: int, part: str) -> _Period:
+    if not 2000 <= year <= 9998:
+        raise _unsupported(part)
+    return _Period(
+        datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC), is_day=False
+    )
+
+
+def _day(when: datetime) -> _Period:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when.year > 9998:
+        raise _unsupported(f"{when:%Y-%m-%d}")
+    start = when.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _Period(start, start + timedelta(days=1), is_day=True)
+
+
+def _unsupported(part: str) -> DateRangeError:
+    return DateRangeError(
+        f"{quote_input(part)} is outside the dates kept: from {EARLIEST:%Y-%m-%d} to today"
+    )
+
+
+def _dateparser(part: str, whole: str, now: datetime) -> datetime:
+    import dateparser  # loaded only for the rare forms not parsed above
+
+    settings = dict(_DATEPARSER_SETTINGS, RELATIVE_BASE=now.replace(tzinfo=None))
+    try:
+        parsed = dateparser.parse(part, languages=["en"], settings=settings)
+    except (ValueError, OverflowError, TypeError):
+        parsed = None
+    if not isinstance(parsed, datetime):
+        where = f" in {quote_input(whole)}" if part != whole else ""
+        examples = ", ".join(f"`{e}`" for e in EXAMPLES)
+        raise DateRangeError(
+            f"could not understand the date {quote_input(part)}{where}. Try {examples}."
+        )
+    return parsed
