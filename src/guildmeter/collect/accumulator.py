@@ -17,6 +17,7 @@ from datetime import datetime
 from guildmeter.errors import InvalidEventError
 from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
 from guildmeter.privacy.keyring import Keyring
+from guildmeter.privacy.optout import OptOuts
 from guildmeter.timeutil import month_of_hour
 
 __all__ = ["Accumulator", "Batch", "CountKey"]
@@ -56,8 +57,11 @@ class Accumulator:
         *,
         ignored_users: Iterable[int] = (),
         ignored_channels: Iterable[int] = (),
+        optouts: OptOuts | None = None,
     ) -> None:
         self._keyring = keyring
+        #: Members who opted out (shared with the voice and usage trackers): not counted.
+        self.optouts = optouts if optouts is not None else OptOuts()
         self.ignored_users = frozenset(ignored_users)
         self.ignored_channels = frozenset(ignored_channels)
         self._counts: dict[CountKey, int] = {}
@@ -84,6 +88,9 @@ class Accumulator:
         """
         if user_id in self.ignored_users or channel_id in self.ignored_channels:
             return
+        optouts = self.optouts
+        if optouts.active and optouts.blocks(guild_id, user_id):
+            return
         month = self._month_of_hour.get(hour)
         if month is None:
             month = self._month_of_hour[hour] = month_of_hour(hour)
@@ -99,13 +106,21 @@ class Accumulator:
         """A member joined the guild (server-wide event)."""
         if bot or user_id in self.ignored_users:
             return
-        self.add_at_hour(EventKind.JOIN, guild_id, NO_CHANNEL, user_id, _hour(when), 1)
+        self._server_event(EventKind.JOIN, guild_id, user_id, _hour(when))
 
     def part(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
         """A member left the guild (server-wide event)."""
         if bot or user_id in self.ignored_users:
             return
-        self.add_at_hour(EventKind.PART, guild_id, NO_CHANNEL, user_id, _hour(when), 1)
+        self._server_event(EventKind.PART, guild_id, user_id, _hour(when))
+
+    def _server_event(self, kind: EventKind, guild_id: int, user_id: int, hour: int) -> None:
+        """A join or part: an opted-out member's is counted for nobody (totals stay right)."""
+        if self.optouts.active and self.optouts.blocks(guild_id, user_id):
+            key = (guild_id, hour, int(kind), NO_USER, NO_CHANNEL)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return
+        self.add_at_hour(kind, guild_id, NO_CHANNEL, user_id, hour, 1)
 
     def member_total(self, guild_id: int, total: int, when: datetime) -> None:
         """The guild's member count at ``when``; the latest value in an hour is kept."""
@@ -137,6 +152,8 @@ class Accumulator:
         if count < 0:
             raise InvalidEventError(f"count cannot be negative (got {count} for {kind.label})")
         if count == 0:
+            return
+        if self.optouts.active and self.optouts.blocks(guild_id, user_id):
             return
         month = self._month_of_hour.get(hour)
         if month is None:
@@ -196,6 +213,22 @@ class Accumulator:
         return any(month_of_hour(k[1]) < month for k in self._counts) or any(
             month_of_hour(k[1]) < month for k in self._pending
         )
+
+    def forget(self, guild_id: int | None, user_id: int, labels: Iterable[str]) -> int:
+        """Drop a member's counts still in memory (forget-me); returns the counters dropped."""
+        wanted = set(labels)
+        before = len(self)
+        self._counts = {
+            k: v
+            for k, v in self._counts.items()
+            if k[3] not in wanted or (guild_id is not None and k[0] != guild_id)
+        }
+        self._pending = {
+            k: v
+            for k, v in self._pending.items()
+            if k[3] != user_id or (guild_id is not None and k[0] != guild_id)
+        }
+        return before - len(self)
 
     def __len__(self) -> int:
         return len(self._counts) + len(self._pending)

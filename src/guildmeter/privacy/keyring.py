@@ -16,7 +16,7 @@ from typing import Protocol
 
 from guildmeter.privacy.anonymize import new_token
 
-__all__ = ["KEY_BYTES", "PSEUDONYM_PREFIX", "KeyStore", "Keyring", "is_pseudonym"]
+__all__ = ["KEY_BYTES", "PSEUDONYM_PREFIX", "KeyStore", "Keyring", "is_pseudonym", "pseudonym_of"]
 
 KEY_BYTES = 32
 PSEUDONYM_PREFIX = "h$"
@@ -36,6 +36,14 @@ class KeyStore(Protocol):
 def is_pseudonym(label: str) -> bool:
     """True for a month's keyed pseudonym (as opposed to an anonymous token)."""
     return label.startswith(PSEUDONYM_PREFIX)
+
+
+def pseudonym_of(key: bytes, user_id: int) -> str:
+    """The pseudonym of ``user_id`` under a guild-month's key (also used by forget)."""
+    digest = hashlib.blake2b(
+        user_id.to_bytes(8, "big", signed=False), key=key, digest_size=16
+    ).hexdigest()
+    return PSEUDONYM_PREFIX + digest
 
 
 class Keyring:
@@ -80,11 +88,19 @@ class Keyring:
             return token
         if cache is None:
             cache = self._cache[(guild_id, month)] = {}
-        digest = hashlib.blake2b(
-            user_id.to_bytes(8, "big", signed=False), key=key, digest_size=16
-        ).hexdigest()
-        label = cache[user_id] = PSEUDONYM_PREFIX + digest
+        label = cache[user_id] = pseudonym_of(key, user_id)
         return label
+
+    def forget(self, guild_id: int | None, user_id: int) -> list[tuple[int, int, str]]:
+        """Drop a user's cached pseudonyms; returns ``(guild, month, label)`` of each."""
+        dropped = []
+        for (guild, month), cache in self._cache.items():
+            if guild_id is not None and guild != guild_id:
+                continue
+            label = cache.pop(user_id, None)
+            if label is not None:
+                dropped.append((guild, month, label))
+        return dropped
 
     def retire(self, guild_id: int, month: int) -> None:
         """Forget a guild-month's key and pseudonyms: the month has been anonymised."""

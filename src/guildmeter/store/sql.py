@@ -176,6 +176,10 @@ class Store:
     def remember_members(self, session_ids: dict[tuple[int, int, str], int]) -> None:
         self._member_ids.update(session_ids)
 
+    def forget_member_ids(self, guild_id: int, month: int, label: str) -> None:
+        """Drop a cached member id (its pseudonym was forgotten: see `store.rights`)."""
+        self._member_ids.pop((guild_id, month, label), None)
+
     @contextmanager
     def import_session(self, guild_id: int) -> Iterator[ImportSession]:
         """One transaction for a whole import: all of it lands, or none of it."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from guildmeter.privacy import Keyring
+from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import Store
 from guildmeter.store.usage import LabelledUsage, UsageStore
 from guildmeter.timeutil import hour_index, month_of_hour, utcnow
@@ -78,8 +79,11 @@ class UsageTracker:
         *,
         store_prompts: bool = False,
         clock: Callable[[], datetime] = utcnow,
+        optouts: OptOuts | None = None,
     ) -> None:
         self.keyring = keyring
+        #: Members who opted out of a guild: their commands, jobs and actions are dropped.
+        self.optouts = optouts if optouts is not None else OptOuts()
         self.store_prompts = store_prompts
         self.clock = clock
         self._records: list[Record] = []
@@ -100,6 +104,8 @@ class UsageTracker:
         error: str | None = None,
         at: datetime | None = None,
     ) -> None:
+        if self._opted_out(guild_id or 0, user_id):
+            return
         self._records.append(
             CommandUse(
                 guild_id or 0,
@@ -115,6 +121,8 @@ class UsageTracker:
         )
 
     def generation(self, record: Generation) -> None:
+        if self._opted_out(record.guild_id, record.user_id):
+            return
         if record.prompt is not None and not self.store_prompts:
             record = Generation(
                 record.guild_id,
@@ -131,7 +139,24 @@ class UsageTracker:
         self._records.append(record)
 
     def activity(self, record: ActivityRecord) -> None:
+        if self._opted_out(record.guild_id, record.user_id):
+            return
         self._records.append(record)
+
+    def _opted_out(self, guild_id: int, user_id: int) -> bool:
+        return self.optouts.active and self.optouts.blocks(guild_id, user_id)
+
+    def forget(self, guild_id: int | None, user_id: int) -> int:
+        """Drop a member's records still in memory (forget-me); returns how many."""
+
+        def keep(record: Record) -> bool:
+            return record.user_id != user_id or guild_id not in (None, record.guild_id)
+
+        before = len(self._records) + sum(len(b.records) for b in self._waiting)
+        self._records = [r for r in self._records if keep(r)]
+        for batch in self._waiting:
+            batch.records = [r for r in batch.records if keep(r)]
+        return before - len(self._records) - sum(len(b.records) for b in self._waiting)
 
     # -- the flusher's side -----------------------------------------------------------------------
 
