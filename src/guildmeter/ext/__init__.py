@@ -6,7 +6,7 @@ from discord.ext import commands
 
 
 async def setup(bot: commands.Bot) -> None:
-    """Add the cogs: counting, the moderators' commands, the monthly job, bot usage.
+    """Add the cogs: counting, the moderators' commands, the monthly job, bot usage, privacy.
 
     The host may create the engine once at start-up and pass it in as ``bot.guildmeter``
     (an ActivityStats) and ``bot.guildmeter_config``; otherwise both come from the
@@ -15,6 +15,7 @@ async def setup(bot: commands.Bot) -> None:
     from guildmeter.ext.cog import StatsCog, config_for, settings_for, stats_for
     from guildmeter.ext.commands import UserStatsCommands
     from guildmeter.ext.monthly import MonthlyReports
+    from guildmeter.ext.privacy import PrivacyCommands
     from guildmeter.ext.usage import UsageCog
 
     config = config_for(bot)
@@ -32,3 +33,8 @@ async def setup(bot: commands.Bot) -> None:
     )
     await bot.add_cog(MonthlyReports(bot, stats, settings))
     await bot.add_cog(UsageCog(bot, stats, settings))
+    await bot.add_cog(
+        PrivacyCommands(
+            bot, stats, settings, anonymise_grace_seconds=config.anonymise_grace_seconds
+        )
+    )

@@ -25,7 +25,12 @@ from guildmeter.ext.checks import NotAllowed, can_configure, is_moderator, viewe
 from guildmeter.ext.embeds import report_embed
 from guildmeter.reports import DateRange, Report, compute_report, parse_daterange
 from guildmeter.reports.series import activity_series
-from guildmeter.store.settings import GuildSettings, SettingsStore
+from guildmeter.store.settings import (
+    AGGREGATES_ONLY,
+    KEEP_MEMBER_ROWS,
+    GuildSettings,
+    SettingsStore,
+)
 
 Context = commands.Context[commands.Bot]
 # mypy cannot solve discord.py's ParamSpec-over-Union callback type for methods, hence the
@@ -250,6 +255,44 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
                 text += " Make sure only moderators can read it."
         await ctx.send(text, ephemeral=True)
 
+    # Members' rights (issue 11): small cells and what anonymised months keep.
+
+    @commands.guild_only()
+    @statsconfig.command(name="mincell")  # type: ignore[arg-type]
+    async def mincell(self, ctx: Context, users: commands.Range[int, 1, 1000]) -> None:
+        """Hide report rows with fewer users than this where non-moderators can read them.
+
+        Parameters
+        ----------
+        users:
+            The smallest number of members a public row may show (default 5).
+        """
+        await self._require_configurer(ctx)
+        assert ctx.guild is not None
+        await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "min_cell_users", users)
+        await ctx.send(
+            f"Outputs other members can read now show rows with fewer than {users} members "
+            f"as “fewer than {users}”.",
+            ephemeral=True,
+        )
+
+    @commands.guild_only()
+    @statsconfig.command(name="anonymised")  # type: ignore[arg-type]
+    async def anonymised(self, ctx: Context, keep: Literal["member_rows", "aggregates"]) -> None:
+        """What anonymised months keep: a row per member's token, or aggregate counts only.
+
+        Parameters
+        ----------
+        keep:
+            member_rows: per-member reports of past months stay possible; aggregates: the
+            strongest privacy, per-member figures of past months are lost.
+        """
+        await self._require_configurer(ctx)
+        assert ctx.guild is not None
+        value = AGGREGATES_ONLY if keep == "aggregates" else KEEP_MEMBER_ROWS
+        await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "anonymised_rows", value)
+        await ctx.send(_describe_anonymised(keep == "aggregates"), ephemeral=True)
+
     async def _require_configurer(self, ctx: Context) -> GuildSettings:
         if ctx.guild is None:
             raise commands.NoPrivateMessage()
@@ -384,5 +427,16 @@ def _describe(settings: GuildSettings) -> str:
             f"Bot Manager roles: {listed(settings.manager_roles, role)}",
             "Monthly report channel: "
             + (channel(settings.report_channel) if settings.report_channel else "none"),
+            f"Smallest public cell: {settings.min_cell_users} members",
+            _describe_anonymised(settings.aggregates_only),
         ]
     )
+
+
+def _describe_anonymised(aggregates_only: bool) -> str:
+    if aggregates_only:
+        return (
+            "Anonymised months keep: aggregate counts only (per-member figures of past "
+            "months are dropped at month end)"
+        )
+    return "Anonymised months keep: a row per member's random token (per-member reports stay)"

@@ -36,6 +36,7 @@ from guildmeter.timeutil import utcnow
 
 __all__ = [
     "MemberRows",
+    "collapse_if_aggregates_only",
     "RightsStore",
     "member_optouts",
     "optout_keys",
@@ -176,12 +177,9 @@ class RightsStore:
             if member_id is None:
                 return found
             self._subtract_usage_summaries(conn, guild_id, member_id)
-            act = schema.activity
-            conn.execute(delete(act).where(act.c.guild_id == guild_id, act.c.member_id == member_id))
-            for table in (*_RAW_USAGE, schema.usage_daily_users):
-                conn.execute(
-                    delete(table).where(table.c.guild_id == guild_id, table.c.member_id == member_id)
-                )
+            for table in (schema.activity, *_RAW_USAGE, schema.usage_daily_users):
+                mine = and_(table.c.guild_id == guild_id, table.c.member_id == member_id)
+                conn.execute(delete(table).where(mine))
             conn.execute(
                 update(schema.members)
                 .where(schema.members.c.id == member_id)
@@ -322,10 +320,9 @@ class RightsStore:
             ],
             {"jobs": "d_jobs", "total_seconds": "d_seconds"},
             [
-                {"k_day": d, "k_video": v, "k_type": t, "k_resolution": r,
-                 "d_jobs": x[0], "d_seconds": x[1]}
+                dict(k_day=d, k_video=v, k_type=t, k_resolution=r, d_jobs=x[0], d_seconds=x[1])
                 for (d, v, t, r), x in jobs.items()
-            ],  # fmt: skip
+            ],
             guild_id,
             "jobs",
         )
@@ -350,3 +347,50 @@ class RightsStore:
             params,
         )
         conn.execute(delete(table).where(table.c.guild_id == guild_id, table.c[counter] <= 0))
+
+
+_COLLAPSE_SQL = (
+    "INSERT INTO activity (guild_id, event, hour, channel_id, member_id, count) "
+    "SELECT guild_id, event, hour, channel_id, 0, SUM(count) FROM activity "
+    "WHERE guild_id = :guild AND event IN ({events}) AND hour >= :start AND hour < :end "
+    "AND member_id <> 0 GROUP BY guild_id, event, hour, channel_id "
+    "ON CONFLICT (guild_id, event, hour, channel_id, member_id) "
+    "DO UPDATE SET count = activity.count + excluded.count"
+)
+_DROP_MEMBER_ROWS_SQL = (
+    "DELETE FROM activity WHERE guild_id = :guild AND event IN ({events}) "
+    "AND hour >= :start AND hour < :end AND member_id <> 0"
+)
+
+
+def collapse_if_aggregates_only(conn: Connection, guild_id: int, month: int) -> int:
+    """At month end, in the anonymisation's transaction: if the guild keeps aggregates only,
+    fold every member's counts of the month into per-(hour, channel) totals for nobody.
+
+    Messages, voice seconds, joins and parts stay exact; who did how much is gone, and so
+    are the month's per-user figures (active users, means, deviations). Returns the member
+    rows folded (0 when the guild keeps member rows).
+    """
+    from sqlalchemy import text
+
+    from guildmeter.store.settings import AGGREGATES_ONLY
+    from guildmeter.timeutil import hour_index, month_bounds
+
+    settings = schema.guild_settings
+    wanted = conn.execute(
+        select(settings.c.value).where(
+            settings.c.guild_id == guild_id,
+            settings.c.setting == "anonymised_rows",
+            settings.c.value == AGGREGATES_ONLY,
+        )
+    ).first()
+    if wanted is None:
+        return 0
+    start, end = month_bounds(month)
+    events = ", ".join(
+        str(int(k)) for k in (EventKind.MSG, EventKind.JOIN, EventKind.PART, EventKind.VOICE)
+    )
+    params = {"guild": guild_id, "start": hour_index(start), "end": hour_index(end)}
+    conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
+    dropped = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
+    return int(dropped.rowcount or 0)
