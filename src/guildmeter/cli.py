@@ -15,6 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from guildmeter import __version__
+from guildmeter.cli_rights import forget
 from guildmeter.config import Config, load_config
 from guildmeter.errors import GuildmeterError
 from guildmeter.store import Store
@@ -469,3 +470,6 @@ def demo(
         f"Next: guildmeter report weekday --guild {guild_id}   guildmeter export --guild {guild_id}"
     )
     store.close()
+
+
+cli.add_command(forget)

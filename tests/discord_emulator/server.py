@@ -56,6 +56,7 @@ class Sent:
     files: dict[str, bytes]
     ephemeral: bool = False
     interaction_id: int | None = None
+    allowed_mentions: dict[str, Any] | None = None  # as sent; None: the client sent none
 
 
 @dataclass
@@ -431,6 +432,7 @@ class Emulator:
             files,
             ephemeral=bool((payload.get("flags") or 0) & 64),
             interaction_id=None if interaction is None else interaction.id,
+            allowed_mentions=payload.get("allowed_mentions"),
         )
         async with self.message_posted:
             self.sent.append(sent)

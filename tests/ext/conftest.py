@@ -96,6 +96,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     alpha = emulator.add_guild(
         "Alpha", ["general", "art", "mods"], ["Lounge"], [(1001, "ann"), (1002, "bob")]
     )
+    alpha.private_channels.add(next(c for c, n in alpha.text_channels.items() if n == "mods"))
     # ann moderates (Manage Server) and manages the bot (the seed's "Bot Manager" role)
     alpha.member_roles[1001] = [
         alpha.add_role("Moderators", MANAGE_GUILD),

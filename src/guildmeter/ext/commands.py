@@ -274,6 +274,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             f"Outputs other members can read now show rows with fewer than {users} members "
             f"as “fewer than {users}”.",
             ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
         )
 
     @commands.guild_only()
@@ -291,7 +292,11 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         assert ctx.guild is not None
         value = AGGREGATES_ONLY if keep == "aggregates" else KEEP_MEMBER_ROWS
         await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "anonymised_rows", value)
-        await ctx.send(_describe_anonymised(keep == "aggregates"), ephemeral=True)
+        await ctx.send(
+            _describe_anonymised(keep == "aggregates"),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
 
     async def _require_configurer(self, ctx: Context) -> GuildSettings:
         if ctx.guild is None:
@@ -326,7 +331,11 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
 async def reply_with_error(ctx: commands.Context[Any], error: Exception) -> None:
     """Answer a failed command with `error_message`, privately where Discord allows."""
     try:
-        await ctx.send(error_message(ctx, error), ephemeral=True)
+        await ctx.send(
+            error_message(ctx, error)[:2000],  # it may echo the member's input
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
     except discord.HTTPException as exc:  # pragma: no cover - logged
         log.warning("could not send an error reply: %s", exc)
 

@@ -36,8 +36,8 @@ from guildmeter.timeutil import utcnow
 
 __all__ = [
     "MemberRows",
-    "collapse_if_aggregates_only",
     "RightsStore",
+    "collapse_if_aggregates_only",
     "member_optouts",
     "optout_keys",
 ]
