@@ -43,6 +43,9 @@ _NONE = discord.AllowedMentions.none()
 class PrivacyCommands(commands.Cog, name="Privacy"):
     """Members' rights: what is kept, opt out, opt in, forget me."""
 
+    #: Exercising a right leaves no bot-usage record (a forget request would re-create one).
+    track_usage = False
+
     def __init__(
         self,
         bot: commands.Bot,

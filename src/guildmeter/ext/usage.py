@@ -84,6 +84,8 @@ class UsageCog(commands.Cog, name="Bot usage"):
 
     def _track_context(self, ctx: Context, error: str | None) -> None:
         assert ctx.command is not None
+        if getattr(ctx.cog, "track_usage", True) is False:
+            return  # members' rights: asking to be forgotten must leave no record
         started = getattr(ctx, _STARTED, None)
         if ctx.interaction is not None:
             arrived = self._started.pop(ctx.interaction.id, None)
