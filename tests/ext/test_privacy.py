@@ -218,3 +218,33 @@ async def test_mincell_and_aggregates_only_settings(running: Running) -> None:
 async def test_long_garbage_input_gets_a_short_reply(running: Running) -> None:
     (reply,) = await running.say("general", BOB, ".privacy forget " + "x" * 1900)
     assert len(reply.content) <= 2000 and "Usage" in reply.content
+
+
+async def test_no_raw_id_at_rest_and_the_host_bots_forget_call(
+    running: Running, tmp_path: Path
+) -> None:
+    emu = running.emulator
+    (lounge,) = running.alpha.voice_channels
+    await emu.member_add(running.alpha, EVE, "eve")
+    await _talk(running, EVE, 2)
+    await emu.voice(running.alpha, EVE, lounge)
+    await running.say("general", EVE, ".stats")
+    await running.slash(EVE, "privacy", "optout")
+    await _talk(running, EVE, 2, minute=5)
+    await running.cog.flush()
+    await running.slash(EVE, "privacy", "optin")
+    running.clock.now = START + timedelta(minutes=20)
+    await emu.voice(running.alpha, EVE, None)
+    await _talk(running, EVE, 1, minute=21)
+    await emu.member_remove(running.alpha, EVE)
+    await running.settle()
+    await running.cog.flush()
+    data = database_bytes(tmp_path / "e2e.db")
+    for needle in (str(EVE).encode(), EVE.to_bytes(8, "big"), EVE.to_bytes(8, "little")):
+        assert needle not in data
+    assert _full(running)[:2] == (3, 1)
+
+    report = await guildmeter.forget_user(running.bot, EVE)  # Red: red_delete_data_for_user
+    # May's three, and the `.stats` command message, posted at the real time (its month).
+    assert report.done and report.messages == 4 and len(report.months) == 2
+    assert _full(running)[:2] == (0, 0)
