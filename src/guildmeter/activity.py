@@ -56,9 +56,9 @@ class ActivityStats:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
-        self.keyring = Keyring()
         #: Members' opt-outs, shared by every counter; refreshed from the store each flush.
         self.optouts = OptOuts()
+        self.keyring = Keyring(self.optouts)
         self.collector = Accumulator(
             self.keyring,
             ignored_users=ignored_users,
@@ -111,7 +111,7 @@ class ActivityStats:
         """
         result = FlushResult()
         try:
-            self.optouts.refresh(RightsStore(self.store))  # other processes' opt-outs
+            self.refresh_optouts()
             while self._waiting:
                 result.rows_written += self.store.write_batch(self._waiting[0])
                 self._waiting.pop(0)
@@ -144,6 +144,25 @@ class ActivityStats:
         now = now or self.clock()
         self.voice.close_all(now)
         return self.flush(now)
+
+    def refresh_optouts(self) -> None:
+        """Reload the opt-out list (I/O): at start-up, and each flush for other processes'.
+
+        Pseudonyms cached for guilds whose list changed are recomputed on their next event.
+        """
+        self.keyring.drop_guilds(self.optouts.refresh(RightsStore(self.store)))
+
+    def opt_out(self, guild_id: int, user_id: int) -> bool:
+        """Record a member's opt-out (I/O: in a thread); honoured from this moment."""
+        added = self.optouts.opt_out(RightsStore(self.store), guild_id, user_id)
+        self.keyring.forget(guild_id, user_id)  # its next event looks the choice up
+        return added
+
+    def opt_in(self, guild_id: int, user_id: int) -> bool:
+        """Remove a member's opt-out (I/O: in a thread); counted again from this moment."""
+        removed = self.optouts.opt_in(RightsStore(self.store), guild_id, user_id)
+        self.keyring.forget(guild_id, user_id)
+        return removed
 
     def forget_in_memory(self, guild_id: int | None, user_id: int, labels: Iterable[str]) -> int:
         """Drop a member's counts, sessions and records not yet written (forget-me; no I/O)."""

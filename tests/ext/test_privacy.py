@@ -3,6 +3,7 @@ and small cells in the monthly post."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -248,3 +249,27 @@ async def test_no_raw_id_at_rest_and_the_host_bots_forget_call(
     # May's three, and the `.stats` command message, posted at the real time (its month).
     assert report.done and report.messages == 4 and len(report.months) == 2
     assert _full(running)[:2] == (0, 0)
+
+
+async def test_an_opt_out_holds_from_the_first_message_after_a_restart(
+    running: Running, tmp_path: Path
+) -> None:
+    from guildmeter.activity import ActivityStats
+    from guildmeter.bot import create_bot
+    from guildmeter.config import Config
+    from guildmeter.store import Store
+
+    await running.slash(BOB, "privacy", "optout")
+    await running.bot.close()
+    config = Config(db=str(tmp_path / "e2e.db"), flush_interval_seconds=3600)
+    stats = ActivityStats(Store.open(config.db), clock=running.clock)
+    bot = create_bot(config, stats, guild_ready_timeout=0.05)
+    task = asyncio.create_task(bot.start("emulated-token"))
+    await asyncio.wait_for(bot.wait_until_ready(), 15)
+    await _talk(running, BOB, 2)  # before any flush of the new process
+    await _talk(running, ANN, 1)
+    await bot.close()
+    await asyncio.wait_for(task, 15)
+    row = compute_report(stats.store, running.alpha.id, "full", MAY).rows[0]
+    assert (row.messages, row.active_users) == (1, 1)
+    stats.store.close()

@@ -33,11 +33,10 @@ def _full(store: Store, guild: int = GUILD) -> tuple[int, int, float, int, int]:
 
 def test_an_opted_out_member_is_not_counted_until_they_opt_in(store: Store) -> None:
     stats = ActivityStats(store, clock=lambda: T0)
-    rights = RightsStore(store)
     stats.collector.message(GUILD, 1, BOB, T0)
     stats.voice.update(GUILD, BOB, 50, T0)
     stats.flush(T0 + timedelta(minutes=10))  # ten minutes in voice, counted
-    assert stats.optouts.opt_out(rights, GUILD, BOB)
+    assert stats.opt_out(GUILD, BOB)
     stats.voice.update(GUILD, BOB, None, T0 + timedelta(minutes=10))  # the cog closes it
     for minute in range(3):
         stats.collector.message(GUILD, 1, BOB, T0 + timedelta(minutes=11 + minute))
@@ -61,7 +60,7 @@ def test_an_opted_out_member_is_not_counted_until_they_opt_in(store: Store) -> N
     assert UsageStore(store).row_counts(GUILD)["usage_commands"] == 0
     assert _full(store, OTHER)[0] == 1
 
-    assert stats.optouts.opt_in(rights, GUILD, BOB)
+    assert stats.opt_in(GUILD, BOB)
     stats.collector.message(GUILD, 1, BOB, T0 + timedelta(minutes=50))
     stats.flush(T0 + timedelta(minutes=51))
     assert _full(store)[:2] == (3, 2)
@@ -71,7 +70,7 @@ def test_the_opt_out_list_holds_no_raw_id_and_no_pseudonym(store: Store, tmp_pat
     stats = ActivityStats(store, clock=lambda: T0)
     stats.collector.message(GUILD, 1, BOB, T0)
     stats.flush(T0)
-    stats.optouts.opt_out(RightsStore(store), GUILD, BOB)
+    stats.opt_out(GUILD, BOB)
     with store.engine.connect() as conn:
         (digest,) = conn.execute(select(member_optouts.c.digest)).scalars()
     (_g, _m, key) = RightsStore(store).live_keys(GUILD)[0]
@@ -90,13 +89,13 @@ def test_a_second_process_honours_an_opt_out_within_one_flush(
     second = ActivityStats(store_factory(), clock=lambda: T0)
     second.collector.message(GUILD, 1, BOB, T0)
     second.flush(T0)  # BOB known to the second process: a decision is cached there
-    first.optouts.opt_out(RightsStore(first.store), GUILD, BOB)
+    first.opt_out(GUILD, BOB)
     second.flush(T0)  # its next flush reloads the list
     second.collector.message(GUILD, 1, BOB, T0)
     second.voice.update(GUILD, BOB, 50, T0)
     second.flush(T0 + timedelta(minutes=5))
     assert _full(second.store)[:3] == (1, 1, 0)
-    first.optouts.opt_in(RightsStore(first.store), GUILD, BOB)
+    first.opt_in(GUILD, BOB)
     second.flush(T0 + timedelta(minutes=5))
     second.collector.message(GUILD, 1, BOB, T0 + timedelta(minutes=6))
     second.flush(T0 + timedelta(minutes=7))

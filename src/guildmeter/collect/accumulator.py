@@ -16,7 +16,7 @@ from datetime import datetime
 
 from guildmeter.errors import InvalidEventError
 from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
-from guildmeter.privacy.keyring import Keyring
+from guildmeter.privacy.keyring import OPTED_OUT, Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.timeutil import month_of_hour
 
@@ -60,8 +60,8 @@ class Accumulator:
         optouts: OptOuts | None = None,
     ) -> None:
         self._keyring = keyring
-        #: Members who opted out (shared with the voice and usage trackers): not counted.
-        self.optouts = optouts if optouts is not None else OptOuts()
+        #: Members who opted out (the keyring's, shared with the voice and usage trackers).
+        self.optouts = optouts if optouts is not None else keyring.optouts
         self.ignored_users = frozenset(ignored_users)
         self.ignored_channels = frozenset(ignored_channels)
         self._counts: dict[CountKey, int] = {}
@@ -88,15 +88,14 @@ class Accumulator:
         """
         if user_id in self.ignored_users or channel_id in self.ignored_channels:
             return
-        optouts = self.optouts
-        if optouts.active and optouts.blocks(guild_id, user_id):
-            return
         month = self._month_of_hour.get(hour)
         if month is None:
             month = self._month_of_hour[hour] = month_of_hour(hour)
         label = self._keyring.pseudonym(guild_id, month, user_id)
         if label is None:
             self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, hour, 1)
+            return
+        if label is OPTED_OUT:
             return
         key = (guild_id, hour, _MSG, label, channel_id)
         counts = self._counts
@@ -153,16 +152,18 @@ class Accumulator:
             raise InvalidEventError(f"count cannot be negative (got {count} for {kind.label})")
         if count == 0:
             return
-        if self.optouts.active and self.optouts.blocks(guild_id, user_id):
-            return
         month = self._month_of_hour.get(hour)
         if month is None:
             month = self._month_of_hour[hour] = month_of_hour(hour)
         label = self._keyring.pseudonym(guild_id, month, user_id)
         if label is None:
+            if self.optouts.active and self.optouts.blocks(guild_id, user_id):
+                return  # no key yet, and opted out: never pending
             pkey = (guild_id, hour, int(kind), user_id, channel_id)
             self._pending[pkey] = self._pending.get(pkey, 0) + count
             self._keys_needed.add((guild_id, month))
+            return
+        if label is OPTED_OUT:
             return
         key = (guild_id, hour, int(kind), label, channel_id)
         counts = self._counts
@@ -189,7 +190,8 @@ class Accumulator:
         self._keys_needed = set()
         for (guild_id, hour, code, user_id, channel_id), count in pending.items():
             month = month_of_hour(hour)
-            label = self._keyring.pseudonym(guild_id, month, user_id)
+            # Pending counts were taken before any opt-out since: they count.
+            label = self._keyring.pseudonym_before_optout(guild_id, month, user_id)
             if label is None:
                 still[(guild_id, hour, code, user_id, channel_id)] = count
                 needed.add((guild_id, month))

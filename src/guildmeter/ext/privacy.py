@@ -59,6 +59,10 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
         self.settings = settings
         self.anonymise_grace_seconds = anonymise_grace_seconds
 
+    async def cog_load(self) -> None:
+        # Before the first event: an opt-out must hold from the first message after a restart.
+        await asyncio.to_thread(self.stats.refresh_optouts)
+
     # -- the commands ---------------------------------------------------------------------------
 
     @commands.hybrid_group(name="privacy", fallback="show", invoke_without_command=True)  # type: ignore[arg-type]
@@ -89,9 +93,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
         # Voice time up to this moment was counted before the choice: credit it, then stop.
         stats.voice.update(guild.id, user.id, None, stats.clock())
         try:
-            added = await asyncio.to_thread(
-                stats.optouts.opt_out, RightsStore(stats.store), guild.id, user.id
-            )
+            added = await asyncio.to_thread(stats.opt_out, guild.id, user.id)
         finally:
             self._resync_voice(ctx)
         text = (
@@ -109,9 +111,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
     async def optin(self, ctx: Context) -> None:
         """Be counted again in this server's statistics (undoes optout)."""
         assert ctx.guild is not None
-        removed = await asyncio.to_thread(
-            self.stats.optouts.opt_in, RightsStore(self.stats.store), ctx.guild.id, ctx.author.id
-        )
+        removed = await asyncio.to_thread(self.stats.opt_in, ctx.guild.id, ctx.author.id)
         self._resync_voice(ctx)
         text = (
             "Done: you are counted again in this server, from now on."

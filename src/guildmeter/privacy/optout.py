@@ -51,7 +51,8 @@ class OptOuts:
         #: False while no guild has an opt-out: the event path then skips the lookup.
         self.active = False
         self._guilds: Mapping[int, tuple[bytes, frozenset[bytes]]] = {}
-        self._decided: dict[tuple[int, int], bool] = {}
+        #: ``(guild, user) -> opted out``, filled on first sight.
+        self.decided: dict[tuple[int, int], bool] = {}
         # Serialises the writers (refresh in the flush thread, commands in theirs); the
         # event path never takes it.
         self._lock = threading.Lock()
@@ -60,7 +61,7 @@ class OptOuts:
 
     def blocks(self, guild_id: int, user_id: int) -> bool:
         """True if this member opted out of this guild's statistics (memory only)."""
-        decided = self._decided  # one reference: a concurrent refresh swaps whole objects
+        decided = self.decided  # one reference: a concurrent refresh swaps whole objects
         known = decided.get((guild_id, user_id))
         if known is not None:
             return known
@@ -74,21 +75,23 @@ class OptOuts:
 
     # -- the flusher's side (I/O) -----------------------------------------------------------
 
-    def refresh(self, source: OptOutSource) -> None:
+    def refresh(self, source: OptOutSource) -> set[int]:
         """Reload every guild's digests; decisions of guilds whose list changed are redone.
 
         Runs in a worker thread: it only swaps whole objects, which the loop reads safely.
+        Returns the guilds whose list changed (their cached pseudonyms must be dropped).
         """
         with self._lock:
             fresh = source.load_optouts()
             old = self._guilds
             if fresh == old:
-                return
+                return set()
             changed = {g for g in set(fresh) | set(old) if fresh.get(g) != old.get(g)}
             # _guilds first: a lookup that sees the new decisions also sees the new lists.
             self._guilds = fresh
-            self._decided = {k: v for k, v in self._decided.items() if k[0] not in changed}
+            self.decided = {k: v for k, v in self.decided.items() if k[0] not in changed}
             self.active = bool(fresh)
+        return changed
 
     def opt_out(self, source: OptOutSource, guild_id: int, user_id: int) -> bool:
         """Record an opt-out (I/O); True if it is new. Memory honours it at once."""
@@ -100,7 +103,7 @@ class OptOuts:
             _key, digests = guilds.get(guild_id, (key, frozenset()))
             guilds[guild_id] = (key, digests | {digest})
             self._guilds = guilds
-            self._decided[(guild_id, user_id)] = True
+            self.decided[(guild_id, user_id)] = True
             self.active = True
         return added
 
@@ -117,6 +120,6 @@ class OptOuts:
             else:
                 guilds.pop(guild_id, None)
             self._guilds = guilds
-            self._decided[(guild_id, user_id)] = False
+            self.decided[(guild_id, user_id)] = False
             self.active = bool(guilds)
         return removed

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from guildmeter.privacy import Keyring
+from guildmeter.privacy.keyring import OPTED_OUT
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import Store
 from guildmeter.store.usage import LabelledUsage, UsageStore
@@ -83,7 +84,7 @@ class UsageTracker:
     ) -> None:
         self.keyring = keyring
         #: Members who opted out of a guild: their commands, jobs and actions are dropped.
-        self.optouts = optouts if optouts is not None else OptOuts()
+        self.optouts = optouts if optouts is not None else keyring.optouts
         self.store_prompts = store_prompts
         self.clock = clock
         self._records: list[Record] = []
@@ -190,5 +191,7 @@ class UsageTracker:
             label = self.keyring.pseudonym(record.guild_id, month_of_hour(hour), record.user_id)
             if label is None:  # pragma: no cover - load() above provides every key
                 raise RuntimeError("no key for a usage record after loading keys")
+            if label is OPTED_OUT:  # opted out after the record was taken
+                continue
             out.append(LabelledUsage(record, hour, label))
         return out
