@@ -8,6 +8,7 @@ digests and forget requests as the member's pseudonym of a month (computed by
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,79 +275,45 @@ class RightsStore:
             key = (int(job.day), bool(job.is_video), job.generation_type, job.resolution)
             jobs[key][0] += 1
             jobs[key][1] += float(job.seconds)
-        daily = schema.usage_daily_commands
         self._subtract(
-            conn,
-            daily,
-            [and_(daily.c.day == bindparam("k_day"), daily.c.command == bindparam("k_command"))],
-            {"uses": "d_uses", "failures": "d_failures", "total_ms": "d_total_ms"},
-            [
-                {"k_day": d, "k_command": c, "d_uses": v[0], "d_failures": v[1], "d_total_ms": v[2]}
-                for (d, c), v in uses.items()
-            ],
-            guild_id,
-            "uses",
-        )
-        hist = schema.usage_daily_latency
+            conn, guild_id, schema.usage_daily_commands, ["day", "command"],
+            ["uses", "failures", "total_ms"], uses,
+        )  # fmt: skip
         self._subtract(
-            conn,
-            hist,
-            [
-                and_(
-                    hist.c.day == bindparam("k_day"),
-                    hist.c.command == bindparam("k_command"),
-                    hist.c.bucket == bindparam("k_bucket"),
-                )
-            ],
-            {"uses": "d_uses"},
-            [
-                {"k_day": d, "k_command": c, "k_bucket": b, "d_uses": n}
-                for (d, c, b), n in latency.items()
-            ],
-            guild_id,
-            "uses",
-        )
-        dgen = schema.usage_daily_generations
+            conn, guild_id, schema.usage_daily_latency, ["day", "command", "bucket"], ["uses"],
+            {key: [n] for key, n in latency.items()},
+        )  # fmt: skip
         self._subtract(
-            conn,
-            dgen,
-            [
-                and_(
-                    dgen.c.day == bindparam("k_day"),
-                    dgen.c.is_video == bindparam("k_video"),
-                    dgen.c.generation_type == bindparam("k_type"),
-                    dgen.c.resolution == bindparam("k_resolution"),
-                )
-            ],
-            {"jobs": "d_jobs", "total_seconds": "d_seconds"},
-            [
-                dict(k_day=d, k_video=v, k_type=t, k_resolution=r, d_jobs=x[0], d_seconds=x[1])
-                for (d, v, t, r), x in jobs.items()
-            ],
-            guild_id,
-            "jobs",
-        )
+            conn, guild_id, schema.usage_daily_generations,
+            ["day", "is_video", "generation_type", "resolution"], ["jobs", "total_seconds"], jobs,
+        )  # fmt: skip
 
     def _subtract(
         self,
         conn: Connection,
-        table: Table,
-        where: list[Any],
-        columns: dict[str, str],
-        params: list[dict[str, Any]],
         guild_id: int,
-        counter: str,
+        table: Table,
+        keys: list[str],
+        values: list[str],
+        amounts: Mapping[tuple[Any, ...], Sequence[float]],
     ) -> None:
-        """Subtract per-key amounts from a summary table; rows left at zero are deleted."""
-        if not params:
+        """Subtract per-key amounts from a day summary; rows left at zero are deleted.
+
+        The first value column counts uses (or jobs): zero means the row is gone.
+        """
+        if not amounts:
             return
         conn.execute(
             update(table)
-            .where(table.c.guild_id == guild_id, *where)
-            .values({name: table.c[name] - bindparam(param) for name, param in columns.items()}),
-            params,
+            .where(table.c.guild_id == guild_id, *(table.c[k] == bindparam(f"k_{k}") for k in keys))
+            .values({v: table.c[v] - bindparam(f"d_{v}") for v in values}),
+            [
+                {f"k_{k}": x for k, x in zip(keys, key, strict=True)}
+                | {f"d_{v}": x for v, x in zip(values, amount, strict=True)}
+                for key, amount in amounts.items()
+            ],
         )
-        conn.execute(delete(table).where(table.c.guild_id == guild_id, table.c[counter] <= 0))
+        conn.execute(delete(table).where(table.c.guild_id == guild_id, table.c[values[0]] <= 0))
 
 
 _COLLAPSE_SQL = (
