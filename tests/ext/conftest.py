@@ -109,6 +109,8 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     stats = ActivityStats(Store.open(config.db), clock=clock)
     use_endpoints(emulator.api_base, emulator.gateway_url)
     bot = create_bot(config, stats, guild_ready_timeout=0.05)
+    # A host bot without a global default: the extension must silence mentions itself.
+    bot.allowed_mentions = None
     task = asyncio.create_task(bot.start("emulated-token"))
     await asyncio.wait_for(bot.wait_until_ready(), 15)
     yield Running(emulator, bot, stats, clock)
@@ -117,3 +119,5 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     await emulator.stop()
     stats.store.close()
     assert emulator.errors == [], "the bot sent payloads Discord would refuse"
+    loud = [s.content[:60] for s in emulator.sent if s.allowed_mentions != {"parse": []}]
+    assert loud == [], "every send must use allowed_mentions=AllowedMentions.none()"

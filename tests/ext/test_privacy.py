@@ -47,7 +47,6 @@ async def _talk(running: Running, user: int, count: int, minute: int = 0) -> Non
 async def test_the_privacy_statement_is_private_and_says_when_the_key_dies(
     running: Running,
 ) -> None:
-    running.bot.allowed_mentions = None  # a host bot without a global setting
     interaction = await running.slash(BOB, "privacy", "show")
     (reply,) = interaction.replies
     assert reply.ephemeral

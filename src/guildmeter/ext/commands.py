@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: Every reply mentions nobody, whatever the host bot's default.
+_QUIET = discord.AllowedMentions.none()
 
 #: Discord's upload limit for a bot in a server without boosts.
 UPLOAD_LIMIT_BYTES = 10 * 1024 * 1024
@@ -97,7 +99,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         if ctx.interaction is not None:
             await ctx.defer(ephemeral=True)
         else:
-            await ctx.send("One moment… reading the statistics.")
+            await ctx.send("One moment… reading the statistics.", allowed_mentions=_QUIET)
 
     # -- userstats ------------------------------------------------------------------------------
 
@@ -122,13 +124,19 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
                 f"The dump for {span.describe()} is {len(data) / 1e6:.1f} MB, more than "
                 "Discord accepts. Ask for a shorter range, or use `guildmeter export`.",
                 ephemeral=True,
+                allowed_mentions=_QUIET,
             )
             return
         text = f"Raw statistics, {span.describe()}: {rows:,} rows."
         if warning:
             text += f"\n⚠️ {warning}"
         name = f"userstats-{span.start:%Y-%m-%d}-to-{span.end:%Y-%m-%d}.csv.gz"
-        await ctx.send(text, file=discord.File(io.BytesIO(data), filename=name), ephemeral=True)
+        await ctx.send(
+            text,
+            file=discord.File(io.BytesIO(data), filename=name),
+            ephemeral=True,
+            allowed_mentions=_QUIET,
+        )
 
     def _dump(self, guild_id: int, span: DateRange) -> tuple[bytes, str | None, int]:
         buffer = io.BytesIO()
@@ -166,7 +174,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             report = await asyncio.to_thread(
                 compute_report, self.stats.store, ctx.guild.id, "full", span, channel_name
             )
-            await ctx.send(embed=report_embed(report), ephemeral=True)
+            await ctx.send(embed=report_embed(report), ephemeral=True, allowed_mentions=_QUIET)
             return
         report, chart = await asyncio.to_thread(
             self._table_report, ctx.guild.id, type, span, channel_name
@@ -179,6 +187,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
                 discord.File(io.BytesIO(chart), filename=f"{stem}.png"),
             ],
             ephemeral=True,
+            allowed_mentions=_QUIET,
         )
 
     def _table_report(
@@ -195,7 +204,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
     async def statsconfig(self, ctx: Context) -> None:
         """Show who may see statistics, and where."""
         settings = await self._require_configurer(ctx)
-        await ctx.send(_describe(settings), ephemeral=True)
+        await ctx.send(_describe(settings), ephemeral=True, allowed_mentions=_QUIET)
 
     @commands.guild_only()
     @statsconfig.command(name="modchannel")  # type: ignore[arg-type]
@@ -253,7 +262,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             text = f"Each month's full report will be posted in {channel.mention}."
             if channel.id not in settings.mod_channels:
                 text += " Make sure only moderators can read it."
-        await ctx.send(text, ephemeral=True)
+        await ctx.send(text, ephemeral=True, allowed_mentions=_QUIET)
 
     # Members' rights (issue 11): small cells and what anonymised months keep.
 
@@ -320,7 +329,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         what = {"mod_channel": "moderator channel", "mod_role": "moderator role",
                 "manager_role": "Bot Manager role"}[setting]  # fmt: skip
         verb = "is now" if added else "is no longer"
-        await ctx.send(f"{label} {verb} a {what}.", ephemeral=True)
+        await ctx.send(f"{label} {verb} a {what}.", ephemeral=True, allowed_mentions=_QUIET)
 
     # -- errors ---------------------------------------------------------------------------------
 

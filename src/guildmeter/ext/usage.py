@@ -30,6 +30,8 @@ from guildmeter.usage.api import activate, active_tracker
 __all__ = ["UsageCog", "stats_embed"]
 
 Context = commands.Context[commands.Bot]
+#: Every reply mentions nobody, whatever the host bot's default.
+_QUIET = discord.AllowedMentions.none()
 _STARTED = "_guildmeter_started"
 _TABLE_LABELS = {
     "usage_commands": "command uses",
@@ -172,6 +174,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
             embed=stats_embed(summary),
             file=discord.File(io.BytesIO(chart), filename="usage.png"),
             ephemeral=True,
+            allowed_mentions=_QUIET,
         )
 
     @commands.hybrid_command(name="reset_stats")  # type: ignore[arg-type]
@@ -207,6 +210,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
                 f"This would delete, for {where}: {_describe_rows(counts)}. Nothing has been "
                 f"deleted yet: run {how} (or `{ctx.clean_prefix}reset_stats yes`) to go ahead.",
                 ephemeral=True,
+                allowed_mentions=_QUIET,
             )
             return
         # Records still in memory belong to the statistics being reset: write them first.
@@ -218,6 +222,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
             f"Usage statistics reset for {where}. Deleted {_describe_rows(deleted)}. "
             "Server activity statistics (userstats) are untouched.",
             ephemeral=True,
+            allowed_mentions=_QUIET,
         )
 
     async def cog_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:
