@@ -211,7 +211,9 @@ async def test_mincell_and_aggregates_only_settings(running: Running) -> None:
     before = len(running.emulator.sent)
     await monthly.post_due_reports()  # type: ignore[union-attr]
     (post,) = running.emulator.sent[before:]
-    assert _fields(post.embeds[0])["Messages"] == "8"
+    fields = _fields(post.embeds[0])
+    assert fields["Messages"] == "8"
+    assert fields["Active users"] == "not kept" and fields["Messages/user"] == "not kept"
     assert "only aggregate counts are kept" in post.embeds[0]["description"]
 
 

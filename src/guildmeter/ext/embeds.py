@@ -38,8 +38,20 @@ def report_embed(
     hidden = frozenset() if public is None else public.hidden[0]
     small = "" if public is None else fewer_than(public.min_users)
 
+    # Counts without users: a month kept as aggregates only (statsconfig anonymised).
+    gone = {
+        *(("active_users", "messages_per_user") if row.messages and not row.active_users else ()),
+        *(
+            ("voice_users", "voice_hours_per_user")
+            if row.voice_man_hours and not row.voice_users
+            else ()
+        ),
+    }
+
     def shown(column: str, text: str) -> str:
-        return small if column in hidden else text
+        if column in hidden:
+            return small
+        return "not kept" if column in gone else text
 
     channel = "all channels" if report.channel == "all" else f"#{report.channel}"
     embed = discord.Embed(
