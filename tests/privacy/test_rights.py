@@ -196,3 +196,13 @@ def _labels(store: Store) -> list[tuple[int, int, str]]:
     from guildmeter.privacy.rights import member_labels
 
     return member_labels(RightsStore(store), BOB, GUILD)
+
+
+def test_a_database_outage_while_reloading_opt_outs_fails_the_flush_cleanly() -> None:
+    from guildmeter.store.engine import make_engine
+
+    stats = ActivityStats(Store(make_engine("postgresql://nobody@127.0.0.1:1/none")))
+    stats.collector.message(GUILD, 1, ANN, T0)
+    result = stats.flush(T0)
+    assert result.error is not None and "unavailable" in result.error
+    assert len(stats.collector) == 1  # still waiting for its key, nothing lost

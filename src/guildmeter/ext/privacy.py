@@ -19,6 +19,7 @@ import discord
 from discord.ext import commands
 
 from guildmeter.activity import ActivityStats
+from guildmeter.errors import StoreUnavailableError
 from guildmeter.ext.commands import reply_with_error
 from guildmeter.privacy.rights import (
     ForgetReport,
@@ -61,7 +62,10 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
 
     async def cog_load(self) -> None:
         # Before the first event: an opt-out must hold from the first message after a restart.
-        await asyncio.to_thread(self.stats.refresh_optouts)
+        try:
+            await asyncio.to_thread(self.stats.refresh_optouts)
+        except StoreUnavailableError as exc:  # the first flush that reaches it loads it
+            log.warning("could not load the opt-out list at start-up: %s", exc)
 
     # -- the commands ---------------------------------------------------------------------------
 

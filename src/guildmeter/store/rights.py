@@ -93,7 +93,7 @@ class RightsStore:
 
     def load_optouts(self) -> dict[int, tuple[bytes, frozenset[bytes]]]:
         keys, outs = optout_keys, member_optouts
-        with self.store.engine.connect() as conn:
+        with self.store.transaction() as conn:  # an outage: StoreUnavailableError
             rows = conn.execute(
                 select(outs.c.guild_id, outs.c.digest, keys.c.key).join(
                     keys, keys.c.guild_id == outs.c.guild_id
@@ -145,7 +145,7 @@ class RightsStore:
         )
         if guild_id is not None:
             query = query.where(keys.c.guild_id == guild_id)
-        with self.store.engine.connect() as conn:
+        with self.store.transaction() as conn:
             rows = conn.execute(query.order_by(keys.c.guild_id, keys.c.month)).all()
         return [(int(r.guild_id), int(r.month), bytes(r.key)) for r in rows]
 
@@ -155,12 +155,12 @@ class RightsStore:
         query = select(func.count()).where(keys.c.anonymised_at.is_not(None))
         if guild_id is not None:
             query = query.where(keys.c.guild_id == guild_id)
-        with self.store.engine.connect() as conn:
+        with self.store.transaction() as conn:
             return int(conn.execute(query).scalar() or 0)
 
     def member_rows(self, guild_id: int, month: int, label: str) -> MemberRows:
         """What deleting this pseudonym's rows would delete (read only)."""
-        with self.store.engine.connect() as conn:
+        with self.store.transaction() as conn:
             return self._rows(conn, guild_id, month, label)
 
     def delete_member(self, guild_id: int, month: int, label: str) -> MemberRows:
