@@ -274,3 +274,16 @@ async def test_an_opt_out_holds_from_the_first_message_after_a_restart(
     row = compute_report(stats.store, running.alpha.id, "full", MAY).rows[0]
     assert (row.messages, row.active_users) == (1, 1)
     stats.store.close()
+
+
+async def test_prefix_forget_answers_by_dm(running: Running) -> None:
+    await _talk(running, BOB, 2)
+    await _talk(running, ANN, 1)
+    await running.cog.flush()
+    plan, pointer = await running.say("general", BOB, ".privacy forget", answers=2)
+    assert running.emulator.dm_channels[plan.channel_id] == BOB
+    assert "This would delete" in plan.content and ".privacy forget yes" in plan.content
+    assert "delete" not in pointer.content and pointer.channel_id == running.channel("general")
+    done, _pointer = await running.say("general", BOB, ".privacy forget yes", answers=2)
+    assert done.content.startswith("Deleted your statistics") and "2 messages" in done.content
+    assert _full(running)[:2] == (1, 1)
