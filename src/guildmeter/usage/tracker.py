@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from guildmeter.privacy import Keyring
-from guildmeter.privacy.keyring import OPTED_OUT
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import Store
 from guildmeter.store.usage import LabelledUsage, UsageStore
@@ -188,10 +187,11 @@ class UsageTracker:
         self.keyring.load(store, sorted(pairs))
         out = []
         for record, hour in zip(records, hours, strict=True):
-            label = self.keyring.pseudonym(record.guild_id, month_of_hour(hour), record.user_id)
+            # Records were taken before any opt-out since (later ones are dropped on arrival).
+            label = self.keyring.pseudonym_before_optout(
+                record.guild_id, month_of_hour(hour), record.user_id
+            )
             if label is None:  # pragma: no cover - load() above provides every key
                 raise RuntimeError("no key for a usage record after loading keys")
-            if label is OPTED_OUT:  # opted out after the record was taken
-                continue
             out.append(LabelledUsage(record, hour, label))
         return out
