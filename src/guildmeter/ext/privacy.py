@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import discord
@@ -30,7 +31,7 @@ from guildmeter.privacy.rights import (
 )
 from guildmeter.privacy.statement import privacy_statement
 from guildmeter.store.rights import RightsStore
-from guildmeter.store.settings import SettingsStore
+from guildmeter.store.settings import GuildSettings, SettingsStore
 
 Context = commands.Context[commands.Bot]
 
@@ -72,15 +73,14 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
     @commands.hybrid_group(name="privacy", fallback="show", invoke_without_command=True)  # type: ignore[arg-type]
     async def privacy(self, ctx: Context) -> None:
         """What guildmeter keeps about you, for how long, and how to opt out or be forgotten."""
-        from datetime import timedelta
-
-        settings = None if ctx.guild is None else await self._settings(ctx.guild.id)
+        guild = ctx.guild
+        settings = GuildSettings() if guild is None else await self._settings(guild.id)
         text = privacy_statement(
-            guild_name=None if ctx.guild is None else ctx.guild.name,
+            guild_name=None if guild is None else guild.name,
             now=self.stats.clock(),
             grace=timedelta(seconds=self.anonymise_grace_seconds),
-            min_cell_users=5 if settings is None else settings.min_cell_users,
-            aggregates_only=settings is not None and settings.aggregates_only,
+            min_cell_users=settings.min_cell_users,
+            aggregates_only=settings.aggregates_only,
             opted_out=None
             if ctx.guild is None
             else self.stats.optouts.blocks(ctx.guild.id, ctx.author.id),
@@ -153,7 +153,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
 
     # -- helpers --------------------------------------------------------------------------------
 
-    async def _settings(self, guild_id: int) -> Any:
+    async def _settings(self, guild_id: int) -> GuildSettings:
         return await asyncio.to_thread(self.settings.get, guild_id)
 
     def _resync_voice(self, ctx: Context) -> None:
