@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from guildmeter.collect import Accumulator, Batch
 from guildmeter.privacy import Keyring
+from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import Store
 
 from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
@@ -39,6 +40,22 @@ class _Keys:
         return candidate
 
 
+class _OptOutSource:
+    """Opt-outs kept in memory: the benchmark measures the event path, not the store."""
+
+    def load_optouts(self) -> dict[int, tuple[bytes, frozenset[bytes]]]:
+        return {}
+
+    def get_or_create_optout_key(self, guild_id: int, candidate: bytes) -> bytes:
+        return candidate
+
+    def add_optout(self, guild_id: int, digest: bytes) -> bool:
+        return True
+
+    def remove_optout(self, guild_id: int, digest: bytes) -> bool:
+        return True
+
+
 def _events() -> list[tuple[int, int, datetime]]:
     rng = random.Random(1)
     times = [START + timedelta(seconds=i * 2) for i in range(EVENTS)]
@@ -50,6 +67,17 @@ def bench_collect() -> dict[str, float]:
 
     def ours() -> None:
         keyring = Keyring()
+        keyring.load(_Keys(), [(GUILD, 202603)])
+        acc = Accumulator(keyring)
+        message = acc.message
+        for user, channel, when in events:
+            message(GUILD, 1000 + channel, 10**17 + user, when)
+
+    def with_optouts() -> None:
+        # One member of the guild opted out: every event pays the in-memory lookup.
+        optouts = OptOuts()
+        optouts.opt_out(_OptOutSource(), GUILD, 10**17 + USERS + 1)
+        keyring = Keyring(optouts)
         keyring.load(_Keys(), [(GUILD, 202603)])
         acc = Accumulator(keyring)
         message = acc.message
@@ -73,6 +101,7 @@ def bench_collect() -> dict[str, float]:
 
     return {
         "collect_events_per_s": EVENTS / best_of(3, ours),
+        "collect_events_per_s_with_optouts": EVENTS / best_of(3, with_optouts),
         "collect_events_per_s_baseline": EVENTS / best_of(3, bare_dict),
         "collect_events_per_s_kaztron_pbkdf2": len(sample) / best_of(1, kaztron_pbkdf2),
     }

@@ -5,17 +5,34 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from guildmeter.privacy.api import forget_user
+    from guildmeter.privacy.statement import END_USER_DATA_STATEMENT
     from guildmeter.usage.api import track_activity, track_command, track_generation
 
-__all__ = ["__version__", "track_activity", "track_command", "track_generation"]
+__all__ = [
+    "END_USER_DATA_STATEMENT",
+    "__version__",
+    "forget_user",
+    "track_activity",
+    "track_command",
+    "track_generation",
+]
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    """The tracking API, imported on first use: the CLI's start-up must not pay for it."""
+    """The public API, imported on first use: the CLI's start-up must not pay for it."""
     if name in ("track_activity", "track_command", "track_generation"):
         from guildmeter.usage import api
 
         return getattr(api, name)
+    if name == "forget_user":
+        from guildmeter.privacy.api import forget_user
+
+        return forget_user
+    if name == "END_USER_DATA_STATEMENT":
+        from guildmeter.privacy.statement import END_USER_DATA_STATEMENT
+
+        return END_USER_DATA_STATEMENT
     raise AttributeError(f"module 'guildmeter' has no attribute {name!r}")

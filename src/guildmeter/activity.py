@@ -24,7 +24,9 @@ from guildmeter.collect import Accumulator, Batch, VoiceTracker
 from guildmeter.config import Config
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.privacy import Keyring
+from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import AnonymisationResult, Store
+from guildmeter.store.rights import RightsStore
 from guildmeter.timeutil import month_of, month_start, utcnow
 from guildmeter.usage.tracker import UsageTracker
 
@@ -67,13 +69,20 @@ class ActivityStats:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
-        self.keyring = Keyring()
+        #: Members' opt-outs, shared by every counter; refreshed from the store each flush.
+        self.optouts = OptOuts()
+        self.keyring = Keyring(self.optouts)
         self.collector = Accumulator(
-            self.keyring, ignored_users=ignored_users, ignored_channels=ignored_channels
+            self.keyring,
+            ignored_users=ignored_users,
+            ignored_channels=ignored_channels,
+            optouts=self.optouts,
         )
         self.voice = VoiceTracker(self.collector)
         #: Bot-usage records (commands, generations, actions), written with each flush.
-        self.usage = UsageTracker(self.keyring, store_prompts=store_prompts, clock=clock)
+        self.usage = UsageTracker(
+            self.keyring, store_prompts=store_prompts, clock=clock, optouts=self.optouts
+        )
         self.anonymise_grace = anonymise_grace
         self.clock = clock
         self.max_counters = max_counters
@@ -146,6 +155,7 @@ class ActivityStats:
         """
         result = FlushResult()
         try:
+            self.refresh_optouts()
             while self._waiting:
                 self._head_attempted = True
                 result.rows_written += self.store.write_batch(self._waiting[0])
@@ -206,6 +216,38 @@ class ActivityStats:
         now = now or self.clock()
         self.voice.close_all(now)
         return self.flush(now)
+
+    def refresh_optouts(self) -> None:
+        """Reload the opt-out list (I/O): at start-up, and each flush for other processes'.
+
+        Pseudonyms cached for guilds whose list changed are recomputed on their next event.
+        """
+        self.keyring.drop_guilds(self.optouts.refresh(RightsStore(self.store)))
+
+    def opt_out(self, guild_id: int, user_id: int) -> bool:
+        """Record a member's opt-out (I/O: in a thread); honoured from this moment."""
+        added = self.optouts.opt_out(RightsStore(self.store), guild_id, user_id)
+        self.keyring.forget(guild_id, user_id)  # its next event looks the choice up
+        return added
+
+    def opt_in(self, guild_id: int, user_id: int) -> bool:
+        """Remove a member's opt-out (I/O: in a thread); counted again from this moment."""
+        removed = self.optouts.opt_in(RightsStore(self.store), guild_id, user_id)
+        self.keyring.forget(guild_id, user_id)
+        return removed
+
+    def forget_in_memory(self, guild_id: int | None, user_id: int, labels: Iterable[str]) -> int:
+        """Drop a member's counts, sessions and records not yet written (forget-me; no I/O)."""
+        wanted = set(labels)
+        dropped = self.collector.forget(guild_id, user_id, wanted)
+        dropped += self.voice.forget(guild_id, user_id)
+        dropped += self.usage.forget(guild_id, user_id)
+        for batch in self._waiting:
+            for key in [k for k in batch.counts if k[3] in wanted and guild_id in (None, k[0])]:
+                del batch.counts[key]
+                dropped += 1
+        self.keyring.forget(guild_id, user_id)
+        return dropped
 
     @property
     def waiting_batches(self) -> int:

@@ -645,6 +645,25 @@ def _print_usage(summary: Any, guild: int | None) -> None:
     console.print(resolutions)
 
 
+@cli.command()
+@click.option("--user", "user_id", type=SNOWFLAKE, required=True, help="The member's user id.")
+@guild_option(required=False, help="Only this guild (server) id; default: every guild.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted; change nothing.")
+@click.pass_obj
+def forget(obj: _Context, user_id: int, guild: int | None, dry_run: bool) -> None:
+    """Delete a member's statistics of every month not yet anonymised (a deletion request).
+
+    The member's pseudonyms are computed from the months' keys, which exist until a month
+    is anonymised; anonymised months hold random tokens that nothing links to anyone, so
+    there is nothing of theirs left to delete there. The deleted pseudonyms are scrubbed
+    from the database files. A running bot may still hold up to one flush interval of the
+    member's counts in memory: `/privacy forget` (or guildmeter.forget_user) covers those.
+    """
+    from guildmeter.cli_rights import run_forget
+
+    run_forget(obj.open_store(), user_id, guild, dry_run)
+
+
 @cli.command("import-kaztron")
 @guild_option()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))

@@ -62,6 +62,7 @@ class Sent:
     ephemeral: bool = False
     interaction_id: int | None = None
     pings: bool = False  # a mention Discord would notify (allowed_mentions not off)
+    allowed_mentions: dict[str, Any] | None = None  # as sent; None: the client sent none
 
 
 @dataclass
@@ -209,6 +210,8 @@ class Emulator:
         self.interactions: dict[int, FakeInteraction] = {}
         self.global_commands: list[dict[str, Any]] = []
         self.rate_limited_posts = 0  # the next N message posts get a 429
+        self.dm_channels: dict[int, int] = {}  # DM channel id -> the user it reaches
+        self.closed_dms: set[int] = set()  # users who do not accept DMs from the bot
         self.message_posted = asyncio.Condition()
         self.identified = asyncio.Event()
         self._sockets: list[web.WebSocketResponse] = []
@@ -244,6 +247,7 @@ class Emulator:
         app.router.add_get(f"{api}/gateway/bot", self._gateway_bot)
         app.router.add_get(f"{api}/oauth2/applications/@me", self._application)
         app.router.add_post(api + "/channels/{channel_id}/messages", self._post_message)
+        app.router.add_post(api + "/users/@me/channels", self._create_dm)
         app.router.add_post(api + "/channels/{channel_id}/typing", self._typing)
         app.router.add_post(api + "/interactions/{id}/{token}/callback", self._callback)
         webhook = api + "/webhooks/{application_id}/{token}"
@@ -445,6 +449,7 @@ class Emulator:
             ephemeral=bool((payload.get("flags") or 0) & 64),
             interaction_id=None if interaction is None else interaction.id,
             pings=would_ping(payload),
+            allowed_mentions=payload.get("allowed_mentions"),
         )
         async with self.message_posted:
             self.sent.append(sent)
@@ -480,8 +485,25 @@ class Emulator:
                          "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
                          "X-RateLimit-Reset-After": "0.05", "X-RateLimit-Bucket": "messages"},
             )  # fmt: skip
+        channel_id = int(request.match_info["channel_id"])
+        if self.dm_channels.get(channel_id) in self.closed_dms:
+            return _json({"message": "Cannot send messages to this user", "code": 50007}, 403)
         payload, files = await self._read_message(request)
-        return await self._record(int(request.match_info["channel_id"]), payload, files)
+        return await self._record(channel_id, payload, files)
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        """POST /users/@me/channels: the DM channel with a user (one per user)."""
+        user_id = int((await request.json())["recipient_id"])
+        channel_id = next((c for c, u in self.dm_channels.items() if u == user_id), None)
+        if channel_id is None:
+            channel_id = snowflake()
+            self.dm_channels[channel_id] = user_id
+        user = next(
+            (g.members[user_id] for g in self.guilds.values() if user_id in g.members),
+            user_payload(user_id, f"user{user_id}"),
+        )
+        return _json({"id": str(channel_id), "type": 1, "recipients": [user],
+                      "last_message_id": None})  # fmt: skip
 
     async def _typing(self, _request: web.Request) -> web.Response:
         return web.Response(status=204)

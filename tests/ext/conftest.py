@@ -96,12 +96,12 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     alpha = emulator.add_guild(
         "Alpha", ["general", "art", "mods"], ["Lounge"], [(1001, "ann"), (1002, "bob")]
     )
+    alpha.private_channels.add(next(c for c, n in alpha.text_channels.items() if n == "mods"))
     # ann moderates (Manage Server) and manages the bot (the seed's "Bot Manager" role)
     alpha.member_roles[1001] = [
         alpha.add_role("Moderators", MANAGE_GUILD),
         alpha.add_role("Bot Manager", 0),
     ]
-    alpha.private_channels.add(next(c for c, n in alpha.text_channels.items() if n == "mods"))
     emulator.add_guild("Beta", ["general"], ["Voice"], [(1001, "ann"), (2002, "cyd")])
     await emulator.start()
     clock = Clock()
@@ -109,6 +109,8 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     stats = ActivityStats(Store.open(config.db), clock=clock)
     use_endpoints(emulator.api_base, emulator.gateway_url)
     bot = create_bot(config, stats, guild_ready_timeout=0.05)
+    # A host bot without a global default: the extension must silence mentions itself.
+    bot.allowed_mentions = None
     task = asyncio.create_task(bot.start("emulated-token"))
     await asyncio.wait_for(bot.wait_until_ready(), 15)
     yield Running(emulator, bot, stats, clock)
@@ -117,3 +119,5 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     await emulator.stop()
     stats.store.close()
     assert emulator.errors == [], "the bot sent payloads Discord would refuse"
+    loud = [s.content[:60] for s in emulator.sent if s.allowed_mentions != {"parse": []}]
+    assert loud == [], "every send must use allowed_mentions=AllowedMentions.none()"

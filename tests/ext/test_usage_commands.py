@@ -25,7 +25,7 @@ def _add_host_commands(running: Running) -> None:
 
     @commands.command(name="ping")
     async def ping(ctx: commands.Context[commands.Bot]) -> None:
-        await ctx.send("pong")
+        await ctx.send("pong", allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="draw", description="Draw a picture")
     async def draw(interaction: discord.Interaction, prompt: str) -> None:
@@ -34,7 +34,9 @@ def _add_host_commands(running: Running) -> None:
             user_id=interaction.user.id, guild_id=interaction.guild_id,
             resolution=(1024, 1024), seconds=12 if prompt == "cat" else 18, prompt=prompt,
         )  # fmt: skip
-        await interaction.response.send_message("done")
+        await interaction.response.send_message(
+            "done", allowed_mentions=discord.AllowedMentions.none()
+        )
 
     @app_commands.command(name="broken", description="Always fails")
     async def broken(interaction: discord.Interaction) -> None:

@@ -16,7 +16,8 @@ from datetime import datetime
 
 from guildmeter.errors import InvalidEventError
 from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
-from guildmeter.privacy.keyring import Keyring
+from guildmeter.privacy.keyring import OPTED_OUT, Keyring
+from guildmeter.privacy.optout import OptOuts
 from guildmeter.timeutil import hour_index, month_of_hour, month_start
 
 __all__ = ["Accumulator", "Batch", "CountKey"]
@@ -70,8 +71,11 @@ class Accumulator:
         *,
         ignored_users: Iterable[int] = (),
         ignored_channels: Iterable[int] = (),
+        optouts: OptOuts | None = None,
     ) -> None:
         self._keyring = keyring
+        #: Members who opted out (the keyring's, shared with the voice and usage trackers).
+        self.optouts = optouts if optouts is not None else keyring.optouts
         self.ignored_users = frozenset(ignored_users)
         self.ignored_channels = frozenset(ignored_channels)
         self._counts: dict[CountKey, int] = {}
@@ -112,6 +116,8 @@ class Accumulator:
         if label is None:
             self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, hour, 1)
             return
+        if label is OPTED_OUT:
+            return
         key = (guild_id, hour, _MSG, label, channel_id)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
@@ -120,13 +126,21 @@ class Accumulator:
         """A member joined the guild (server-wide event)."""
         if bot or user_id in self.ignored_users:
             return
-        self.add_at_hour(EventKind.JOIN, guild_id, NO_CHANNEL, user_id, _hour(when), 1)
+        self._server_event(EventKind.JOIN, guild_id, user_id, _hour(when))
 
     def part(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
         """A member left the guild (server-wide event)."""
         if bot or user_id in self.ignored_users:
             return
-        self.add_at_hour(EventKind.PART, guild_id, NO_CHANNEL, user_id, _hour(when), 1)
+        self._server_event(EventKind.PART, guild_id, user_id, _hour(when))
+
+    def _server_event(self, kind: EventKind, guild_id: int, user_id: int, hour: int) -> None:
+        """A join or part: an opted-out member's is counted for nobody (totals stay right)."""
+        if self.optouts.active and self.optouts.blocks(guild_id, user_id):
+            key = (guild_id, hour, int(kind), NO_USER, NO_CHANNEL)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return
+        self.add_at_hour(kind, guild_id, NO_CHANNEL, user_id, hour, 1)
 
     def member_total(self, guild_id: int, total: int, when: datetime) -> None:
         """The guild's member count at ``when``; the latest value in an hour is kept."""
@@ -167,9 +181,13 @@ class Accumulator:
             month = self._month_of_hour[hour] = month_of_hour(hour)
         label = self._keyring.pseudonym(guild_id, month, user_id)
         if label is None:
+            if self.optouts.active and self.optouts.blocks(guild_id, user_id):
+                return  # no key yet, and opted out: never pending
             pkey = (guild_id, hour, int(kind), user_id, channel_id)
             self._pending[pkey] = self._pending.get(pkey, 0) + count
             self._keys_needed.add((guild_id, month))
+            return
+        if label is OPTED_OUT:
             return
         key = (guild_id, hour, int(kind), label, channel_id)
         counts = self._counts
@@ -196,7 +214,8 @@ class Accumulator:
         self._keys_needed = set()
         for (guild_id, hour, code, user_id, channel_id), count in pending.items():
             month = month_of_hour(hour)
-            label = self._keyring.pseudonym(guild_id, month, user_id)
+            # Pending counts were taken before any opt-out since: they count.
+            label = self._keyring.pseudonym_before_optout(guild_id, month, user_id)
             if label is None:
                 still[(guild_id, hour, code, user_id, channel_id)] = count
                 needed.add((guild_id, month))
@@ -225,6 +244,22 @@ class Accumulator:
         return any(k[1] < first_hour for k in self._counts) or any(
             k[1] < first_hour for k in self._pending
         )
+
+    def forget(self, guild_id: int | None, user_id: int, labels: Iterable[str]) -> int:
+        """Drop a member's counts still in memory (forget-me); returns the counters dropped."""
+        wanted = set(labels)
+        before = len(self)
+        self._counts = {
+            k: v
+            for k, v in self._counts.items()
+            if k[3] not in wanted or (guild_id is not None and k[0] != guild_id)
+        }
+        self._pending = {
+            k: v
+            for k, v in self._pending.items()
+            if k[3] != user_id or (guild_id is not None and k[0] != guild_id)
+        }
+        return before - len(self)
 
     def __len__(self) -> int:
         return len(self._counts) + len(self._pending)

@@ -54,6 +54,9 @@ class VoiceTracker:
             return
         if channel_id is not None and channel_id in self._sink.ignored_channels:
             channel_id = None
+        optouts = self._sink.optouts
+        if optouts.active and optouts.blocks(guild_id, user_id):
+            channel_id = None  # opted out: an open session ends, none starts
         now = _seconds(when)
         key = (guild_id, user_id)
         session = self._sessions.get(key)
@@ -88,10 +91,13 @@ class VoiceTracker:
         now = _seconds(when)
         close_at = now if lost_since is None else min(now, _seconds(lost_since))
         ignored_channels = self._sink.ignored_channels
+        optouts = self._sink.optouts
         wanted = {
             user: channel
             for user, channel in present.items()
-            if user not in self._sink.ignored_users and channel not in ignored_channels
+            if user not in self._sink.ignored_users
+            and channel not in ignored_channels
+            and not (optouts.active and optouts.blocks(guild_id, user))
         }
         for key in [k for k in self._sessions if k[0] == guild_id]:
             session = self._sessions[key]
@@ -108,6 +114,13 @@ class VoiceTracker:
         """Credit and end every session (shutdown)."""
         self.checkpoint(when)
         self._sessions.clear()
+
+    def forget(self, guild_id: int | None, user_id: int) -> int:
+        """Drop a member's open sessions without crediting them (forget-me)."""
+        keys = [k for k in self._sessions if k[1] == user_id and guild_id in (None, k[0])]
+        for key in keys:
+            del self._sessions[key]
+        return len(keys)
 
     def in_voice(self, guild_id: int) -> dict[int, int]:
         """``{user_id: channel_id}`` of the open sessions in a guild."""

@@ -6,7 +6,7 @@ from discord.ext import commands
 
 
 async def setup(bot: commands.Bot) -> None:
-    """Add the cogs: counting, the moderators' commands, the monthly job, bot usage.
+    """Add the cogs: counting, the moderators' commands, the monthly job, bot usage, privacy.
 
     The host may create the engine once at start-up and pass it in as ``bot.guildmeter``
     (an ActivityStats) and ``bot.guildmeter_config``; otherwise both come from the
@@ -15,6 +15,7 @@ async def setup(bot: commands.Bot) -> None:
     from guildmeter.ext.cog import StatsCog, config_for, settings_for, stats_for
     from guildmeter.ext.commands import UserStatsCommands
     from guildmeter.ext.monthly import MonthlyReports
+    from guildmeter.ext.privacy import PrivacyCommands
     from guildmeter.ext.runtime import runtime_for
     from guildmeter.ext.usage import UsageCog
 
@@ -40,5 +41,10 @@ async def setup(bot: commands.Bot) -> None:
             runtime,
             cooldown_uses=config.stats_cooldown_uses,
             cooldown_seconds=config.stats_cooldown_seconds,
+        )
+    )
+    await bot.add_cog(
+        PrivacyCommands(
+            bot, stats, runtime.settings, anonymise_grace_seconds=config.anonymise_grace_seconds
         )
     )

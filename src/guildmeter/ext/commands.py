@@ -37,7 +37,7 @@ from guildmeter.ext.replies import clip, echo, send
 from guildmeter.ext.runtime import Runtime
 from guildmeter.reports import Report, parse_daterange
 from guildmeter.reports.compute import check_report_range, resolve_channel
-from guildmeter.store.settings import GuildSettings
+from guildmeter.store.settings import AGGREGATES_ONLY, KEEP_MEMBER_ROWS, GuildSettings
 
 Context = commands.Context[commands.Bot]
 # mypy cannot solve discord.py's ParamSpec-over-Union callback type for methods, hence the
@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: Every reply mentions nobody, whatever the host bot's default.
+_QUIET = discord.AllowedMentions.none()
 
 #: Discord's upload limit for a bot in a server without boosts.
 UPLOAD_LIMIT_BYTES = 10 * 1024 * 1024
@@ -173,6 +175,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
                 f"The dump for {span.describe()} is {len(data) / 1e6:.1f} MB, more than "
                 "Discord accepts. Ask for a shorter range, or use `guildmeter export`.",
                 ephemeral=True,
+                allowed_mentions=_QUIET,
             )
             return
         text = f"Raw statistics, {span.describe()}: {rows:,} rows."
@@ -230,6 +233,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
                 discord.File(io.BytesIO(chart), filename=f"{stem}.png"),
             ],
             ephemeral=True,
+            allowed_mentions=_QUIET,
         )
 
     # -- statsconfig ----------------------------------------------------------------------------
@@ -242,6 +246,47 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         assert ctx.guild is not None
         settings = await self.guild_settings(ctx.guild.id)
         await send(ctx, _describe(settings), ephemeral=True)
+
+    # Members' rights: small cells and what anonymised months keep.
+
+    @commands.guild_only()
+    @configurers_only()
+    @statsconfig.command(name="mincell")  # type: ignore[arg-type]
+    async def mincell(self, ctx: Context, users: commands.Range[int, 1, 1000]) -> None:
+        """Hide report rows with fewer users than this where non-moderators can read them.
+
+        Parameters
+        ----------
+        users:
+            The smallest number of members a public row may show (default 5).
+        """
+        assert ctx.guild is not None
+        await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "min_cell_users", users)
+        self.runtime.forget_settings(ctx.guild.id)
+        await send(
+            ctx,
+            f"Outputs other members can read now show rows with fewer than {users} members "
+            f"as “fewer than {users}”.",
+            ephemeral=True,
+        )
+
+    @commands.guild_only()
+    @configurers_only()
+    @statsconfig.command(name="anonymised")  # type: ignore[arg-type]
+    async def anonymised(self, ctx: Context, keep: Literal["member_rows", "aggregates"]) -> None:
+        """What anonymised months keep: a row per member's token, or aggregate counts only.
+
+        Parameters
+        ----------
+        keep:
+            member_rows: per-member reports of past months stay possible; aggregates: the
+            strongest privacy, per-member figures of past months are lost.
+        """
+        assert ctx.guild is not None
+        value = AGGREGATES_ONLY if keep == "aggregates" else KEEP_MEMBER_ROWS
+        await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "anonymised_rows", value)
+        self.runtime.forget_settings(ctx.guild.id)
+        await send(ctx, _describe_anonymised(keep == "aggregates"), ephemeral=True)
 
     @commands.guild_only()
     @configurers_only()
@@ -451,5 +496,16 @@ def _describe(settings: GuildSettings) -> str:
             f"Bot Manager roles: {listed(settings.manager_roles, role)}",
             "Monthly report channel: "
             + (channel(settings.report_channel) if settings.report_channel else "none"),
+            f"Smallest public cell: {settings.min_cell_users} members",
+            _describe_anonymised(settings.aggregates_only),
         ]
     )
+
+
+def _describe_anonymised(aggregates_only: bool) -> str:
+    if aggregates_only:
+        return (
+            "Anonymised months keep: aggregate counts only (per-member figures of past "
+            "months are dropped at month end)"
+        )
+    return "Anonymised months keep: a row per member's random token (per-member reports stay)"

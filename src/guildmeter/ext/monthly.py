@@ -15,14 +15,15 @@ from discord.ext import commands, tasks
 
 from guildmeter import jobs
 from guildmeter.activity import ActivityStats
-from guildmeter.ext.embeds import ANONYMISED_NOTICE, report_embed
+from guildmeter.ext.embeds import AGGREGATES_NOTICE, ANONYMISED_NOTICE, report_embed
 from guildmeter.ext.replies import NO_MENTIONS
 from guildmeter.ext.runtime import Runtime
 from guildmeter.reports import DateRange
+from guildmeter.reports.suppress import suppress_report
 from guildmeter.store.settings import GuildSettings, MonthlyPosts
 from guildmeter.timeutil import month_of
 
-__all__ = ["MonthlyReports"]
+__all__ = ["MonthlyReports", "readable_by_members"]
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,15 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
         try:
             report = await self.runtime.in_heavy_worker(jobs.full_report, guild.id, span, None)
             title = f"{span.start:%B %Y}: full report, all channels"
+            notice = AGGREGATES_NOTICE if settings.aggregates_only else ANONYMISED_NOTICE
+            # Members other than moderators can read it: small cells are suppressed.
+            public = (
+                suppress_report(report, settings.min_cell_users)
+                if readable_by_members(channel, settings)
+                else None
+            )
             await channel.send(
-                embed=report_embed(report, title=title, notice=ANONYMISED_NOTICE),
+                embed=report_embed(report, title=title, notice=notice, public=public),
                 allowed_mentions=NO_MENTIONS,
             )
         except Exception:
@@ -89,3 +97,15 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
         await asyncio.to_thread(self.posts.posted, guild.id, month)
         log.info("posted the full report of month %d", month)
         return True
+
+
+def readable_by_members(channel: discord.TextChannel, settings: GuildSettings) -> bool:
+    """True if @everyone, or any role that is not a moderator's, can read ``channel``."""
+    for role in channel.guild.roles:
+        permissions = role.permissions
+        moderator = (
+            permissions.administrator or permissions.manage_guild or role.id in settings.mod_roles
+        )
+        if not moderator and channel.permissions_for(role).read_messages:
+            return True
+    return False

@@ -31,6 +31,8 @@ from guildmeter.usage.api import activate, active_tracker
 __all__ = ["UsageCog", "stats_embed"]
 
 Context = commands.Context[commands.Bot]
+#: Every reply mentions nobody, whatever the host bot's default.
+_QUIET = discord.AllowedMentions.none()
 _STARTED = "_guildmeter_started"
 _TABLE_LABELS = {
     "usage_commands": "command uses",
@@ -102,6 +104,8 @@ class UsageCog(commands.Cog, name="Bot usage"):
 
     def _track_context(self, ctx: Context, error: str | None) -> None:
         assert ctx.command is not None
+        if getattr(ctx.cog, "track_usage", True) is False:
+            return  # members' rights: asking to be forgotten must leave no record
         started = getattr(ctx, _STARTED, None)
         if ctx.interaction is not None:
             arrived = self._started.pop(ctx.interaction.id, None)
@@ -191,6 +195,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
             embed=stats_embed(summary, where=where),
             file=discord.File(io.BytesIO(chart), filename="usage.png"),
             ephemeral=True,
+            allowed_mentions=_QUIET,
         )
 
     @commands.hybrid_command(name="reset_stats")  # type: ignore[arg-type]
@@ -228,6 +233,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
                 f"This would delete, for {where}: {_describe_rows(counts)}. Nothing has been "
                 f"deleted yet: run `{slash}` (or `{prefix}`) to go ahead.",
                 ephemeral=True,
+                allowed_mentions=_QUIET,
             )
             return
         # Records still in memory belong to the statistics being reset: write them first.
@@ -240,6 +246,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
             f"Usage statistics reset for {where}. Deleted {_describe_rows(deleted)}. "
             "Server activity statistics (userstats) are untouched.",
             ephemeral=True,
+            allowed_mentions=_QUIET,
         )
 
     async def cog_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:

@@ -15,11 +15,24 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from guildmeter.privacy.anonymize import new_token
+from guildmeter.privacy.optout import OptOuts
 
-__all__ = ["KEY_BYTES", "PSEUDONYM_PREFIX", "KeyStore", "Keyring", "is_pseudonym"]
+__all__ = [
+    "KEY_BYTES",
+    "OPTED_OUT",
+    "PSEUDONYM_PREFIX",
+    "KeyStore",
+    "Keyring",
+    "is_pseudonym",
+    "pseudonym_of",
+]
 
 KEY_BYTES = 32
 PSEUDONYM_PREFIX = "h$"
+#: Returned (and cached) instead of a pseudonym for a member who opted out of the guild:
+#: the collector drops the event on an identity check, so opt-outs cost the event path
+#: nothing; the opt-out list is consulted once per member and month, on a cache miss.
+OPTED_OUT = "\x00opted-out"
 
 
 class KeyStore(Protocol):
@@ -38,10 +51,19 @@ def is_pseudonym(label: str) -> bool:
     return label.startswith(PSEUDONYM_PREFIX)
 
 
+def pseudonym_of(key: bytes, user_id: int) -> str:
+    """The pseudonym of ``user_id`` under a guild-month's key (also used by forget)."""
+    digest = hashlib.blake2b(
+        user_id.to_bytes(8, "big", signed=False), key=key, digest_size=16
+    ).hexdigest()
+    return PSEUDONYM_PREFIX + digest
+
+
 class Keyring:
     """Per (guild, month) keys and their pseudonym caches, in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, optouts: OptOuts | None = None) -> None:
+        self.optouts = optouts if optouts is not None else OptOuts()
         self._keys: dict[tuple[int, int], bytes] = {}
         self._retired: set[tuple[int, int]] = set()
         self._cache: dict[tuple[int, int], dict[int, str]] = {}
@@ -80,7 +102,10 @@ class Keyring:
                 self._keys[pair] = key
 
     def pseudonym(self, guild_id: int, month: int, user_id: int) -> str | None:
-        """The user's pseudonym for that guild-month, or None while its key is not loaded."""
+        """The user's pseudonym for that guild-month, or None while its key is not loaded.
+
+        `OPTED_OUT` for a member who opted out of the guild.
+        """
         cache = self._cache.get((guild_id, month))
         if cache is not None:
             label = cache.get(user_id)
@@ -94,15 +119,49 @@ class Keyring:
             # gets an anonymous token of that month (kept for this process's lifetime so
             # unique-user counts stay right for the late events themselves).
             late = self._cache.setdefault((guild_id, month), {})
-            token = late[user_id] = new_token(month)
+            token = late[user_id] = self._opted_out(guild_id, user_id) or new_token(month)
             return token
         if cache is None:
             cache = self._cache[(guild_id, month)] = {}
-        digest = hashlib.blake2b(
-            user_id.to_bytes(8, "big", signed=False), key=key, digest_size=16
-        ).hexdigest()
-        label = cache[user_id] = PSEUDONYM_PREFIX + digest
+        label = cache[user_id] = self._opted_out(guild_id, user_id) or pseudonym_of(key, user_id)
         return label
+
+    def pseudonym_before_optout(self, guild_id: int, month: int, user_id: int) -> str | None:
+        """The pseudonym even of a member who opted out since: for counts taken before.
+
+        Nothing is cached, so the member's later events still get `OPTED_OUT`.
+        """
+        label = self.pseudonym(guild_id, month, user_id)
+        if label is not OPTED_OUT:
+            return label
+        key = self._keys.get((guild_id, month))
+        if key is not None:
+            return pseudonym_of(key, user_id)
+        return new_token(month) if (guild_id, month) in self._retired else None
+
+    def _opted_out(self, guild_id: int, user_id: int) -> str | None:
+        optouts = self.optouts
+        return OPTED_OUT if optouts.active and optouts.blocks(guild_id, user_id) else None
+
+    def drop_guilds(self, guild_ids: Iterable[int]) -> None:
+        """Forget cached pseudonyms of guilds whose opt-out list changed (recomputed lazily).
+
+        May run in a worker thread: it only removes whole cache entries.
+        """
+        wanted = set(guild_ids)
+        for pair in [p for p in list(self._cache) if p[0] in wanted]:
+            self._cache.pop(pair, None)
+
+    def forget(self, guild_id: int | None, user_id: int) -> list[tuple[int, int, str]]:
+        """Drop a user's cached pseudonyms; returns ``(guild, month, label)`` of each."""
+        dropped = []
+        for (guild, month), cache in list(self._cache.items()):  # may run in a thread
+            if guild_id is not None and guild != guild_id:
+                continue
+            label = cache.pop(user_id, None)
+            if label is not None:
+                dropped.append((guild, month, label))
+        return dropped
 
     def retire(self, guild_id: int, month: int) -> None:
         """Forget a guild-month's key and pseudonyms: the month has been anonymised."""

@@ -172,7 +172,10 @@ def compute_report(
         act.c.hour >= daterange.start_hour,
         act.c.hour < daterange.end_hour,
     )
-    per_user_filter = [act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)])]
+    per_user_filter = [
+        act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)]),
+        act.c.member_id != 0,  # counts for nobody: a month kept as aggregates only
+    ]
     if store.dialect == "sqlite":
         # Members belong to one month: seeking the month's member ids lets SQLite read each
         # member's rows in order (index ix_activity_member) instead of sorting them all.
@@ -185,8 +188,8 @@ def compute_report(
                 )
             )
         )
-    if channel_ids is not None:
-        per_user_filter.append(act.c.channel_id.in_(channel_ids))
+    channel_filter = [] if channel_ids is None else [act.c.channel_id.in_(channel_ids)]
+    per_user_filter += channel_filter
     # Grouping in index order (event, member) lets the full report stream; a constant
     # case in the GROUP BY would make the database sort every row.
     by_case = [] if kind == "full" else [case]  # never group by a constant
@@ -204,6 +207,17 @@ def compute_report(
         func.sum(per_user.c.s).label("total"),
         func.sum(per_user.c.s * per_user.c.s).label("squares"),
     ).group_by(per_user.c.event, per_user.c.c)
+    # Months kept as aggregates only (see store.rights): totals count, no user does.
+    for_nobody = (
+        select(act.c.event, case, func.sum(act.c.count).label("total"))
+        .where(
+            in_range,
+            act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)]),
+            act.c.member_id == 0,
+            *channel_filter,
+        )
+        .group_by(act.c.event, *by_case)
+    )
     server_wide = (
         select(act.c.event, case, func.sum(act.c.count).label("total"))
         .where(in_range, act.c.event.in_([int(EventKind.JOIN), int(EventKind.PART)]))
@@ -230,6 +244,8 @@ def compute_report(
             stats[(row.event, row.c)] = (int(row.n), int(row.total), int(row.squares))
         for row in conn.execute(server_wide):
             sums[(row.event, row.c)] = int(row.total)
+        for row in conn.execute(for_nobody):
+            sums[(row.event, row.c)] = int(row.total)
         for row in conn.execute(latest_totals):
             totals[row.c] = int(row[1])
 
@@ -247,6 +263,9 @@ def _row(
 ) -> ReportRow:
     n_msg, messages, msg_squares = stats.get((int(EventKind.MSG), case), (0, 0, 0))
     n_voice, voice_s, voice_squares = stats.get((int(EventKind.VOICE), case), (0, 0, 0))
+    # Counts for nobody (a month kept as aggregates only) add to totals, not to users.
+    nobody_msg = sums.get((int(EventKind.MSG), case), 0)
+    nobody_voice = sums.get((int(EventKind.VOICE), case), 0)
     return ReportRow(
         case=label,
         total_users=totals.get(case, 0),
@@ -254,10 +273,10 @@ def _row(
         voice_users=n_voice,
         joins=sums.get((int(EventKind.JOIN), case), 0),
         parts=sums.get((int(EventKind.PART), case), 0),
-        messages=messages,
+        messages=messages + nobody_msg,
         messages_per_user=messages / n_msg if n_msg else 0.0,
         messages_per_user_stdev=_sample_stdev(n_msg, messages, msg_squares),
-        voice_man_hours=voice_s / 3600,
+        voice_man_hours=(voice_s + nobody_voice) / 3600,
         voice_hours_per_user=voice_s / 3600 / n_voice if n_voice else 0.0,
         voice_hours_per_user_stdev=_sample_stdev(n_voice, voice_s, voice_squares) / 3600,
     )

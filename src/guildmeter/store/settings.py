@@ -19,10 +19,26 @@ from guildmeter.store import schema
 from guildmeter.store.sql import Store
 from guildmeter.timeutil import utcnow
 
-__all__ = ["GuildSettings", "MonthlyPosts", "SettingName", "SettingsStore"]
+__all__ = [
+    "AGGREGATES_ONLY",
+    "DEFAULT_MIN_CELL_USERS",
+    "KEEP_MEMBER_ROWS",
+    "GuildSettings",
+    "MonthlyPosts",
+    "SettingName",
+    "SettingsStore",
+]
 
-SettingName = Literal["mod_channel", "mod_role", "manager_role", "report_channel"]
-_SINGLE: frozenset[str] = frozenset({"report_channel"})
+SettingName = Literal[
+    "mod_channel", "mod_role", "manager_role", "report_channel",
+    "min_cell_users", "anonymised_rows",
+]  # fmt: skip
+_SINGLE: frozenset[str] = frozenset({"report_channel", "min_cell_users", "anonymised_rows"})
+
+#: Members' rights (issue 11): public outputs hide rows with fewer users than this.
+DEFAULT_MIN_CELL_USERS = 5
+#: ``anonymised_rows`` values: 0 keeps member rows (tokens) of past months, 1 aggregates only.
+KEEP_MEMBER_ROWS, AGGREGATES_ONLY = 0, 1
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,8 @@ class GuildSettings:
     mod_roles: frozenset[int] = field(default_factory=frozenset)
     manager_roles: frozenset[int] = field(default_factory=frozenset)
     report_channel: int | None = None
+    min_cell_users: int = DEFAULT_MIN_CELL_USERS
+    aggregates_only: bool = False
 
 
 class SettingsStore:
@@ -91,6 +109,8 @@ def _settings_of(values: dict[str, set[int]]) -> GuildSettings:
         mod_roles=frozenset(values.get("mod_role", ())),
         manager_roles=frozenset(values.get("manager_role", ())),
         report_channel=min(report) if report else None,
+        min_cell_users=min(values.get("min_cell_users", {DEFAULT_MIN_CELL_USERS})),
+        aggregates_only=AGGREGATES_ONLY in values.get("anonymised_rows", set()),
     )
 
 

@@ -197,6 +197,10 @@ class Store:
     def remember_members(self, session_ids: dict[tuple[int, int, str], int]) -> None:
         self._member_ids.update(session_ids)
 
+    def forget_member_ids(self, guild_id: int, month: int, label: str) -> None:
+        """Drop a cached member id (its pseudonym was forgotten: see `store.rights`)."""
+        self._member_ids.pop((guild_id, month, label), None)
+
     @contextmanager
     def import_session(self, guild_id: int) -> Iterator[ImportSession]:
         """One transaction for a whole import: all of it lands, or none of it."""
@@ -426,6 +430,9 @@ class Store:
                 )
             else:
                 conn.execute(update(keys).where(key_where).values(key=None, anonymised_at=now))
+            from guildmeter.store.rights import collapse_if_aggregates_only
+
+            collapse_if_aggregates_only(conn, guild_id, month)  # the guild's choice (issue 11)
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[:2] != (guild_id, month)}
         return AnonymisationResult(
             guild_id, month, len(pseudonyms), key_row is not None and key_row.key is not None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from guildmeter.privacy import Keyring
+from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import Store
 from guildmeter.store.usage import LabelledUsage, UsageStore
 from guildmeter.timeutil import hour_index, hour_start, month_of_hour, utcnow
@@ -92,8 +93,11 @@ class UsageTracker:
         *,
         store_prompts: bool = False,
         clock: Callable[[], datetime] = utcnow,
+        optouts: OptOuts | None = None,
     ) -> None:
         self.keyring = keyring
+        #: Members who opted out of a guild: their commands, jobs and actions are dropped.
+        self.optouts = optouts if optouts is not None else keyring.optouts
         self.store_prompts = store_prompts
         self.clock = clock
         self._records: list[Record] = []
@@ -119,6 +123,8 @@ class UsageTracker:
         error: str | None = None,
         at: datetime | None = None,
     ) -> None:
+        if self._opted_out(guild_id or 0, user_id):
+            return
         if not guild_id:
             channel_id = 0  # a DM channel id names the member for good: never kept
         self._append(
@@ -136,6 +142,8 @@ class UsageTracker:
         )
 
     def generation(self, record: Generation) -> None:
+        if self._opted_out(record.guild_id, record.user_id):
+            return
         self._append(
             Generation(
                 record.guild_id,
@@ -152,6 +160,8 @@ class UsageTracker:
         )
 
     def activity(self, record: ActivityRecord) -> None:
+        if self._opted_out(record.guild_id, record.user_id):
+            return
         self._append(
             ActivityRecord(
                 record.guild_id, record.user_id, _hour_of(record.at), record.action, record.details
@@ -163,6 +173,23 @@ class UsageTracker:
             self.dropped += 1
             return
         self._records.append(record)
+
+    def _opted_out(self, guild_id: int, user_id: int) -> bool:
+        return self.optouts.active and self.optouts.blocks(guild_id, user_id)
+
+    def forget(self, guild_id: int | None, user_id: int) -> int:
+        """Drop a member's records still in memory (forget-me); returns how many."""
+
+        def keep(record: Record) -> bool:
+            return record.user_id != user_id or guild_id not in (None, record.guild_id)
+
+        before = self.records_in_memory
+        self._records = [r for r in self._records if keep(r)]
+        for batch in self._waiting:
+            kept = [item for item in batch.items if keep(item.record)]
+            self._held -= len(batch.items) - len(kept)
+            batch.items = kept
+        return before - self.records_in_memory
 
     # -- the flusher's side -----------------------------------------------------------------------
 
@@ -181,7 +208,10 @@ class UsageTracker:
         unlabelled: list[Record] = []
         for record in self._records:
             hour = hour_index(record.at)
-            label = self.keyring.pseudonym(record.guild_id, month_of_hour(hour), record.user_id)
+            # Records were taken before any opt-out since (later ones are dropped on arrival).
+            label = self.keyring.pseudonym_before_optout(
+                record.guild_id, month_of_hour(hour), record.user_id
+            )
             if label is None:
                 unlabelled.append(record)
             else:

@@ -1,0 +1,54 @@
+"""``guildmeter forget``: the bot owner's side of members' rights (deletion requests).
+
+Discord relays deletion requests to bot owners; this deletes the member's rows of every
+month not yet anonymised, like ``/privacy forget``. The command's options are declared in
+``cli.py`` with the others; the work and its report are here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from guildmeter.privacy.rights import ForgetReport
+    from guildmeter.store import Store
+
+__all__ = ["run_forget"]
+
+console = Console()
+
+
+def run_forget(store: Store, user_id: int, guild: int | None, dry_run: bool) -> None:
+    """Delete (or, with ``dry_run``, only count) a member's rows and say what was done."""
+    from guildmeter.privacy.rights import forget_in_store, plan_forget
+
+    try:
+        report = (
+            plan_forget(store, user_id, guild)
+            if dry_run
+            else forget_in_store(store, user_id, guild)
+        )
+    finally:
+        store.close()
+    _print(report)
+
+
+def _print(report: ForgetReport) -> None:
+    verb = "Deleted" if report.done else "Would delete"
+    for rows in report.months:
+        console.print(
+            f"{verb} in guild {rows.guild_id}, month {rows.month // 100}-{rows.month % 100:02d}: "
+            f"{rows.activity_rows:,} hourly counts ({rows.messages:,} messages, "
+            f"{rows.voice_seconds / 3600:,.1f} voice hours, {rows.joins:,} joins, "
+            f"{rows.parts:,} parts) and {rows.usage_records:,} bot-usage records.",
+            highlight=False,
+        )
+    if not report.months:
+        console.print("Nothing of this member is stored in the months not yet anonymised.")
+    console.print(
+        f"{report.anonymised_months:,} anonymised guild-months hold only random tokens: "
+        "nothing there links to the member.",
+        highlight=False,
+    )
