@@ -196,6 +196,8 @@ class ActivityStats:
                 self.max_counters,
                 result.error,
             )
+        # Written at last: accept new events again straight away.
+        self.collector.saturated = self.counters_in_memory >= self.max_counters
         self._report_drops(now)
 
     def flush(self, now: datetime | None = None) -> FlushResult:
@@ -267,7 +269,9 @@ class ActivityStats:
         dropped = self.dropped
         if not self.collector.saturated and dropped == self._dropped_logged:
             return
-        if self._saturation_logged and now - self._saturation_logged < _SATURATION_LOG_EVERY:
+        first_drops = dropped > 0 and self._dropped_logged == 0  # said at once, then per minute
+        recently = self._saturation_logged and now - self._saturation_logged < _SATURATION_LOG_EVERY
+        if recently and not first_drops:
             return
         self._saturation_logged, self._dropped_logged = now, dropped
         log.error(
