@@ -84,6 +84,7 @@ def populate(stats: ActivityStats) -> float:
                 stats.usage.generation(Generation(
                     GUILD, rng.randrange(USERS), at, None, rng.choice(resolutions), ("ink",),
                     1.0, rng.uniform(5, 40), rng.random() < 0.1, "standard"))  # fmt: skip
+        stats.load_keys()  # labelling (take) needs the month's keys in memory
         stats.usage.take()
         written += stats.usage.write(stats.store)
     return written / (time.perf_counter() - start)

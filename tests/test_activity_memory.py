@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from guildmeter.activity import ActivityStats
 from guildmeter.store import Store
+from guildmeter.timeutil import hour_index
 
 from tests.conftest import PgSchema, require_postgresql
 from tests.helpers import FlakyStore
@@ -42,8 +43,9 @@ def test_at_the_high_water_mark_new_events_are_dropped_counted_and_reported(
     for user in range(80):
         stats.collector.message(1, 10, user, T)
     stats.flush(T)  # down: 80 counters wait, above the mark of 50
-    for user in range(80, 100):
+    for user in range(80, 99):
         stats.collector.message(1, 10, user, T)  # dropped: memory is at its mark
+    stats.collector.message_at_hour(1, 10, 99, hour_index(T))  # the listener's fast path too
     stats.flush(T + timedelta(seconds=5))
     assert stats.counters_in_memory == 80
     assert stats.collector.dropped == 20

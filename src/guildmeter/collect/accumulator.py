@@ -83,9 +83,7 @@ class Accumulator:
         self._keys_needed: set[tuple[int, int]] = set()
         self._channels: dict[tuple[int, int], str] = {}
         self._month_of_hour: dict[int, int] = {}
-        #: Set by the flusher when memory holds its high-water mark of counters (the store
-        #: has been down for long): new events are then dropped, and counted in `dropped`.
-        self.saturated = False
+        self._saturated = False
         self.dropped = 0
 
     # -- the event path -------------------------------------------------------------------
@@ -98,6 +96,27 @@ class Accumulator:
             return
         self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, _hour(when), 1)
 
+    @property
+    def saturated(self) -> bool:
+        """Set by the flusher while memory holds its high-water mark of counters (the store
+        has been down for long): new events are then dropped, and counted in `dropped`."""
+        return self._saturated
+
+    @saturated.setter
+    def saturated(self, value: bool) -> None:
+        if value == self._saturated:
+            return
+        self._saturated = value
+        # The fast path pays nothing for the mark: while saturated, an instance attribute
+        # shadows it with a version that only counts the drop.
+        if value:
+            self.message_at_hour = self._drop_message  # type: ignore[method-assign]
+        else:
+            del self.message_at_hour
+
+    def _drop_message(self, guild_id: int, channel_id: int, user_id: int, hour: int) -> None:
+        self.dropped += 1
+
     def message_at_hour(self, guild_id: int, channel_id: int, user_id: int, hour: int) -> None:
         """One message by a (non-bot) user in the hour index ``hour``: the listener's fast path.
 
@@ -105,9 +124,6 @@ class Accumulator:
         and skips building a datetime; everything else is `message` without its checks.
         """
         if user_id in self.ignored_users or channel_id in self.ignored_channels:
-            return
-        if self.saturated:
-            self.dropped += 1
             return
         month = self._month_of_hour.get(hour)
         if month is None:
@@ -173,7 +189,7 @@ class Accumulator:
             raise InvalidEventError(f"count cannot be negative (got {count} for {kind.label})")
         if count == 0:
             return
-        if self.saturated:
+        if self._saturated:
             self.dropped += 1
             return
         month = self._month_of_hour.get(hour)
