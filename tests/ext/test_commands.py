@@ -91,7 +91,7 @@ async def test_slash_dump_uploads_the_gzip_csv(running: Running) -> None:
     (reply,) = interaction.replies
     assert reply.ephemeral
     ((name, data),) = reply.files.items()
-    assert name == f"userstats-{DAY}-to-2026-05-11.csv.gz"
+    assert name == f"userstats-{DAY}-to-{DAY}.csv.gz"  # both days included
     lines = gunzip_lines(data)
     assert lines[0] == "Period,Event,User hash,Channel,Count"
     message_rows = [line.split(",") for line in lines[1:] if ",msg," in line]
@@ -133,6 +133,16 @@ async def test_non_moderators_and_public_channels_get_no_statistics(running: Run
     assert "Manage Server" in config.content
 
 
+async def test_a_range_without_statistics_says_where_the_data_is(running: Running) -> None:
+    await _feed(running)
+    await _make_mod_channel(running)
+    (reply,) = await running.say("mods", ANN, ".userstats 2026-04-01")
+    assert reply.content == (
+        "No statistics between 2026-04-01 (UTC); this server has statistics from "
+        "2026-05-10 to 2026-05-10."
+    )
+
+
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
@@ -153,6 +163,7 @@ async def test_bad_requests_get_clear_replies(
 
 
 async def test_heavy_commands_cool_down(running: Running) -> None:
+    await _feed(running)
     await _make_mod_channel(running)
     for _ in range(3):
         await running.say("mods", ANN, f".userstats {DAY}", answers=2)
@@ -161,6 +172,7 @@ async def test_heavy_commands_cool_down(running: Running) -> None:
 
 
 async def test_a_rate_limited_reply_is_retried(running: Running) -> None:
+    await _feed(running)
     await _make_mod_channel(running)
     running.emulator.rate_limited_posts = 1
     replies = await running.say("mods", ANN, f".userstats report full all {DAY}", answers=2)

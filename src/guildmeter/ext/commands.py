@@ -35,8 +35,9 @@ from guildmeter.ext.checks import (
 from guildmeter.ext.embeds import report_embed
 from guildmeter.ext.replies import clip, echo, send
 from guildmeter.ext.runtime import Runtime
-from guildmeter.reports import Report, parse_daterange
+from guildmeter.reports import DateRange, Report, parse_daterange
 from guildmeter.reports.compute import check_report_range, resolve_channel
+from guildmeter.store.catalog import data_span, has_statistics
 from guildmeter.store.settings import AGGREGATES_ONLY, KEEP_MEMBER_ROWS, GuildSettings
 
 Context = commands.Context[commands.Bot]
@@ -138,6 +139,22 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         if ctx.interaction is None and ctx.channel.id not in settings.mod_channels:
             raise NotAllowed(_where_to_ask(ctx, settings))
 
+    async def _require_data(self, guild_id: int, span: DateRange) -> None:
+        """Say at once when a range holds nothing, and where this server's data lies."""
+        store = self.stats.store
+        found = await asyncio.to_thread(
+            has_statistics, store, guild_id, span.start_hour, span.end_hour
+        )
+        if found:
+            return
+        known = await asyncio.to_thread(data_span, store, guild_id)
+        where = (
+            f"this server has statistics from {known.first:%Y-%m-%d} to {known.last:%Y-%m-%d}."
+            if known
+            else "this server has no statistics yet."
+        )
+        raise NotAllowed(f"No statistics between {span.describe()}; {where}")
+
     async def _one_moment(self, ctx: Context) -> None:
         if ctx.interaction is not None:
             await ctx.defer(ephemeral=True)
@@ -166,6 +183,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
                 f"{(span.end - span.start).days}. Ask for a shorter range, or use "
                 "`guildmeter export` on the bot's machine."
             )
+        await self._require_data(ctx.guild.id, span)
         async with self.runtime.jobs.slot(ctx.guild.id, ctx.author.id):
             await self._one_moment(ctx)
             data, warning, rows = await self.runtime.in_heavy_worker(jobs.dump, ctx.guild.id, span)
@@ -181,7 +199,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         text = f"Raw statistics, {span.describe()}: {rows:,} rows."
         if warning:
             text += f"\n⚠️ {warning}"
-        name = f"userstats-{span.start:%Y-%m-%d}-to-{span.end:%Y-%m-%d}.csv.gz"
+        name = f"userstats-{span.start:%Y-%m-%d}-to-{span.last_day:%Y-%m-%d}.csv.gz"
         await send(ctx, text, file=discord.File(io.BytesIO(data), filename=name), ephemeral=True)
 
     @commands.guild_only()
@@ -213,6 +231,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         channel_name = _channel_name(ctx.guild, channel)
         # A small query, answered before "One moment": an unknown channel is told at once.
         await asyncio.to_thread(resolve_channel, self.stats.store, ctx.guild.id, channel_name)
+        await self._require_data(ctx.guild.id, span)
         async with self.runtime.jobs.slot(ctx.guild.id, ctx.author.id):
             await self._one_moment(ctx)
             if type == "full":
@@ -224,7 +243,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             report, csv, chart = await self.runtime.in_heavy_worker(
                 jobs.table_report, ctx.guild.id, type, span, channel_name
             )
-        stem = f"{type}-{report.channel}-{span.start:%Y-%m-%d}-to-{span.end:%Y-%m-%d}"
+        stem = f"{type}-{report.channel}-{span.start:%Y-%m-%d}-to-{span.last_day:%Y-%m-%d}"
         await send(
             ctx,
             f"{type.capitalize()} report, {_channel_label(report)}, {span.describe()}.",

@@ -65,21 +65,8 @@ def _guilds(store: Store, table: Table, limit: int) -> list[int]:
 
 def data_span(store: Store, guild_id: int) -> DataSpan | None:
     """When the guild's statistics start and end; None when it has none."""
-    act = schema.activity
-    firsts: list[int] = []
-    lasts: list[int] = []
-    with store.engine.connect() as conn:
-        for kind in EventKind:
-            where = (act.c.guild_id == guild_id, act.c.event == int(kind))
-            first, last = conn.execute(
-                select(func.min(act.c.hour), func.max(act.c.hour)).where(*where)
-            ).one()
-            if first is not None:
-                firsts.append(int(first))
-                lasts.append(int(last))
-    if not firsts:
-        return None
-    return DataSpan(hour_start(min(firsts)), hour_start(max(lasts)))
+    span = store.activity_span(guild_id)
+    return None if span is None else DataSpan(hour_start(span[0]), hour_start(span[1]))
 
 
 def has_statistics(store: Store, guild_id: int, start_hour: int, end_hour: int) -> bool:
