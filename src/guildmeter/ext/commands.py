@@ -34,7 +34,7 @@ from guildmeter.ext.checks import (
 )
 from guildmeter.ext.embeds import report_embed
 from guildmeter.ext.replies import clip, echo, send
-from guildmeter.ext.runtime import Runtime
+from guildmeter.ext.runtime import Runtime, cog_cooldown
 from guildmeter.reports import DateRange, Report, parse_daterange
 from guildmeter.reports.compute import check_report_range, resolve_channel
 from guildmeter.store.catalog import data_span, has_statistics
@@ -61,13 +61,6 @@ _QUIET = discord.AllowedMentions.none()
 #: Discord's upload limit for a bot in a server without boosts.
 UPLOAD_LIMIT_BYTES = 10 * 1024 * 1024
 _CHANNEL_MENTION = re.compile(r"^<#(\d+)>$")
-
-
-def _cooldown(ctx: Context) -> commands.Cooldown | None:
-    cog = ctx.cog
-    if isinstance(cog, UserStatsCommands):
-        return commands.Cooldown(cog.cooldown_uses, cog.cooldown_seconds)
-    return None
 
 
 _Decorated = TypeVar("_Decorated")
@@ -164,7 +157,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
     # -- userstats ------------------------------------------------------------------------------
 
     @moderators_only()
-    @commands.dynamic_cooldown(_cooldown, commands.BucketType.member)
+    @commands.dynamic_cooldown(cog_cooldown, commands.BucketType.member)
     @commands.hybrid_group(name="userstats", fallback="dump", invoke_without_command=True)  # type: ignore[arg-type]
     @commands.guild_only()  # below the group: registers the slash command for servers only
     async def userstats(self, ctx: Context, *, daterange: str | None = None) -> None:
@@ -204,7 +197,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
 
     @commands.guild_only()
     @moderators_only()
-    @commands.dynamic_cooldown(_cooldown, commands.BucketType.member)
+    @commands.dynamic_cooldown(cog_cooldown, commands.BucketType.member)
     @userstats.command(name="report")  # type: ignore[arg-type]
     async def report(
         self,

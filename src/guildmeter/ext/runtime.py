@@ -27,10 +27,20 @@ from guildmeter.ext.checks import NotAllowed
 from guildmeter.store import Store, StoreSpec
 from guildmeter.store.settings import GuildSettings, SettingsStore
 
-__all__ = ["JobLimits", "Runtime", "runtime_for"]
+__all__ = ["JobLimits", "Runtime", "cog_cooldown", "runtime_for"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+def cog_cooldown(ctx: commands.Context[Any]) -> commands.Cooldown | None:
+    """For ``commands.dynamic_cooldown``: the cooldown the command's cog was configured with
+    (its ``cooldown_uses`` per ``cooldown_seconds``)."""
+    uses = getattr(ctx.cog, "cooldown_uses", None)
+    seconds = getattr(ctx.cog, "cooldown_seconds", None)
+    if uses is None or seconds is None:
+        return None
+    return commands.Cooldown(uses, seconds)
 
 
 class JobLimits:

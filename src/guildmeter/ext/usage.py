@@ -23,7 +23,7 @@ from guildmeter.activity import ActivityStats
 from guildmeter.ext.checks import NotAllowed, can_reset_usage, viewer_of
 from guildmeter.ext.commands import reply_with_error, root_error
 from guildmeter.ext.replies import clip, send
-from guildmeter.ext.runtime import Runtime
+from guildmeter.ext.runtime import Runtime, cog_cooldown
 from guildmeter.reports.usage import UsageSummary
 from guildmeter.store.usage import UsageStore
 from guildmeter.usage.api import activate, active_tracker
@@ -46,13 +46,6 @@ _TABLE_LABELS = {
 ErrorHandler = Callable[
     [discord.Interaction[Any], app_commands.AppCommandError], Coroutine[Any, Any, None]
 ]
-
-
-def _stats_cooldown(ctx: Context) -> commands.Cooldown | None:
-    cog = ctx.cog
-    if isinstance(cog, UsageCog):
-        return commands.Cooldown(cog.cooldown_uses, cog.cooldown_seconds)
-    return None
 
 
 class UsageCog(commands.Cog, name="Bot usage"):
@@ -172,7 +165,7 @@ class UsageCog(commands.Cog, name="Bot usage"):
 
     # -- /stats and /reset_stats ----------------------------------------------------------------
 
-    @commands.dynamic_cooldown(_stats_cooldown, commands.BucketType.user)
+    @commands.dynamic_cooldown(cog_cooldown, commands.BucketType.user)
     @commands.hybrid_command(name="stats")  # type: ignore[arg-type]
     async def stats_command(self, ctx: Context, days: commands.Range[int, 1, 365] = 7) -> None:
         """Bot usage: generations, commands, users, latency and failures (aggregates only).
