@@ -87,9 +87,13 @@ def privacy_statement(
         f"delete them. Outputs other members can read show rows with fewer than "
         f"{min_cell_users} members as “fewer than {min_cell_users}”.",
         f"**Honest limit:** {LINKAGE_WARNING}",
-        "**Your choices:** `/privacy optout` — nothing about you is counted here from then on "
-        "(a join or leave still counts toward the server's totals, for nobody); "
-        "`/privacy optin` undoes it. `/privacy forget` deletes your rows of the months not "
+        "**Your choices:** `/privacy optout` — nothing about you is counted here from then on"
+        + (
+            " (a join or leave still counts toward the server's totals, for nobody); "
+            if collection.members
+            else "; "
+        )
+        + "`/privacy optin` undoes it. `/privacy forget` deletes your rows of the months not "
         "yet anonymised (it first says what it would delete). "
         + (
             "Prefix forms: `.privacy optout`, `.privacy optin`, `.privacy forget yes`. "
