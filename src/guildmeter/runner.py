@@ -35,12 +35,19 @@ def run_bot(
 ) -> None:
     """Start the bot and run it until Ctrl-C or a failure (see the module docstring).
 
-    discord.py logs warnings and errors; its INFO lines (connecting, resuming) with -v.
+    discord.py logs warnings and errors; its INFO lines (connecting, resuming) with -v. Where
+    logging is set up already (the CLI's), every line goes through that one handler, once.
     """
     stats = ActivityStats.from_config(config)
     use_endpoints(api_base, gateway)
-    handler = logging.StreamHandler()
-    discord.utils.setup_logging(handler=handler, level=logging.INFO if verbose else logging.WARNING)
+    level = logging.INFO if verbose else logging.WARNING
+    root = logging.getLogger()
+    handler: logging.Handler | None = None
+    if root.handlers:
+        root.setLevel(level)
+    else:
+        handler = logging.StreamHandler()
+        discord.utils.setup_logging(handler=handler, level=level)
 
     def make_bot(intents: discord.Intents) -> commands.Bot:
         return create_bot(config, stats, prefix=prefix, intents=intents)
@@ -71,4 +78,5 @@ def run_bot(
     except discord.HTTPException as exc:
         raise GuildmeterError(f"Discord answered {exc.status}: {exc.text[:100]}") from None
     finally:
-        logging.getLogger().removeHandler(handler)
+        if handler is not None:
+            root.removeHandler(handler)

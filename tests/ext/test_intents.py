@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -132,10 +135,16 @@ async def test_both_privileged_intents_refused_reconnects_and_keeps_counting(
     assert [i & ALL for i in emu.identify_intents] == [ALL, GUILD_MEMBERS, 0]
     assert not run.bot.intents.members and not run.bot.intents.message_content
     assert "reconnecting without Message Content" in caplog.text
+    assert caplog.text.count("guildmeter collects:") == 1  # said once, when connected
     assert "Discord refused the Server Members intent" in caplog.text
     assert "joins and parts: not collected — the bot lacks the Server Members intent" in (
         caplog.text
     )
+    for _ in range(100):  # the hourly task's first round, right after connecting
+        if emu.count_fetches:
+            break
+        await asyncio.sleep(0.05)
+    assert emu.count_fetches == 1
     (lounge,) = guild.voice_channels
     for minute in range(3):
         await emu.message(guild, run.channel("general"), ANN, START + timedelta(minutes=minute))
@@ -200,3 +209,51 @@ async def test_granted_intents_are_used_as_asked(start: Starter) -> None:
     assert [i & ALL for i in run.emulator.identify_intents] == [ALL]
     assert run.bot.intents.members and run.bot.intents.message_content
     assert run.emulator.count_fetches == 0  # members are live: no approximate counts
+
+
+@pytest.mark.parametrize(
+    ("config", "identified"),
+    [
+        ("", [ALL, GUILD_MEMBERS, 0]),
+        ('intents = "no-message-content"\n', [GUILD_MEMBERS, 0]),
+        ('intents = "minimal"\n', [0]),
+    ],
+)
+async def test_guildmeter_run_falls_back_and_logs_what_is_lost(
+    tmp_path: Path, config: str, identified: list[int]
+) -> None:
+    """The command itself, in its own process, with no privileged intent granted."""
+    emulator = Emulator()
+    emulator.add_guild("Alpha", ["general"], [], [(ANN, "ann")])
+    emulator.allowed_intents = 0
+    await emulator.start()
+    settings = tmp_path / "guildmeter.toml"
+    settings.write_text(config, encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "guildmeter", "--db", str(tmp_path / "run.db"),
+        "--config", str(settings), "run",
+        "--api-base", emulator.api_base, "--gateway", emulator.gateway_url,
+        env={**os.environ, "DISCORD_TOKEN": "emulated-token"},
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        while not any("guildmeter: commands: slash only" in line for line in lines):
+            line = await asyncio.wait_for(process.stderr.readline(), 30)
+            assert line, "guildmeter run ended early:\n" + "".join(lines)
+            lines.append(line.decode())
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest = await asyncio.wait_for(process.communicate(), 30)
+        await emulator.stop()
+    assert process.returncode == 0, rest
+    assert [i & ALL for i in emulator.identify_intents] == identified
+    refusals = [line for line in lines if "Discord refused" in line]
+    assert len(refusals) == len(identified) - 1, "".join(lines)  # one line per refusal
+    if len(identified) > 1:
+        assert "Discord refused the Server Members intent" in refusals[-1]
+        assert "joins and parts are no longer collected" in refusals[-1]
+    text = "".join(lines)
+    assert "joins and parts: not collected — the bot lacks the Server Members intent" in text
+    assert "Traceback" not in text

@@ -96,17 +96,14 @@ class StatsCog(commands.Cog, name="Statistics"):
         #: (guild, hour) pairs run without Server Members, not yet recorded (loop only).
         self._uncollected: set[tuple[int, int]] = set()
         self._uncollected_from: datetime | None = None
+        self._announced = False
         self.flush_loop.change_interval(seconds=flush_interval)
         self.watchdog.change_interval(seconds=flush_interval)
 
     async def cog_load(self) -> None:
-        collection = self.collection
-        log.info("guildmeter collects: %s", "; ".join(collection.lines()))
-        for line in collection.missing():
-            log.warning("guildmeter: %s", line)
         self.flush_loop.start()
         self.watchdog.start()
-        if not collection.members:
+        if not self.collection.members:
             self._uncollected_from = self.stats.clock()
             self.approximate_totals.start()
 
@@ -318,6 +315,11 @@ class StatsCog(commands.Cog, name="Statistics"):
     @commands.Cog.listener()
     async def on_ready(self) -> None:
         self._snapshot_all()
+        if not self._announced:  # once connected: Discord accepted these intents
+            self._announced = True
+            log.info("guildmeter collects: %s", "; ".join(self.collection.lines()))
+            for line in self.collection.missing():
+                log.warning("guildmeter: %s", line)
 
     @commands.Cog.listener()
     async def on_resumed(self) -> None:
