@@ -44,3 +44,11 @@ def test_what_each_set_of_intents_collects() -> None:
     ]
     assert "messages per channel: collected (message content is never read)" in minimal.lines()
     assert "voice time: collected" in minimal.lines()
+
+
+def test_host_bots_reach_the_fallback_from_the_package() -> None:
+    import guildmeter
+    from guildmeter import intents
+
+    assert guildmeter.start_with_fallback is intents.start_with_fallback
+    assert "start_with_fallback" in guildmeter.__all__
