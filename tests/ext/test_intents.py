@@ -257,3 +257,37 @@ async def test_guildmeter_run_falls_back_and_logs_what_is_lost(
     text = "".join(lines)
     assert "joins and parts: not collected — the bot lacks the Server Members intent" in text
     assert "Traceback" not in text
+
+
+async def test_hours_run_without_server_members_are_recorded_once_each(
+    start: Starter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from guildmeter.reports import DateRange
+    from guildmeter.store.coverage import uncollected_hours
+    from guildmeter.timeutil import hour_index
+
+    run = await start(0)
+    module = sys.modules[type(run.cog).__module__]
+    written: list[int] = []
+    real = module.mark_uncollected
+
+    def spy(store: Store, marks: Any) -> int:
+        written.append(len(marks))
+        return int(real(store, marks))
+
+    monkeypatch.setattr(module, "mark_uncollected", spy)
+    assert (await run.cog.flush()).error is None
+    run.clock.now = START + timedelta(hours=2, minutes=5)
+    for _ in range(2):
+        assert (await run.cog.flush()).error is None
+    assert written == [1, 2]  # START's hour, then the two after it; the last flush: nothing
+    table = uncollected_hours
+    with run.stats.store.engine.connect() as conn:
+        hours = list(conn.scalars(select(table.c.hour).where(table.c.guild_id == run.guild.id)))
+    first = hour_index(START)
+    assert sorted(hours) == [first, first + 1, first + 2]
+    # Days no bot ran are not marked: "0 joins" there means what it always meant.
+    before = DateRange(START - timedelta(days=5), START - timedelta(days=4))
+    assert compute_report(run.stats.store, run.guild.id, "full", before).rows[0].joins == 0

@@ -96,6 +96,8 @@ class StatsCog(commands.Cog, name="Statistics"):
         #: (guild, hour) pairs run without Server Members, not yet recorded (loop only).
         self._uncollected: set[tuple[int, int]] = set()
         self._uncollected_from: datetime | None = None
+        #: The last hour recorded per guild, so that each hour is written once (loop only).
+        self._marked_through: dict[int, int] = {}
         self._announced = False
         self.flush_loop.change_interval(seconds=flush_interval)
         self.watchdog.change_interval(seconds=flush_interval)
@@ -195,6 +197,9 @@ class StatsCog(commands.Cog, name="Statistics"):
             runtime.install_settings(fresh)
             if marked:
                 self._uncollected -= marks
+                for guild_id, hour in marks:
+                    if hour > self._marked_through.get(guild_id, -1):
+                        self._marked_through[guild_id] = hour
             if result.error is None:
                 self._last_flush = time.monotonic()
             log.debug(
@@ -234,7 +239,8 @@ class StatsCog(commands.Cog, name="Statistics"):
         last = hour_index(now)
         first = max(hour_index(since), last - _MAX_MARKED_HOURS)
         for guild in self.bot.guilds:
-            self._uncollected.update((guild.id, hour) for hour in range(first, last + 1))
+            after = max(first, self._marked_through.get(guild.id, first - 1) + 1)
+            self._uncollected.update((guild.id, hour) for hour in range(after, last + 1))
         self._uncollected_from = now
         return frozenset(self._uncollected)
 
