@@ -332,7 +332,7 @@ class Emulator:
 
     def message_payload(
         self, guild: FakeGuild, channel_id: int, user_id: int, when: datetime | None = None,
-        content: str = "hello", *, bot: bool = False,
+        content: str = "hello", *, bot: bool = False, mentions_bot: bool = False,
     ) -> dict[str, Any]:  # fmt: skip
         """A MESSAGE_CREATE payload as Discord sends it."""
         author = guild.members.get(user_id) or user_payload(user_id, f"user{user_id}", bot=bot)
@@ -346,7 +346,7 @@ class Emulator:
             "edited_timestamp": None,
             "tts": False,
             "mention_everyone": False,
-            "mentions": [],
+            "mentions": [self.bot_user] if mentions_bot else [],
             "mention_roles": [],
             "attachments": [],
             "embeds": [],
@@ -361,9 +361,11 @@ class Emulator:
 
     async def message(
         self, guild: FakeGuild, channel_id: int, user_id: int, when: datetime | None = None,
-        content: str = "hello", *, bot: bool = False,
+        content: str = "hello", *, bot: bool = False, mentions_bot: bool = False,
     ) -> None:  # fmt: skip
-        payload = self.message_payload(guild, channel_id, user_id, when, content, bot=bot)
+        payload = self.message_payload(
+            guild, channel_id, user_id, when, content, bot=bot, mentions_bot=mentions_bot
+        )
         await self.dispatch("MESSAGE_CREATE", payload)
 
     async def member_add(self, guild: FakeGuild, user_id: int, name: str) -> None:

@@ -194,6 +194,11 @@ async def test_message_content_refused_keeps_joins_and_answers_slash_commands(
     await emu.message(guild, run.channel("mods"), ANN, START, content=".statsconfig")
     await asyncio.sleep(0.3)
     assert len(emu.sent) == before
+    # Discord still shows the bot a message that mentions it: that prefix is read.
+    mention = f"<@{emu.bot_user['id']}> statsconfig"
+    await emu.message(guild, run.channel("mods"), ANN, START, content=mention, mentions_bot=True)
+    answer = (await emu.wait_for_post(before + 1))[before]
+    assert "Moderator channels" in answer.content
 
     interaction = await run.slash("statsconfig", "show")
     text = interaction.replies[0].content
