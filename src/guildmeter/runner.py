@@ -65,7 +65,7 @@ def run_bot(
             "Discord refused the token in DISCORD_TOKEN: copy it again from the developer "
             "portal (Bot, Reset Token)"
         ) from None
-    except discord.PrivilegedIntentsRequired:  # pragma: no cover - only privileged ones are
+    except discord.PrivilegedIntentsRequired:  # pragma: no cover - 4014 is for privileged ones
         raise GuildmeterError(
             "Discord refused even the unprivileged gateway intents (close code 4014)"
         ) from None

@@ -8,7 +8,7 @@ completed for three intervals. The cog flushes once more when it is unloaded.
 
 Without Discord's Server Members intent no join or part arrives: member totals come from
 the guild's approximate member count (REST, once an hour), and each flush records the
-hours run so, so that reports say "not collected" instead of a false 0 joins.
+hours the bot ran without it, so that reports say "not collected" instead of a false 0.
 """
 
 from __future__ import annotations
