@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from guildmeter.intents import start_with_fallback
     from guildmeter.privacy.api import forget_user
     from guildmeter.privacy.statement import END_USER_DATA_STATEMENT
     from guildmeter.usage.api import track_activity, track_command, track_generation
@@ -13,6 +14,7 @@ __all__ = [
     "END_USER_DATA_STATEMENT",
     "__version__",
     "forget_user",
+    "start_with_fallback",
     "track_activity",
     "track_command",
     "track_generation",
@@ -31,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from guildmeter.privacy.api import forget_user
 
         return forget_user
+    if name == "start_with_fallback":
+        from guildmeter.intents import start_with_fallback
+
+        return start_with_fallback
     if name == "END_USER_DATA_STATEMENT":
         from guildmeter.privacy.statement import END_USER_DATA_STATEMENT
 

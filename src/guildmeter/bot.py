@@ -12,21 +12,12 @@ from discord.http import Route
 
 from guildmeter.activity import ActivityStats
 from guildmeter.config import Config
+from guildmeter.intents import intents_for
 
 __all__ = ["INTENTS", "create_bot", "use_endpoints"]
 
-
-def _intents() -> discord.Intents:
-    intents = discord.Intents.none()
-    intents.guilds = True  # channels and their names, the AFK channel
-    intents.members = True  # joins, parts and member totals (privileged)
-    intents.voice_states = True  # time in voice
-    intents.guild_messages = True  # message counts
-    intents.message_content = True  # prefix commands (privileged)
-    return intents
-
-
-INTENTS = _intents()
+#: Everything guildmeter can use: both privileged intents (see `guildmeter.intents`).
+INTENTS = intents_for("all")
 
 
 def use_endpoints(api_base: str | None, gateway: str | None) -> None:
@@ -47,17 +38,20 @@ def create_bot(
     *,
     prefix: str = ".",
     sync_commands: bool = True,
+    intents: discord.Intents | None = None,
     **client_options: Any,
 ) -> commands.Bot:
     """A bot whose engine is created once, by the caller, and handed to the extension.
 
     With ``sync_commands`` the slash commands are registered with Discord at start-up
     (global commands: Discord may take a while to show them everywhere).
-    ``client_options`` go to discord.py's Bot (e.g. ``guild_ready_timeout``).
+    ``intents``: default, those of ``config.intents`` (`guildmeter.intents.start_with_fallback`
+    passes fewer when Discord refuses some). ``client_options`` go to discord.py's Bot (e.g.
+    ``guild_ready_timeout``).
     """
     bot = commands.Bot(
         command_prefix=commands.when_mentioned_or(prefix),
-        intents=INTENTS,
+        intents=intents if intents is not None else intents_for(config.intents),
         help_command=None,
         allowed_mentions=discord.AllowedMentions.none(),
         **client_options,

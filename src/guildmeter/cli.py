@@ -365,6 +365,8 @@ def _report_title(report: Report) -> str:
 
 
 def _cell(value: object, *, compact: bool = False) -> str:
+    if value is None:  # not collected (joins and parts without the Server Members intent)
+        return "—"
     if isinstance(value, float):
         return f"{value:,.1f}" if compact and abs(value) >= 10 else f"{value:,.2f}"
     if isinstance(value, int):
@@ -382,6 +384,8 @@ def _print_report(report: Report, output: str | None = None) -> None:
     console.print(_report_title(report), soft_wrap=True, markup=False)
     console.print(_report_table(report))
     console.print("σ: sample standard deviation of the figure before it")
+    if any(row.joins is None for row in report.rows):
+        console.print("—: not collected (the bot ran without the Server Members intent)")
     if output:
         _write_text(console.file.getvalue(), output)  # type: ignore[attr-defined]
         _say(f"Wrote {output}")
@@ -427,9 +431,10 @@ def _as_typed(program: Path, name: str) -> str:
 def run(obj: _Context, api_base: str | None, gateway: str | None, prefix: str) -> None:
     """Start the bot; its token comes from the DISCORD_TOKEN environment variable.
 
-    The bot needs the privileged Server Members and Message Content intents, enabled in
-    the Discord developer portal (see the README). Discord unreachable, a refused token
-    or missing intents: one line and exit status 2, as for any other input to fix.
+    It asks for the privileged Server Members and Message Content intents (setting
+    `intents`); if Discord refuses them it reconnects without, and logs what is no longer
+    collected (see the README). Discord unreachable or a refused token: one line and exit
+    status 2, as for any other input to fix.
     """
     import os
 

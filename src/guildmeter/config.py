@@ -11,7 +11,10 @@ from typing import Any
 from guildmeter.errors import GuildmeterError
 from guildmeter.store import DEFAULT_DB_URL
 
-__all__ = ["Config", "load_config"]
+__all__ = ["INTENT_MODES", "Config", "load_config"]
+
+#: What ``intents`` may say: both privileged intents, Server Members only, or neither.
+INTENT_MODES = ("all", "no-message-content", "minimal")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Config:
     #: The high-water mark: counters held in memory at most while the database is down
     #: (about 250 bytes each). Beyond it new events are dropped, with a loud warning.
     max_counters_in_memory: int = 2_000_000
+    #: The privileged intents asked for (see README, "Intents"): ``all``,
+    #: ``no-message-content`` (Server Members only) or ``minimal`` (neither). Discord
+    #: refusing one is not fatal: the bot reconnects without it.
+    intents: str = "all"
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -104,4 +111,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     ):
         if values.get(name, 1) <= 0:
             raise GuildmeterError(f"setting {name} must be positive")
+    intents = values.get("intents", defaults.intents)
+    if intents not in INTENT_MODES:
+        raise GuildmeterError(
+            f"setting intents must be one of {', '.join(repr(m) for m in INTENT_MODES)}, "
+            f"not {intents!r}"
+        )
     return Config(**values)

@@ -1,8 +1,9 @@
 """Running the standalone bot from the command line, with one-line answers for failures.
 
-Discord unreachable, a refused token and missing privileged intents are things the person
-starting the bot must fix (network, token, developer portal), like a bad argument: they
-become a `GuildmeterError` (exit status 2), not discord.py's page of chained tracebacks.
+Discord unreachable and a refused token are things the person starting the bot must fix
+(network, token), like a bad argument: they become a `GuildmeterError` (exit status 2), not
+discord.py's page of chained tracebacks. Refused privileged intents are not fatal: the bot
+reconnects without them (`guildmeter.intents.start_with_fallback`) and logs what is lost.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import logging
 
 import aiohttp
 import discord
+from discord.ext import commands
 
 from guildmeter.activity import ActivityStats
 from guildmeter.bot import create_bot, use_endpoints
 from guildmeter.config import Config
 from guildmeter.errors import GuildmeterError
+from guildmeter.intents import intents_for, start_with_fallback
 
 __all__ = ["run_bot"]
 
@@ -32,17 +35,25 @@ def run_bot(
 ) -> None:
     """Start the bot and run it until Ctrl-C or a failure (see the module docstring).
 
-    discord.py logs warnings and errors; its INFO lines (connecting, resuming) with -v.
+    discord.py logs warnings and errors; its INFO lines (connecting, resuming) with -v. Where
+    logging is set up already (the CLI's), every line goes through that one handler, once.
     """
     stats = ActivityStats.from_config(config)
     use_endpoints(api_base, gateway)
-    bot = create_bot(config, stats, prefix=prefix)
-    handler = logging.StreamHandler()
-    discord.utils.setup_logging(handler=handler, level=logging.INFO if verbose else logging.WARNING)
+    level = logging.INFO if verbose else logging.WARNING
+    root = logging.getLogger()
+    handler: logging.Handler | None = None
+    if root.handlers:
+        root.setLevel(level)
+    else:
+        handler = logging.StreamHandler()
+        discord.utils.setup_logging(handler=handler, level=level)
+
+    def make_bot(intents: discord.Intents) -> commands.Bot:
+        return create_bot(config, stats, prefix=prefix, intents=intents)
 
     async def start() -> None:
-        async with bot:
-            await bot.start(token)
+        await start_with_fallback(make_bot, token, intents_for(config.intents))
 
     where = api_base or "discord.com"
     try:
@@ -54,10 +65,9 @@ def run_bot(
             "Discord refused the token in DISCORD_TOKEN: copy it again from the developer "
             "portal (Bot, Reset Token)"
         ) from None
-    except discord.PrivilegedIntentsRequired:
+    except discord.PrivilegedIntentsRequired:  # pragma: no cover - 4014 is for privileged ones
         raise GuildmeterError(
-            "the bot needs the Server Members and Message Content intents: enable both in "
-            "the developer portal (Bot, Privileged Gateway Intents)"
+            "Discord refused even the unprivileged gateway intents (close code 4014)"
         ) from None
     except (aiohttp.ClientError, discord.GatewayNotFound, OSError, TimeoutError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0] or type(exc).__name__
@@ -68,4 +78,5 @@ def run_bot(
     except discord.HTTPException as exc:
         raise GuildmeterError(f"Discord answered {exc.status}: {exc.text[:100]}") from None
     finally:
-        logging.getLogger().removeHandler(handler)
+        if handler is not None:
+            root.removeHandler(handler)

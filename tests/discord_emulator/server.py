@@ -8,6 +8,13 @@ original response, command sync. Facts it honours: discord.py parses a body as J
 when Content-Type is exactly ``application/json``; it retries a 429 only with a ``Via``
 header and a ``retry_after``. A payload Discord would refuse (see `limits`) gets a 400 and
 is recorded in ``errors``.
+
+Privileged intents: ``allowed_intents`` are those the application was granted. An
+IDENTIFY asking for another privileged one is closed with 4014 ("Disallowed intent(s)"),
+as Discord does. A session without MESSAGE_CONTENT gets MESSAGE_CREATE with empty
+content (unless the message mentions the bot); one without GUILD_MEMBERS gets no
+GUILD_MEMBER_ADD/REMOVE and no member list in GUILD_CREATE (``member_count`` stays), and
+learns member totals from ``GET /guilds/{id}?with_counts=true``.
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ MANAGE_GUILD = 1 << 5
 ADMINISTRATOR = 1 << 3
 VIEW_CHANNEL = 1 << 10
 EVERYONE_PERMISSIONS = 104324673  # Discord's default for @everyone: no Manage Server
+GUILD_MEMBERS = 1 << 1  # privileged
+GUILD_PRESENCES = 1 << 8  # privileged
+MESSAGE_CONTENT = 1 << 15  # privileged
+PRIVILEGED_INTENTS = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
 
 @dataclass
@@ -151,7 +162,12 @@ class FakeGuild:
             "request_to_speak_timestamp": None,
         }
 
-    def create_payload(self) -> dict[str, Any]:
+    def create_payload(self, *, with_members: bool = True) -> dict[str, Any]:
+        """GUILD_CREATE; without GUILD_MEMBERS, only the bot and voice members are listed."""
+        listed = [
+            uid for uid in self.members
+            if with_members or uid in self.voice or self.members[uid].get("bot")
+        ]  # fmt: skip
         channels = [
             {"id": str(cid), "type": 0, "name": name, "position": i, "guild_id": str(self.id),
              "permission_overwrites": self.overwrites(cid), "nsfw": False, "parent_id": None}
@@ -168,7 +184,7 @@ class FakeGuild:
             "unavailable": False,
             "large": False,
             "member_count": len(self.members),
-            "members": [self.member_payload(uid) for uid in self.members],
+            "members": [self.member_payload(uid) for uid in listed],
             "channels": channels,
             "threads": [],
             "roles": [self.role_payload(self.id, "@everyone", EVERYONE_PERMISSIONS, 0)]
@@ -214,6 +230,14 @@ class Emulator:
         self.closed_dms: set[int] = set()  # users who do not accept DMs from the bot
         self.message_posted = asyncio.Condition()
         self.identified = asyncio.Event()
+        #: The privileged intents the application was granted (all, by default).
+        self.allowed_intents = PRIVILEGED_INTENTS
+        #: Every IDENTIFY's intents, refused or not, in order.
+        self.identify_intents: list[int] = []
+        #: Guild fetches with counts (the bot's approximate member totals).
+        self.count_fetches = 0
+        self._session_intents = 0
+        self._intents_of: dict[web.WebSocketResponse, int] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = 0
         self._runner: web.AppRunner | None = None
@@ -246,6 +270,7 @@ class Emulator:
         app.router.add_get(f"{api}/users/@me", self._me)
         app.router.add_get(f"{api}/gateway/bot", self._gateway_bot)
         app.router.add_get(f"{api}/oauth2/applications/@me", self._application)
+        app.router.add_get(api + "/guilds/{guild_id}", self._get_guild)
         app.router.add_post(api + "/channels/{channel_id}/messages", self._post_message)
         app.router.add_post(api + "/users/@me/channels", self._create_dm)
         app.router.add_post(api + "/channels/{channel_id}/typing", self._typing)
@@ -280,15 +305,34 @@ class Emulator:
     # -- driving the bot -------------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send an event to every session, as each session's intents let Discord send it."""
         self._sequence += 1
-        frame = json.dumps({"op": 0, "t": event, "s": self._sequence, "d": data})
+        frames: dict[int, str | None] = {}
         for socket in list(self._sockets):
-            if not socket.closed:
+            intents = self._intents_of.get(socket, 0)
+            if intents not in frames:
+                shown = self._as_seen(event, data, intents)
+                frames[intents] = (
+                    None if shown is None
+                    else json.dumps({"op": 0, "t": event, "s": self._sequence, "d": shown})
+                )  # fmt: skip
+            frame = frames[intents]
+            if frame is not None and not socket.closed:
                 await socket.send_str(frame)
+
+    def _as_seen(self, event: str, data: dict[str, Any], intents: int) -> dict[str, Any] | None:
+        """``data`` as a session with ``intents`` receives it; None: not sent at all."""
+        if event in ("GUILD_MEMBER_ADD", "GUILD_MEMBER_REMOVE") and not intents & GUILD_MEMBERS:
+            return None
+        if event == "MESSAGE_CREATE" and not intents & MESSAGE_CONTENT:
+            mentioned = any(m.get("id") == self.bot_user["id"] for m in data.get("mentions", []))
+            if not mentioned:
+                return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+        return data
 
     def message_payload(
         self, guild: FakeGuild, channel_id: int, user_id: int, when: datetime | None = None,
-        content: str = "hello", *, bot: bool = False,
+        content: str = "hello", *, bot: bool = False, mentions_bot: bool = False,
     ) -> dict[str, Any]:  # fmt: skip
         """A MESSAGE_CREATE payload as Discord sends it."""
         author = guild.members.get(user_id) or user_payload(user_id, f"user{user_id}", bot=bot)
@@ -302,7 +346,7 @@ class Emulator:
             "edited_timestamp": None,
             "tts": False,
             "mention_everyone": False,
-            "mentions": [],
+            "mentions": [self.bot_user] if mentions_bot else [],
             "mention_roles": [],
             "attachments": [],
             "embeds": [],
@@ -317,9 +361,11 @@ class Emulator:
 
     async def message(
         self, guild: FakeGuild, channel_id: int, user_id: int, when: datetime | None = None,
-        content: str = "hello", *, bot: bool = False,
+        content: str = "hello", *, bot: bool = False, mentions_bot: bool = False,
     ) -> None:  # fmt: skip
-        payload = self.message_payload(guild, channel_id, user_id, when, content, bot=bot)
+        payload = self.message_payload(
+            guild, channel_id, user_id, when, content, bot=bot, mentions_bot=mentions_bot
+        )
         await self.dispatch("MESSAGE_CREATE", payload)
 
     async def member_add(self, guild: FakeGuild, user_id: int, name: str) -> None:
@@ -412,6 +458,22 @@ class Emulator:
     async def _gateway_bot(self, _request: web.Request) -> web.Response:
         return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
             "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})  # fmt: skip
+
+    async def _get_guild(self, request: web.Request) -> web.Response:
+        """GET /guilds/{id}: the guild; ``with_counts=true`` adds the approximate counts."""
+        guild = self.guilds.get(int(request.match_info["guild_id"]))
+        if guild is None:
+            return _json({"message": "Unknown Guild", "code": 10004}, status=404)
+        payload = guild.create_payload(with_members=False)
+        for key in ("members", "channels", "threads", "voice_states", "presences",
+                    "stage_instances", "guild_scheduled_events", "member_count", "joined_at",
+                    "large", "unavailable"):  # fmt: skip
+            payload.pop(key, None)
+        if request.query.get("with_counts", "").lower() in ("true", "1"):
+            self.count_fetches += 1
+            payload["approximate_member_count"] = len(guild.members)
+            payload["approximate_presence_count"] = 0
+        return _json(payload)
 
     async def _application(self, _request: web.Request) -> web.Response:
         return _json({"id": str(self.application_id), "name": "guildmeter", "icon": None,
@@ -587,10 +649,18 @@ class Emulator:
             if op == 1:
                 await socket.send_str(json.dumps({"op": 11}))
             elif op == 2:
+                intents = int(message["d"].get("intents", 0))
+                self.identify_intents.append(intents)
+                if intents & PRIVILEGED_INTENTS & ~self.allowed_intents:
+                    await socket.close(code=4014, message=b"Disallowed intent(s).")
+                    break
+                self._session_intents = intents
+                self._intents_of[socket] = intents
                 self._sockets.append(socket)
                 await self._ready(socket)
                 self.identified.set()
             elif op == 6:
+                self._intents_of[socket] = self._session_intents
                 self._sockets.append(socket)
                 self._sequence += 1
                 await socket.send_str(
@@ -598,9 +668,11 @@ class Emulator:
                 )
         if socket in self._sockets:
             self._sockets.remove(socket)
+        self._intents_of.pop(socket, None)
         return socket
 
     async def _ready(self, socket: web.WebSocketResponse) -> None:
+        with_members = bool(self._intents_of.get(socket, 0) & GUILD_MEMBERS)
         self._sequence += 1
         ready = {
             "v": 10,
@@ -615,7 +687,12 @@ class Emulator:
             self._sequence += 1
             await socket.send_str(
                 json.dumps(
-                    {"op": 0, "t": "GUILD_CREATE", "s": self._sequence, "d": guild.create_payload()}
+                    {
+                        "op": 0,
+                        "t": "GUILD_CREATE",
+                        "s": self._sequence,
+                        "d": guild.create_payload(with_members=with_members),
+                    }
                 )
             )
 

@@ -37,3 +37,33 @@ def test_the_readme_carries_the_host_bots_statement_word_for_word() -> None:
         line.removeprefix("> ") for line in README.read_text().splitlines() if line.startswith("> ")
     )
     assert guildmeter.END_USER_DATA_STATEMENT in quoted
+
+
+def test_without_privileged_intents_the_statement_claims_only_what_is_counted() -> None:
+    from guildmeter.collection import Collection
+
+    def statement(collection: Collection) -> str:
+        return privacy_statement(
+            guild_name="x" * 500,
+            now=datetime(2026, 2, 3, tzinfo=UTC),
+            grace=timedelta(0),
+            min_cell_users=5,
+            aggregates_only=False,
+            opted_out=False,
+            collection=collection,
+        )
+
+    full = statement(Collection())
+    assert "your joins and leaves" in full and "Not collected here" not in full
+    assert "`.privacy optout`" in full
+    minimal = statement(Collection(members=False, message_content=False))
+    assert len(minimal) <= 2000
+    assert "your joins and leaves" not in minimal
+    assert (
+        "**Not collected here:** joins and parts: not collected — the bot lacks the Server "
+        "Members intent" in minimal
+    )
+    assert "slash only (prefix commands cannot be read)" in minimal
+    assert "`.privacy optout`" not in minimal  # prefix forms cannot be read: not offered
+    no_content = statement(Collection(members=True, message_content=False))
+    assert "your joins and leaves" in no_content and "`.privacy optout`" not in no_content

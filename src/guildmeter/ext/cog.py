@@ -5,6 +5,10 @@ in the flush's own worker thread (no command shares it), while everything the li
 also touch is handed over on the loop. A failed flush is logged and the next one runs; the
 loop restarts itself if it ever stops, and a watchdog says loudly when no flush has
 completed for three intervals. The cog flushes once more when it is unloaded.
+
+Without Discord's Server Members intent no join or part arrives: member totals come from
+the guild's approximate member count (REST, once an hour), and each flush records the
+hours the bot ran without it, so that reports say "not collected" instead of a false 0.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from discord.ext import commands, tasks
 from guildmeter.activity import ActivityStats, FlushResult
 from guildmeter.config import Config, load_config
 from guildmeter.ext.runtime import Runtime
+from guildmeter.intents import collection_of
+from guildmeter.store.coverage import mark_uncollected
 from guildmeter.store.settings import GuildSettings, SettingsStore
+from guildmeter.timeutil import hour_index
 
 __all__ = ["StatsCog", "config_for", "hour_of_snowflake", "settings_for", "stats_for"]
 
@@ -28,6 +35,8 @@ log = logging.getLogger(__name__)
 
 
 _DISCORD_EPOCH_MS = 1_420_070_400_000
+#: Hours marked "not collected" at most per flush and guild (a clock that jumped).
+_MAX_MARKED_HOURS = 24 * 31
 
 
 def hour_of_snowflake(snowflake: int) -> int:
@@ -82,15 +91,27 @@ class StatsCog(commands.Cog, name="Statistics"):
         self._failures = 0
         self._last_flush = self._previous_start = time.monotonic()
         self._stalled_logged = False
+        #: What this bot collects: its intents are fixed for its lifetime.
+        self.collection = collection_of(bot.intents)
+        #: (guild, hour) pairs run without Server Members, not yet recorded (loop only).
+        self._uncollected: set[tuple[int, int]] = set()
+        self._uncollected_from: datetime | None = None
+        #: The last hour recorded per guild, so that each hour is written once (loop only).
+        self._marked_through: dict[int, int] = {}
+        self._announced = False
         self.flush_loop.change_interval(seconds=flush_interval)
         self.watchdog.change_interval(seconds=flush_interval)
 
     async def cog_load(self) -> None:
         self.flush_loop.start()
         self.watchdog.start()
+        if not self.collection.members:
+            self._uncollected_from = self.stats.clock()
+            self.approximate_totals.start()
 
     async def cog_unload(self) -> None:
         self._unloading = True
+        self.approximate_totals.cancel()
         self.watchdog.cancel()
         self.flush_loop.cancel()
         try:
@@ -166,11 +187,19 @@ class StatsCog(commands.Cog, name="Statistics"):
                     log.warning("could not load keys: %s", exc)
             keyed = time.monotonic()
             stats.take_batch(now)
+            marks = self._take_uncollected(now)
             taken = time.monotonic()
-            result, fresh = await runtime.in_flush_thread(self._write, now, runtime.cached_guilds())
+            result, fresh, marked = await runtime.in_flush_thread(
+                self._write, now, runtime.cached_guilds(), marks
+            )
             written = time.monotonic()
             stats.finish(result, now)
             runtime.install_settings(fresh)
+            if marked:
+                self._uncollected -= marks
+                for guild_id, hour in marks:
+                    if hour > self._marked_through.get(guild_id, -1):
+                        self._marked_through[guild_id] = hour
             if result.error is None:
                 self._last_flush = time.monotonic()
             log.debug(
@@ -183,17 +212,76 @@ class StatsCog(commands.Cog, name="Statistics"):
             return result
 
     def _write(
-        self, now: datetime, guilds: list[int]
-    ) -> tuple[FlushResult, dict[int, GuildSettings]]:
-        """In the flush thread: write, then re-read the settings held in memory."""
+        self, now: datetime, guilds: list[int], marks: frozenset[tuple[int, int]]
+    ) -> tuple[FlushResult, dict[int, GuildSettings], bool]:
+        """In the flush thread: write, record hours not collected, re-read settings."""
         result = self.stats.write(now)
         fresh: dict[int, GuildSettings] = {}
+        marked = False
+        if result.error is None and marks:
+            try:
+                mark_uncollected(self.stats.store, marks)
+                marked = True
+            except Exception as exc:  # kept in memory: the next flush records them
+                log.warning("could not record the hours joins were not collected: %s", exc)
         if result.error is None and guilds:
             try:
                 fresh = self.runtime.settings.read_many(guilds)
             except Exception as exc:  # settings stay as they were until the next flush
                 log.warning("could not refresh settings: %s", exc)
-        return result, fresh
+        return result, fresh, marked
+
+    def _take_uncollected(self, now: datetime) -> frozenset[tuple[int, int]]:
+        """On the loop: every guild's hours since the last flush, without Server Members."""
+        if self.collection.members:
+            return frozenset()
+        since = self._uncollected_from or now
+        last = hour_index(now)
+        first = max(hour_index(since), last - _MAX_MARKED_HOURS)
+        for guild in self.bot.guilds:
+            after = max(first, self._marked_through.get(guild.id, first - 1) + 1)
+            self._uncollected.update((guild.id, hour) for hour in range(after, last + 1))
+        self._uncollected_from = now
+        return frozenset(self._uncollected)
+
+    # -- member totals without the Server Members intent ----------------------------------------
+
+    @tasks.loop(hours=1)
+    async def approximate_totals(self) -> None:
+        await self.refresh_member_totals()
+
+    @approximate_totals.before_loop
+    async def _before_totals(self) -> None:
+        await self.bot.wait_until_ready()
+
+    async def refresh_member_totals(self, guild_ids: list[int] | None = None) -> int:
+        """Feed guilds' approximate member counts (REST) as their totals; returns how many.
+
+        Without Server Members, discord.py's ``member_count`` is only what GUILD_CREATE
+        said at connection: no join or part moves it. Default: every guild.
+        """
+        done = failed = 0
+        last_error: Exception | None = None
+        wanted = [guild.id for guild in self.bot.guilds] if guild_ids is None else guild_ids
+        for guild_id in wanted:
+            try:
+                fetched = await self.bot.fetch_guild(guild_id, with_counts=True)
+            except discord.HTTPException as exc:
+                failed += 1
+                last_error = exc
+                continue
+            if fetched.approximate_member_count is not None:
+                self.stats.collector.member_total(
+                    guild_id, fetched.approximate_member_count, self.stats.clock()
+                )
+                done += 1
+        if failed:
+            log.warning(
+                "approximate member count unavailable for %d guilds (retried in an hour): %s",
+                failed,
+                last_error,
+            )
+        return done
 
     # -- listeners: plain values only --------------------------------------------------------
 
@@ -233,6 +321,11 @@ class StatsCog(commands.Cog, name="Statistics"):
     @commands.Cog.listener()
     async def on_ready(self) -> None:
         self._snapshot_all()
+        if not self._announced:  # once connected: Discord accepted these intents
+            self._announced = True
+            log.info("guildmeter collects: %s", "; ".join(self.collection.lines()))
+            for line in self.collection.missing():
+                log.warning("guildmeter: %s", line)
 
     @commands.Cog.listener()
     async def on_resumed(self) -> None:
@@ -246,6 +339,8 @@ class StatsCog(commands.Cog, name="Statistics"):
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
         self._snapshot(guild, self.stats.clock(), None)
+        if not self.collection.members:
+            await self.refresh_member_totals([guild.id])
 
     @commands.Cog.listener()
     async def on_guild_channel_create(self, channel: discord.abc.GuildChannel) -> None:
@@ -282,7 +377,9 @@ class StatsCog(commands.Cog, name="Statistics"):
         self._member_total(guild, now)
 
     def _member_total(self, guild: discord.Guild, now: datetime) -> None:
-        if guild.member_count is not None:
+        # Without Server Members the count would be frozen at connection: see
+        # `refresh_member_totals`.
+        if self.collection.members and guild.member_count is not None:
             self.stats.collector.member_total(guild.id, guild.member_count, now)
 
     @staticmethod

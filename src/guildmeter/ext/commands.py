@@ -35,6 +35,7 @@ from guildmeter.ext.checks import (
 from guildmeter.ext.embeds import report_embed
 from guildmeter.ext.replies import clip, echo, send
 from guildmeter.ext.runtime import Runtime, cog_cooldown
+from guildmeter.intents import collection_of
 from guildmeter.reports import DateRange, Report, parse_daterange
 from guildmeter.reports.compute import check_report_range, resolve_channel
 from guildmeter.store.catalog import data_span, has_statistics
@@ -254,10 +255,12 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
     @commands.hybrid_group(name="statsconfig", fallback="show", invoke_without_command=True)  # type: ignore[arg-type]
     @commands.guild_only()  # below the group: registers the slash command for servers only
     async def statsconfig(self, ctx: Context) -> None:
-        """Show who may see statistics, and where."""
+        """Show who may see statistics, and where, and what this bot collects."""
         assert ctx.guild is not None
         settings = await self.guild_settings(ctx.guild.id)
-        await send(ctx, _describe(settings), ephemeral=True)
+        collected = collection_of(self.bot.intents).lines()
+        text = _describe(settings) + "\n**Collected here:**\n" + "\n".join(collected)
+        await send(ctx, text, ephemeral=True)
 
     # Members' rights: small cells and what anonymised months keep.
 

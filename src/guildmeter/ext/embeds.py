@@ -7,7 +7,7 @@ import discord
 from guildmeter.reports import Report
 from guildmeter.reports.suppress import PublicReport, fewer_than
 
-__all__ = ["AGGREGATES_NOTICE", "ANONYMISED_NOTICE", "report_embed"]
+__all__ = ["AGGREGATES_NOTICE", "ANONYMISED_NOTICE", "NOT_COLLECTED", "report_embed"]
 
 ANONYMISED_NOTICE = (
     "This month is over: every member's pseudonym has been replaced by a random token and "
@@ -20,6 +20,8 @@ AGGREGATES_NOTICE = (
     "no row per member. Per-member figures of this month can no longer be computed."
 )
 _COLOUR = discord.Colour(0x3B82F6)
+#: A figure that was not collected (joins and parts without the Server Members intent).
+NOT_COLLECTED = "—"
 
 
 def report_embed(
@@ -59,12 +61,15 @@ def report_embed(
         description=f"{report.range.describe()}" + (f"\n\n{notice}" if notice else ""),
         colour=_COLOUR,
     )
-    delta = row.joins - row.parts
+    if row.joins is None or row.parts is None:
+        delta_users = f"{NOT_COLLECTED} (joins and parts not collected)"
+    else:
+        delta_users = f"{row.joins - row.parts:+,} (+{row.joins:,}|-{row.parts:,})"
     fields = (
         ("Total users", f"{row.total_users:,}"),
         ("Active users", shown("active_users", f"{row.active_users:,}")),
         ("Voice users", shown("voice_users", f"{row.voice_users:,}")),
-        ("Delta users", f"{delta:+,} (+{row.joins:,}|-{row.parts:,})"),
+        ("Delta users", delta_users),
         ("Messages", shown("messages", f"{row.messages:,}")),
         (
             "Messages/user",
@@ -85,6 +90,8 @@ def report_embed(
     for name, value in fields:
         embed.add_field(name=name, value=value, inline=True)
     footer = "Times in UTC · users are monthly pseudonyms: one per member per month"
+    if row.joins is None:
+        footer += " · joins and parts not collected: the bot lacked the Server Members intent"
     if public is not None and public.any_hidden:
         footer += f" · figures of fewer than {public.min_users} members are hidden"
     embed.set_footer(text=footer)

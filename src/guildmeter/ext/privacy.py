@@ -22,6 +22,7 @@ from discord.ext import commands
 from guildmeter.activity import ActivityStats
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.ext.commands import reply_with_error
+from guildmeter.intents import collection_of
 from guildmeter.privacy.rights import (
     ForgetReport,
     describe_forget,
@@ -84,6 +85,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
             opted_out=None
             if ctx.guild is None
             else self.stats.optouts.blocks(ctx.guild.id, ctx.author.id),
+            collection=collection_of(self.bot.intents),
         )
         await self._answer(ctx, text)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from guildmeter.collection import ALL_COLLECTED, Collection
 from guildmeter.timeutil import add_months, month_of, month_start
 
 __all__ = [
@@ -57,8 +58,13 @@ def privacy_statement(
     min_cell_users: int,
     aggregates_only: bool,
     opted_out: bool | None = None,
+    collection: Collection = ALL_COLLECTED,
 ) -> str:
-    """The `/privacy` answer (well under Discord's 2,000 characters)."""
+    """The `/privacy` answer (well under Discord's 2,000 characters).
+
+    ``collection``: what this bot's intents let it count (joins and leaves need Server
+    Members, prefix commands Message Content); the statement never claims more.
+    """
     where = f"in **{guild_name[:80]}**" if guild_name else "in each server"
     destroyed = key_destroyed_at(now, grace)
     kept = (
@@ -68,8 +74,9 @@ def privacy_statement(
     )
     lines = [
         f"**What guildmeter counts about you {where}**",
-        "Per hour: messages you post per channel, your time per voice channel, your joins "
-        "and leaves, and your use of the bot's commands — under a monthly pseudonym (a "
+        "Per hour: messages you post per channel, your time per voice channel, "
+        + ("your joins and leaves, " if collection.members else "")
+        + "and your use of the bot's commands — under a monthly pseudonym (a "
         "keyed hash of your user id; the key is drawn per server and per month).",
         "**Never kept:** message content, your user id, your name.",
         f"**When the link to you dies:** this month's key is destroyed at "
@@ -80,13 +87,23 @@ def privacy_statement(
         f"delete them. Outputs other members can read show rows with fewer than "
         f"{min_cell_users} members as “fewer than {min_cell_users}”.",
         f"**Honest limit:** {LINKAGE_WARNING}",
-        "**Your choices:** `/privacy optout` — nothing about you is counted here from then on "
-        "(a join or leave still counts toward the server's totals, for nobody); "
-        "`/privacy optin` undoes it. `/privacy forget` deletes your rows of the months not "
-        "yet anonymised (it first says what it would delete). Prefix forms: `.privacy optout`, "
-        "`.privacy optin`, `.privacy forget yes`. The bot owner handles deletion requests "
-        "relayed by Discord the same way.",
+        "**Your choices:** `/privacy optout` — nothing about you is counted here from then on"
+        + (
+            " (a join or leave still counts toward the server's totals, for nobody); "
+            if collection.members
+            else "; "
+        )
+        + "`/privacy optin` undoes it. `/privacy forget` deletes your rows of the months not "
+        "yet anonymised (it first says what it would delete). "
+        + (
+            "Prefix forms: `.privacy optout`, `.privacy optin`, `.privacy forget yes`. "
+            if collection.message_content
+            else ""
+        )
+        + "The bot owner handles deletion requests relayed by Discord the same way.",
     ]
+    if not collection.complete:
+        lines.insert(2, "**Not collected here:** " + "; ".join(collection.missing()) + ".")
     if opted_out is not None:
         lines.append(
             "**You:** opted out of this server's statistics."

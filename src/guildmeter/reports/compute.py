@@ -6,6 +6,8 @@ standard deviations, exactly, with integer arithmetic.
 
 A channel report counts that channel's messages and voice, plus the server-wide joins,
 parts and member totals. Total users is the latest member count recorded in the case.
+Joins and parts are None in a case holding an hour a bot ran without Discord's Server
+Members intent (`guildmeter.store.coverage`): not collected, rather than a false 0.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from guildmeter.errors import GuildmeterError
 from guildmeter.events import EventKind
 from guildmeter.reports.daterange import DateRange
 from guildmeter.store import Store, schema
+from guildmeter.store.coverage import MEMBER_EVENTS, uncollected_hours
 
 __all__ = [
     "REPORT_COLUMNS",
@@ -65,8 +68,8 @@ class ReportRow:
     total_users: int
     active_users: int
     voice_users: int
-    joins: int
-    parts: int
+    joins: int | None  # None: not collected (see the module docstring)
+    parts: int | None
     messages: int
     messages_per_user: float
     messages_per_user_stdev: float
@@ -235,6 +238,17 @@ def compute_report(
         .subquery()
     )
     latest_totals = select(ranked.c.c, ranked.c["count"]).where(ranked.c.rank == 1)
+    gaps = uncollected_hours
+    members_uncollected = (
+        select(case_expression(kind, gaps.c.hour).label("c"))
+        .where(
+            gaps.c.guild_id == guild_id,
+            gaps.c.statistic == MEMBER_EVENTS,
+            gaps.c.hour >= daterange.start_hour,
+            gaps.c.hour < daterange.end_hour,
+        )
+        .distinct()
+    )
 
     stats: dict[tuple[int, int], tuple[int, int, int]] = {}
     sums: dict[tuple[int, int], int] = {}
@@ -248,8 +262,12 @@ def compute_report(
             sums[(row.event, row.c)] = int(row.total)
         for row in conn.execute(latest_totals):
             totals[row.c] = int(row[1])
+        uncollected = {int(c) for c in conn.scalars(members_uncollected)}
 
-    rows = [_row(label, index, stats, sums, totals) for index, label in enumerate(labels)]
+    rows = [
+        _row(label, index, stats, sums, totals, members_collected=index not in uncollected)
+        for index, label in enumerate(labels)
+    ]
     channel_name = "all" if channel_ids is None else (channel or "").strip().removeprefix("#")
     return Report(kind, guild_id, channel_name, daterange, rows)
 
@@ -260,6 +278,8 @@ def _row(
     stats: dict[tuple[int, int], tuple[int, int, int]],
     sums: dict[tuple[int, int], int],
     totals: dict[int, int],
+    *,
+    members_collected: bool = True,
 ) -> ReportRow:
     n_msg, messages, msg_squares = stats.get((int(EventKind.MSG), case), (0, 0, 0))
     n_voice, voice_s, voice_squares = stats.get((int(EventKind.VOICE), case), (0, 0, 0))
@@ -271,8 +291,8 @@ def _row(
         total_users=totals.get(case, 0),
         active_users=n_msg,
         voice_users=n_voice,
-        joins=sums.get((int(EventKind.JOIN), case), 0),
-        parts=sums.get((int(EventKind.PART), case), 0),
+        joins=sums.get((int(EventKind.JOIN), case), 0) if members_collected else None,
+        parts=sums.get((int(EventKind.PART), case), 0) if members_collected else None,
         messages=messages + nobody_msg,
         messages_per_user=messages / n_msg if n_msg else 0.0,
         messages_per_user_stdev=_sample_stdev(n_msg, messages, msg_squares),

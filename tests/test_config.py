@@ -1,0 +1,62 @@
+"""Configuration: the ``intents`` setting is checked like every other, naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guildmeter.bot import create_bot
+from guildmeter.config import INTENT_MODES, load_config
+from guildmeter.errors import GuildmeterError
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "guildmeter.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_intents_default_to_all(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, "")).intents == "all"
+
+
+@pytest.mark.parametrize("mode", INTENT_MODES)
+def test_each_intents_mode_is_accepted(tmp_path: Path, mode: str) -> None:
+    assert load_config(_write(tmp_path, f'intents = "{mode}"\n')).intents == mode
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('intents = "none"', "setting intents must be one of 'all', 'no-message-content', "
+                             "'minimal', not 'none'"),
+        ('intents = "ALL"', "setting intents must be one of"),
+        ("intents = 3", "setting intents must be str, not int"),
+        ('intents = ["members"]', "setting intents must be str, not list"),
+    ],
+)  # fmt: skip
+def test_bad_intents_are_refused_naming_the_key(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(GuildmeterError, match="setting intents") as error:
+        load_config(_write(tmp_path, line + "\n"))
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("mode", "members", "message_content"),
+    [("all", True, True), ("no-message-content", True, False), ("minimal", False, False)],
+)
+async def test_the_bot_asks_for_the_configured_intents(
+    tmp_path: Path, mode: str, members: bool, message_content: bool
+) -> None:
+    from guildmeter.activity import ActivityStats
+    from guildmeter.store import Store
+
+    config = load_config(_write(tmp_path, f'intents = "{mode}"\ndb = "{tmp_path / "c.db"}"\n'))
+    stats = ActivityStats(Store.open(config.db))
+    bot = create_bot(config, stats, sync_commands=False)
+    intents = bot.intents
+    assert (intents.members, intents.message_content) == (members, message_content)
+    assert intents.guilds and intents.voice_states and intents.guild_messages
+    assert not intents.presences
+    stats.store.close()
