@@ -87,9 +87,13 @@ class OptOuts:
             if fresh == old:
                 return set()
             changed = {g for g in set(fresh) | set(old) if fresh.get(g) != old.get(g)}
+            # The event loop adds to `decided` meanwhile: copy it in one C-level step (no
+            # Python code runs, so no other thread can), then filter the copy.
+            snapshot = dict(self.decided)
+            kept = {k: v for k, v in snapshot.items() if k[0] not in changed}
             # _guilds first: a lookup that sees the new decisions also sees the new lists.
             self._guilds = fresh
-            self.decided = {k: v for k, v in self.decided.items() if k[0] not in changed}
+            self.decided = kept
             self.active = bool(fresh)
         return changed
 
