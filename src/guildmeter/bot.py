@@ -58,6 +58,8 @@ def create_bot(
     )
     bot.guildmeter = stats  # type: ignore[attr-defined]
     bot.guildmeter_config = config  # type: ignore[attr-defined]
+    #: Our own process: heavy work may run in worker processes (see ``heavy_work``).
+    bot.guildmeter_standalone = True  # type: ignore[attr-defined]
 
     async def setup_hook() -> None:
         await bot.load_extension("guildmeter.ext")

@@ -13,6 +13,8 @@ from guildmeter.store import DEFAULT_DB_URL
 
 __all__ = ["INTENT_MODES", "Config", "load_config"]
 
+#: Where ``heavy_work`` may run.
+HEAVY_WORK_MODES = ("auto", "processes", "threads")
 #: What ``intents`` may say: both privileged intents, Server Members only, or neither.
 INTENT_MODES = ("all", "no-message-content", "minimal")
 
@@ -40,9 +42,14 @@ class Config:
     stats_cooldown_seconds: float = 30.0
     #: Workers for heavy commands (dumps, reports, /stats); the flush has its own thread.
     heavy_workers: int = 2
-    #: Run them in worker processes (threads when false: less memory, but a heavy command
-    #: then slows the flush, as both need Python's global interpreter lock).
-    heavy_processes: bool = True
+    #: Where heavy work runs: "processes" (a heavy command cannot slow the flush),
+    #: "threads" (less memory; but both then need Python's interpreter lock), or "auto":
+    #: processes in the standalone bot, threads in a host bot (worker processes start by
+    #: re-running the host's main script, which must then guard its start-up with
+    #: ``if __name__ == "__main__":`` — opt in with "processes" once it does).
+    heavy_work: str = "auto"
+    #: A heavy command still running after this many seconds is abandoned (its member told).
+    heavy_job_timeout_seconds: float = 600.0
     #: Heavy commands running at once, per member, per guild and in all.
     heavy_jobs_per_member: int = 1
     heavy_jobs_per_guild: int = 2
@@ -108,9 +115,16 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         "heavy_jobs_total",
         "max_dump_days",
         "max_counters_in_memory",
+        "heavy_job_timeout_seconds",
     ):
         if values.get(name, 1) <= 0:
             raise GuildmeterError(f"setting {name} must be positive")
+    heavy_work = values.get("heavy_work", defaults.heavy_work)
+    if heavy_work not in HEAVY_WORK_MODES:
+        raise GuildmeterError(
+            "setting heavy_work must be one of "
+            f"{', '.join(repr(m) for m in HEAVY_WORK_MODES)}, not {heavy_work!r}"
+        )
     intents = values.get("intents", defaults.intents)
     if intents not in INTENT_MODES:
         raise GuildmeterError(

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 
+from guildmeter.config import Config
 from guildmeter.ext.checks import NotAllowed
-from guildmeter.ext.runtime import JobLimits
+from guildmeter.ext.runtime import JobLimits, Runtime
+from guildmeter.store import Store
+from guildmeter.store.settings import SettingsStore
+
+from tests.ext.conftest import Running
+
+ANN, BOB = 1001, 1002
 
 
 async def test_limits_per_member_per_guild_and_in_all() -> None:
@@ -33,3 +45,26 @@ async def test_a_failing_job_gives_its_slot_back() -> None:
             raise RuntimeError("the job failed")
     async with limits.slot(1, 10):
         assert limits.running == 1
+
+
+async def test_a_killed_worker_process_is_replaced_and_the_job_retried(running: Running) -> None:
+    first = await running.slash(BOB, "stats")
+    assert first.replies[-1].embeds
+    runtime = running.bot.guildmeter_runtime  # type: ignore[attr-defined]
+    assert runtime.processes  # the standalone bot: heavy work in worker processes
+    for process in list(runtime.heavy_pool._processes.values()):
+        os.kill(process.pid, signal.SIGKILL)
+    again = await running.slash(ANN, "stats")
+    assert again.replies[-1].embeds, again.replies[-1].content
+
+
+def test_a_host_bot_gets_threads_unless_it_opts_in(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "host.db"))
+    settings = SettingsStore(store)
+    host = Runtime(Config(), settings)
+    assert not host.processes and isinstance(host.heavy_pool, ThreadPoolExecutor)
+    opted = Runtime(Config(heavy_work="processes"), settings)
+    assert opted.processes and isinstance(opted.heavy_pool, ProcessPoolExecutor)
+    for runtime in (host, opted):
+        runtime.close()
+    store.close()

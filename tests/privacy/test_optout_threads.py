@@ -46,7 +46,7 @@ def test_refreshing_never_iterates_what_the_event_path_fills() -> None:
         while not stop.is_set():
             try:
                 optouts.refresh(source)
-            except BaseException as exc:  # noqa: BLE001 - what the thread must never raise
+            except BaseException as exc:
                 errors.append(exc)
                 return
 

@@ -18,6 +18,7 @@ import multiprocessing
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from discord.ext import commands
@@ -89,23 +90,20 @@ class JobLimits:
 class Runtime:
     """Threads, job limits and the settings cache of one loaded extension."""
 
-    def __init__(self, config: Config, settings: SettingsStore) -> None:
+    def __init__(
+        self, config: Config, settings: SettingsStore, *, standalone: bool = False
+    ) -> None:
         self.settings = settings
         self.flush_pool = ThreadPoolExecutor(1, thread_name_prefix="guildmeter-flush")
         store = settings.store
-        self.heavy_pool: Executor
+        self.workers = config.heavy_workers
+        self.job_timeout = config.heavy_job_timeout_seconds
+        processes = config.heavy_work == "processes" or (config.heavy_work == "auto" and standalone)
         #: What the heavy jobs get to reach the database: how to open it, in a process.
         self.heavy_store: StoreSpec | Store
-        if config.heavy_processes and store.reopen is not None:
-            # spawn, not fork: this process runs threads (the flush, the host's own).
-            context = multiprocessing.get_context("spawn")
-            self.heavy_pool = ProcessPoolExecutor(config.heavy_workers, mp_context=context)
-            self.heavy_store = store.reopen
-        else:
-            self.heavy_pool = ThreadPoolExecutor(
-                config.heavy_workers, thread_name_prefix="guildmeter-heavy"
-            )
-            self.heavy_store = store
+        self.processes = processes and store.reopen is not None
+        self.heavy_store = store.reopen if self.processes and store.reopen else store
+        self.heavy_pool: Executor = self._new_heavy_pool()
         limits = {
             "per_member": config.heavy_jobs_per_member,
             "per_guild": config.heavy_jobs_per_guild,
@@ -123,11 +121,40 @@ class Runtime:
             self.flush_pool, functools.partial(fn, *args)
         )
 
+    def _new_heavy_pool(self) -> Executor:
+        if self.processes:
+            # spawn, not fork: this process runs threads (the flush, the host's own).
+            context = multiprocessing.get_context("spawn")
+            return ProcessPoolExecutor(self.workers, mp_context=context)
+        return ThreadPoolExecutor(self.workers, thread_name_prefix="guildmeter-heavy")
+
     async def in_heavy_worker(self, job: Callable[..., T], *args: Any) -> T:
-        """Run one of `guildmeter.jobs` (a module-level function), given the store first."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self.heavy_pool, functools.partial(job, self.heavy_store, *args)
-        )
+        """Run one of `guildmeter.jobs` (a module-level function), given the store first.
+
+        A worker process that died (killed, out of memory) breaks its pool: a new pool
+        replaces it and the job is tried once more. A job still running after
+        ``heavy_job_timeout_seconds`` is abandoned, so that its slot is given back.
+        """
+        call = functools.partial(job, self.heavy_store, *args)
+        for attempt in (1, 2):
+            pool = self.heavy_pool
+            try:
+                return await asyncio.wait_for(
+                    asyncio.get_running_loop().run_in_executor(pool, call), self.job_timeout
+                )
+            except BrokenProcessPool:
+                if attempt == 2 or self._closed:
+                    raise
+                log.warning("a heavy-work process died; starting new ones and retrying the job")
+                if self.heavy_pool is pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self.heavy_pool = self._new_heavy_pool()
+            except TimeoutError:
+                raise NotAllowed(
+                    "Making these statistics took too long and was stopped; ask for a shorter "
+                    "range, or use the command line on the bot's machine."
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- settings: memory on the command path, refreshed by the flush ------------------------
 
@@ -166,6 +193,7 @@ def runtime_for(bot: commands.Bot, config: Config, settings: SettingsStore) -> R
     existing = getattr(bot, "guildmeter_runtime", None)
     if isinstance(existing, Runtime) and not existing._closed and existing.settings is settings:
         return existing
-    runtime = Runtime(config, settings)
+    standalone = bool(getattr(bot, "guildmeter_standalone", False))
+    runtime = Runtime(config, settings, standalone=standalone)
     bot.guildmeter_runtime = runtime  # type: ignore[attr-defined]
     return runtime
