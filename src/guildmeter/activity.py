@@ -258,7 +258,7 @@ class ActivityStats:
     @property
     def counters_in_memory(self) -> int:
         """Counters held in memory: being collected, or waiting for the store."""
-        return len(self.collector) + sum(len(batch) for batch in self._waiting)
+        return len(self.collector) + sum(len(batch) for batch in list(self._waiting))
 
     @property
     def dropped(self) -> int:
@@ -274,6 +274,14 @@ class ActivityStats:
         if recently and not first_drops:
             return
         self._saturation_logged, self._dropped_logged = now, dropped
+        if not self.collector.saturated:
+            log.error(
+                "below the high-water mark again: %d events and %d usage records were dropped "
+                "while memory was full",
+                self.collector.dropped,
+                self.usage.dropped,
+            )
+            return
         log.error(
             "memory holds %d counters (high-water mark %d) waiting for the database: "
             "%d events and %d usage records dropped so far — check the database",

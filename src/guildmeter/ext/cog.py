@@ -114,12 +114,20 @@ class StatsCog(commands.Cog, name="Statistics"):
         self.approximate_totals.cancel()
         self.watchdog.cancel()
         self.flush_loop.cancel()
+        limit = max(30.0, 3 * self.flush_interval)
         try:
-            result = await self.flush(final=True)
+            result = await asyncio.wait_for(self.flush(final=True), limit)
             if result.error:
                 log.error(
                     "final flush failed, %d batches lost: %s", result.batches_waiting, result.error
                 )
+        except TimeoutError:  # a database that hangs must not hang the shutdown too
+            log.error(
+                "final flush did not finish in %.0f s (the database does not answer): "
+                "%d counters lost",
+                limit,
+                self.stats.counters_in_memory,
+            )
         finally:
             self.runtime.close()
 
@@ -147,6 +155,10 @@ class StatsCog(commands.Cog, name="Statistics"):
     @tasks.loop(seconds=5.0)
     async def watchdog(self) -> None:
         """Say loudly when no flush has completed for three intervals (a stuck database)."""
+        stats = self.stats
+        # The high-water mark is kept here too: a flush stuck on a database that hangs
+        # never reaches the step that would otherwise apply it.
+        stats.collector.saturated = stats.counters_in_memory >= stats.max_counters
         stalled = time.monotonic() - self._last_flush
         if stalled >= 3 * self.flush_interval:
             if not self._stalled_logged:
@@ -180,11 +192,12 @@ class StatsCog(commands.Cog, name="Statistics"):
             else:
                 stats.voice.checkpoint(now)
             needed = stats.keys_needed()
+            key_error: str | None = None
             if needed:
                 try:
                     stats.install_keys(await runtime.in_flush_thread(stats.fetch_keys, needed))
                 except Exception as exc:  # the store is down: counts stay pending
-                    log.warning("could not load keys: %s", exc)
+                    key_error = f"could not load keys: {exc}"
             keyed = time.monotonic()
             stats.take_batch(now)
             marks = self._take_uncollected(now)
@@ -193,6 +206,8 @@ class StatsCog(commands.Cog, name="Statistics"):
                 self._write, now, runtime.cached_guilds(), marks
             )
             written = time.monotonic()
+            if key_error is not None and result.error is None:
+                result.error = key_error  # counts wait for keys: not a completed flush
             stats.finish(result, now)
             runtime.install_settings(fresh)
             if marked:

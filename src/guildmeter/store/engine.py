@@ -22,11 +22,21 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    busy_timeout_s: float = 10.0,
+    statement_timeout_s: float = 300.0,
+    lock_timeout_s: float = 30.0,
+    **kwargs: Any,
+) -> Engine:
     """Create the one engine of a process; SQLite connections get our pragmas.
 
     ``busy_timeout_s``: how long a SQLite write waits for another writer's lock before
-    the flush gives up (and retries at the next flush).
+    the flush gives up (and retries at the next flush). PostgreSQL connections get a
+    statement and a lock timeout, a connect timeout and TCP keepalives, so that a database
+    that hangs (rather than fails) cannot hold the flush forever; a caller's own
+    ``connect_args`` options come after ours and win.
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -34,7 +44,25 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Eng
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    connect_args = dict(kwargs.pop("connect_args", None) or {})
+    ours = (
+        f"-c statement_timeout={int(statement_timeout_s * 1000)} "
+        f"-c lock_timeout={int(lock_timeout_s * 1000)}"
+    )
+    connect_args["options"] = f"{ours} {connect_args.get('options', '')}".strip()
+    for key, value in _PG_CONNECT_DEFAULTS.items():
+        connect_args.setdefault(key, value)
+    return create_engine(url, connect_args=connect_args, **kwargs)
+
+
+#: A dead server or network is noticed within about a minute, not the kernel's two hours.
+_PG_CONNECT_DEFAULTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def unreachable_reason(url: str, *, timeout_s: int = 3) -> str | None:

@@ -716,7 +716,7 @@ class ImportSession:
 
 
 _DUMP_WINDOW_HOURS = 24 * 7
-_SQLITE_BUSY_MS = 30_000  # the engine's busy timeout (see make_engine)
+_SQLITE_BUSY_MS = 10_000  # the engine's busy timeout (see make_engine)
 
 
 def _unavailable(exc: DBAPIError) -> StoreUnavailableError:
