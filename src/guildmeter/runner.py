@@ -9,7 +9,9 @@ reconnects without them (`guildmeter.intents.start_with_fallback`) and logs what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 
 import aiohttp
 import discord
@@ -53,12 +55,18 @@ def run_bot(
         return create_bot(config, stats, prefix=prefix, intents=intents)
 
     async def start() -> None:
+        # SIGTERM (docker stop, systemctl stop) ends the bot like Ctrl-C: the main task is
+        # cancelled, so the extension unloads and flushes what memory holds.
+        task = asyncio.current_task()
+        if task is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         await start_with_fallback(make_bot, token, intents_for(config.intents))
 
     where = api_base or "discord.com"
     try:
         asyncio.run(start())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return
     except discord.LoginFailure:
         raise GuildmeterError(

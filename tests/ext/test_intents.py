@@ -25,6 +25,7 @@ from discord.ext import commands
 from guildmeter.activity import ActivityStats
 from guildmeter.bot import create_bot, use_endpoints
 from guildmeter.config import Config
+from guildmeter.events import EventKind
 from guildmeter.intents import start_with_fallback
 from guildmeter.reports import compute_report
 from guildmeter.store import Store
@@ -296,3 +297,43 @@ async def test_hours_run_without_server_members_are_recorded_once_each(
     # Days no bot ran are not marked: "0 joins" there means what it always meant.
     before = DateRange(START - timedelta(days=5), START - timedelta(days=4))
     assert compute_report(run.stats.store, run.guild.id, "full", before).rows[0].joins == 0
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+async def test_guildmeter_run_flushes_everything_when_stopped(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """``docker stop`` sends SIGTERM: what memory holds must reach the database, as on
+    Ctrl-C (the flush interval is an hour, so only the final flush can write them)."""
+    emulator = Emulator()
+    guild = emulator.add_guild("Alpha", ["general"], [], [(ANN, "ann")])
+    await emulator.start()
+    settings = tmp_path / "guildmeter.toml"
+    settings.write_text("flush_interval_seconds = 3600\n", encoding="utf-8")
+    db = tmp_path / "run.db"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "guildmeter", "--db", str(db), "--config", str(settings), "run",
+        "--api-base", emulator.api_base, "--gateway", emulator.gateway_url,
+        env={**os.environ, "DISCORD_TOKEN": "emulated-token"},
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(emulator.identified.wait(), 30)
+        await asyncio.sleep(1.0)  # the bot handles READY and the guild
+        for _ in range(50):
+            await emulator.message(guild, next(iter(guild.text_channels)), ANN)
+        await asyncio.sleep(1.0)
+    finally:
+        process.send_signal(stop)
+        rest = await asyncio.wait_for(process.communicate(), 60)
+        await emulator.stop()
+    assert process.returncode == 0, rest
+    store = Store.open(str(db))
+    try:
+        messages = sum(
+            count for (_h, event, _c, _l), count in store.activity_totals(guild.id).items()
+            if event == int(EventKind.MSG)
+        )  # fmt: skip
+    finally:
+        store.close()
+    assert messages == 50
