@@ -141,3 +141,11 @@ async def test_a_dump_range_above_the_maximum_is_refused(running: Running) -> No
     await _make_mod_channel(running)
     (reply,) = await running.say("mods", ANN, ".userstats 2020-01-01 to 2026-01-01")
     assert "at most 366 days" in reply.content
+
+
+async def test_everyone_cannot_become_a_moderator_or_manager_role(running: Running) -> None:
+    for setting in ("modrole", "managerrole"):
+        (reply,) = await running.say("mods", ANN, f".statsconfig {setting} @everyone")
+        assert "everyone is every member" in reply.content, reply.content
+    settings = SettingsStore(running.stats.store).get(running.alpha.id)
+    assert not settings.mod_roles and not settings.manager_roles

@@ -340,7 +340,8 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         role:
             The moderators' role.
         """
-        await self._toggle(ctx, "mod_role", role.id, f"@{role.name}")
+        _refuse_everyone(role, "see server statistics (raw dumps included)")
+        await self._toggle(ctx, "mod_role", role.id, f"@{role.name.removeprefix('@')}")
 
     @commands.guild_only()
     @configurers_only()
@@ -353,7 +354,8 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         role:
             The Bot Manager role.
         """
-        await self._toggle(ctx, "manager_role", role.id, f"@{role.name}")
+        _refuse_everyone(role, "reset the bot-usage statistics")
+        await self._toggle(ctx, "manager_role", role.id, f"@{role.name.removeprefix('@')}")
 
     @commands.guild_only()
     @configurers_only()
@@ -463,6 +465,14 @@ def error_message(ctx: commands.Context[Any], error: BaseException) -> str:
         return "You cannot use this command here."
     log.error("command %s failed", ctx.command, exc_info=error)
     return "Something went wrong while making these statistics; it has been logged."
+
+
+def _refuse_everyone(role: discord.Role, what: str) -> None:
+    """@everyone is every member: as a moderator or manager role it would let anyone in."""
+    if role.is_default():
+        raise NotAllowed(
+            f"@everyone is every member of the server: it cannot be a role that may {what}."
+        )
 
 
 def _channel_name(guild: discord.Guild, text: str) -> str:
