@@ -116,3 +116,16 @@ async def test_reset_stats_refuses_then_asks_then_deletes_only_this_guild(
     assert usage.row_counts(beta.id)["usage_commands"] == 1  # another guild: untouched
     owner_only = await running.slash(ANN, "reset_stats", confirm=True, everything=True)
     assert "owner" in owner_only.replies[0].content
+
+
+async def test_a_host_error_handler_set_after_loading_survives_a_reload(running: Running) -> None:
+    async def host_handler(_interaction: object, _error: object) -> None:
+        return None
+
+    running.bot.tree.on_error = host_handler  # type: ignore[assignment]
+    await running.bot.reload_extension("guildmeter.ext")
+    cog = running.bot.get_cog("Bot usage")
+    assert cog is not None and cog._host_on_error is host_handler  # type: ignore[attr-defined]
+    await running.bot.unload_extension("guildmeter.ext")
+    assert running.bot.tree.on_error is host_handler
+    await running.bot.load_extension("guildmeter.ext")

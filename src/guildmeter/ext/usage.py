@@ -77,8 +77,11 @@ class UsageCog(commands.Cog, name="Bot usage"):
     async def cog_unload(self) -> None:
         if active_tracker() is self.stats.usage:
             activate(None)
-        if self._host_on_error is not None:
-            self.bot.tree.on_error = self._host_on_error  # type: ignore[method-assign]
+        # Put the host's handler back only if ours is still installed: a handler the host set
+        # after loading us is theirs to keep (slash failures then go untracked; see README).
+        tree = self.bot.tree
+        if self._host_on_error is not None and tree.on_error == self._tree_error:
+            tree.on_error = self._host_on_error  # type: ignore[method-assign]
 
     # -- tracking: prefix and hybrid commands ---------------------------------------------------
 
