@@ -90,6 +90,7 @@ class ActivityStats:
         self._head_attempted = False  # _waiting[0] was sent: its commit may have landed
         self._old_months_in_memory = False
         self._scrub_pending = False
+        self._rewrite_members_pending = False
         self._pruned_at: datetime | None = None
         self._failing_since: datetime | None = None
         self._saturation_logged: datetime | None = None
@@ -165,6 +166,7 @@ class ActivityStats:
             result.usage_records_written = self.usage.write(self.store)
             now = now or self.clock()
             result.anonymised = self._month_end(now)
+            self._scrub_if_pending()
             if self._pruned_at is None or now - self._pruned_at >= _PRUNE_EVERY:
                 self.store.prune_flush_log()  # batch ids older than any retry can be
                 self._pruned_at = now
@@ -302,13 +304,24 @@ class ActivityStats:
         done = anonymise_finished_months(self.store, now, scrub=False)
         if done:
             self._scrub_pending = True
-        if self._scrub_pending:
-            # Bounded: a long read (a moderator's dump) would hold up this flush, and every
-            # write, for as long as it runs. Not finished now: the next flush tries again.
-            self._scrub_pending = not self.store.scrub(wait_s=_SCRUB_WAIT_S)
-            if self._scrub_pending:
-                log.info("scrubbing the database files waits for a long read; retried next flush")
         return done
+
+    def scrub_later(self, *, rewrite_members: bool = False) -> None:
+        """Have the next flushes scrub the database files (e.g. after a forget-me whose
+        own scrub could not finish at once)."""
+        self._scrub_pending = True
+        self._rewrite_members_pending |= rewrite_members
+
+    def _scrub_if_pending(self) -> None:
+        if not self._scrub_pending:
+            return
+        # Bounded: a long read (a moderator's dump) would hold up this flush, and every
+        # write, for as long as it runs. Not finished now: the next flush tries again.
+        done = self.store.scrub(wait_s=_SCRUB_WAIT_S, rewrite_members=self._rewrite_members_pending)
+        if done:
+            self._scrub_pending = self._rewrite_members_pending = False
+        else:
+            log.info("scrubbing the database files waits for a long read; retried next flush")
 
 
 def anonymise_finished_months(

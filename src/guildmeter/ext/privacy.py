@@ -90,6 +90,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
         await self._answer(ctx, text)
 
     @commands.guild_only()
+    @commands.cooldown(2, 30, commands.BucketType.user)
     @privacy.command(name="optout")  # type: ignore[arg-type]
     async def optout(self, ctx: Context) -> None:
         """Stop counting anything about you in this server, from now on."""
@@ -113,6 +114,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
         await self._answer(ctx, text)
 
     @commands.guild_only()
+    @commands.cooldown(2, 30, commands.BucketType.user)
     @privacy.command(name="optin")  # type: ignore[arg-type]
     async def optin(self, ctx: Context) -> None:
         """Be counted again in this server's statistics (undoes optout)."""
@@ -127,6 +129,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
         await self._answer(ctx, text)
 
     @commands.guild_only()
+    @commands.cooldown(2, 30, commands.BucketType.user)
     @privacy.command(name="forget")  # type: ignore[arg-type]
     async def forget(self, ctx: Context, confirm: bool = False) -> None:
         """Delete your statistics of the months not yet anonymised (first says what).
@@ -187,6 +190,9 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
         await ctx.send("I have sent you the answer in a direct message.", allowed_mentions=_NONE)
 
 
+_FORGET_SCRUB_WAIT_S = 2.0
+
+
 async def forget_member(
     bot: commands.Bot | None, stats: ActivityStats, user_id: int, guild_id: int | None
 ) -> ForgetReport:
@@ -195,13 +201,17 @@ async def forget_member(
     Runs under the counting cog's flush lock, so that no flush writes their counts between
     the two steps.
     """
+    rights = RightsStore(stats.store)
     async with _flush_lock(bot):
-        rights = RightsStore(stats.store)
         labels = await asyncio.to_thread(member_labels, rights, user_id, guild_id)
         dropped = stats.forget_in_memory(guild_id, user_id, (label for _, _, label in labels))
         report = await asyncio.to_thread(
-            forget_in_store, stats.store, user_id, guild_id, labels=labels
+            forget_in_store, stats.store, user_id, guild_id, labels=labels, scrub=False
         )
+    # Scrubbing waits for long readers: outside the lock, so it never holds the flush, and
+    # bounded; what it could not finish, the next flushes finish.
+    if report.months and not await asyncio.to_thread(rights.scrub, _FORGET_SCRUB_WAIT_S):
+        stats.scrub_later(rewrite_members=True)
     return report.with_memory(dropped)
 
 

@@ -73,18 +73,20 @@ def plan_forget(store: Store, user_id: int, guild_id: int | None = None) -> Forg
 def forget_in_store(
     store: Store, user_id: int, guild_id: int | None = None, *, labels: Iterable[
         tuple[int, int, str]
-    ] | None = None,
+    ] | None = None, scrub: bool = True,
 ) -> ForgetReport:  # fmt: skip
     """Delete the member's rows of every month not yet anonymised (one guild, or all), scrub.
 
     ``labels`` (from `member_labels`) lets a caller that also purges memory compute them once.
+    ``scrub=False``: the caller scrubs (the bot does it outside its flush lock, bounded).
     """
     rights = RightsStore(store)
     wanted = list(labels) if labels is not None else member_labels(rights, user_id, guild_id)
     deleted = [
         rows for g, m, label in wanted if not (rows := rights.delete_member(g, m, label)).empty
     ]
-    rights.scrub()
+    if scrub and deleted:
+        rights.scrub()
     report = ForgetReport(True, deleted, rights.anonymised_months(guild_id))
     log.info(
         "forget: %d activity rows and %d usage records deleted in %d guild-months",

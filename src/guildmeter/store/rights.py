@@ -189,19 +189,15 @@ class RightsStore:
         self.store.forget_member_ids(guild_id, month, label)
         return found
 
-    def scrub(self) -> None:
+    def scrub(self, wait_s: float = 30.0) -> bool:
         """Make deleted pseudonyms unrecoverable from the files (as after key destruction).
 
         SQLite: secure_delete zeroed the freed bytes, the checkpoint empties the WAL.
         PostgreSQL: the members table (where labels live) is rewritten whole, so no dead
-        tuple keeps the pseudonym; the other tables hold only integer member ids.
+        tuple keeps the pseudonym; the other tables hold only integer member ids. Waits at
+        most ``wait_s`` for long readers; False: not done yet (call again later).
         """
-        if self.store.dialect == "postgresql":
-            engine = self.store.engine
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM FULL members")
-        else:
-            self.store.scrub()
+        return self.store.scrub(wait_s=wait_s, rewrite_members=True)
 
     # -- helpers ------------------------------------------------------------------------------
 

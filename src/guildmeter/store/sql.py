@@ -450,7 +450,7 @@ class Store:
                 conn.exec_driver_sql("ANALYZE activity")
                 conn.exec_driver_sql("ANALYZE members")
 
-    def scrub(self, *, wait_s: float = 30.0) -> bool:
+    def scrub(self, *, wait_s: float = 30.0, rewrite_members: bool = False) -> bool:
         """Make destroyed keys and replaced pseudonyms unrecoverable from database files.
 
         SQLite zeroes freed bytes (secure_delete) in the main file; old page images live on
@@ -459,7 +459,10 @@ class Store:
 
         Both wait for long readers (a year-long dump) and, while waiting, hold up every
         writer — the flush too. So the wait is bounded by ``wait_s``: False means it could
-        not finish now (nothing is lost; call again later).
+        not finish now (nothing is lost; call again later). ``rewrite_members``: on
+        PostgreSQL rewrite the members table whole (``VACUUM FULL``), as after deleting a
+        member whose month's key still exists (forget-me); plain VACUUM frees dead tuples
+        but does not overwrite them.
         """
         wait_ms = max(0, int(wait_s * 1000))
         if self.dialect == "sqlite":
@@ -475,7 +478,7 @@ class Store:
                 conn.exec_driver_sql(f"SET lock_timeout = {max(1, wait_ms)}")
                 try:
                     conn.exec_driver_sql("VACUUM FULL guild_keys")
-                    conn.exec_driver_sql("VACUUM members")
+                    conn.exec_driver_sql(f"VACUUM {'FULL ' if rewrite_members else ''}members")
                 except OperationalError as exc:
                     if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
                         raise _unavailable(exc) from exc
