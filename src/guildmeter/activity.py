@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 _PRUNE_EVERY = timedelta(hours=1)
 _SATURATION_LOG_EVERY = timedelta(minutes=1)
 _SCRUB_WAIT_S = 0.5
+_ANONYMISE_PER_FLUSH = 50
 
 #: Counters held in memory at most (about 250 bytes each: ~500 MB), the high-water mark.
 MAX_COUNTERS_IN_MEMORY = 2_000_000
@@ -301,7 +302,9 @@ class ActivityStats:
             return []
         if self._waiting or self._old_months_in_memory:
             return []  # old-month counts not yet stored: anonymise on a later flush
-        done = anonymise_finished_months(self.store, now, scrub=False)
+        # A bounded share per flush: a bot in thousands of guilds would otherwise spend a
+        # minute in one flush on the 1st; the rest follow in the next flushes.
+        done = anonymise_finished_months(self.store, now, scrub=False, limit=_ANONYMISE_PER_FLUSH)
         if done:
             self._scrub_pending = True
         return done
@@ -325,14 +328,15 @@ class ActivityStats:
 
 
 def anonymise_finished_months(
-    store: Store, now: datetime, *, scrub: bool = True
+    store: Store, now: datetime, *, scrub: bool = True, limit: int | None = None
 ) -> list[AnonymisationResult]:
-    """Anonymise every guild-month before ``now``'s month that still has a key or pseudonym.
+    """Anonymise every guild-month before ``now``'s month that still has a key or pseudonym
+    (at most ``limit`` of them).
 
     ``scrub``: then wipe the old bytes from the database files, waiting as long as needed.
     """
     done = []
-    for guild_id, month in store.months_to_anonymise(month_of(now)):
+    for guild_id, month in store.months_to_anonymise(month_of(now))[:limit]:
         done.append(store.anonymise_month(guild_id, month))
         log.info("anonymised %d pseudonyms of month %d", done[-1].pseudonyms_replaced, month)
     if done and scrub:

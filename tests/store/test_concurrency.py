@@ -73,3 +73,24 @@ def test_a_locked_sqlite_database_delays_the_flush_and_loses_nothing(tmp_path: P
     assert stats.flush(HOUR + timedelta(minutes=5)).error is None
     assert list(store.activity_totals(GUILD).values()) == [4]
     store.close()
+
+
+def test_postgresql_connections_cannot_hang_forever() -> None:
+    """Statement and lock timeouts and keepalives on every connection; a URL's own
+    ``options`` (here: the test schema's search_path) still apply."""
+    from urllib.parse import quote
+
+    from tests.conftest import PgSchema, require_postgresql
+
+    require_postgresql()
+    schema = PgSchema()
+    try:
+        url = f"{schema.url}?options={quote(f'-csearch_path={schema.name}')}"
+        store = Store.open(url)
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "5min"
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "30s"
+            assert conn.exec_driver_sql("SHOW search_path").scalar() == schema.name
+        store.close()
+    finally:
+        schema.drop()

@@ -84,13 +84,18 @@ class Keyring:
         Does I/O and changes nothing in memory, so it may run in a worker thread while the
         event loop derives pseudonyms; `install` (on the loop) hands the keys over.
         """
-        fetched: dict[tuple[int, int], bytes | None] = {}
-        for guild_id, month in pairs:
-            if (guild_id, month) in self._keys or (guild_id, month) in self._retired:
-                continue
-            candidate = secrets.token_bytes(KEY_BYTES)
-            fetched[(guild_id, month)] = store.get_or_create_key(guild_id, month, candidate)
-        return fetched
+        wanted = {
+            pair: secrets.token_bytes(KEY_BYTES)
+            for pair in pairs
+            if pair not in self._keys and pair not in self._retired
+        }
+        many = getattr(store, "get_or_create_keys", None)
+        if many is not None and len(wanted) > 1:
+            return dict(many(wanted))  # one transaction for them all
+        return {
+            (guild_id, month): store.get_or_create_key(guild_id, month, candidate)
+            for (guild_id, month), candidate in wanted.items()
+        }
 
     def install(self, fetched: dict[tuple[int, int], bytes | None]) -> None:
         """Make fetched keys usable (on the event loop); None marks a destroyed key."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 
 __all__ = ["DEFAULT_DB_URL", "make_engine", "normalise_url", "unreachable_reason"]
 
@@ -45,14 +45,22 @@ def make_engine(
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     connect_args = dict(kwargs.pop("connect_args", None) or {})
+    parsed = make_url(url)
     ours = (
         f"-c statement_timeout={int(statement_timeout_s * 1000)} "
         f"-c lock_timeout={int(lock_timeout_s * 1000)}"
     )
-    connect_args["options"] = f"{ours} {connect_args.get('options', '')}".strip()
+    # One options string: ours first, then the URL's (``?options=-csearch_path=…``), then
+    # the caller's — later settings win, and none is silently dropped.
+    from_url = parsed.query.get("options", "")
+    if isinstance(from_url, tuple):
+        from_url = " ".join(from_url)
+    options = " ".join(filter(None, (ours, from_url, connect_args.get("options", ""))))
+    connect_args["options"] = options
     for key, value in _PG_CONNECT_DEFAULTS.items():
         connect_args.setdefault(key, value)
-    return create_engine(url, connect_args=connect_args, **kwargs)
+    parsed = parsed.difference_update_query(["options"])
+    return create_engine(parsed, connect_args=connect_args, **kwargs)
 
 
 #: A dead server or network is noticed within about a minute, not the kernel's two hours.
