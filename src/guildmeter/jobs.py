@@ -13,12 +13,13 @@ import io
 from datetime import datetime
 from typing import Literal
 
+from guildmeter.errors import GuildmeterError
 from guildmeter.reports.compute import Report
 from guildmeter.reports.daterange import DateRange
 from guildmeter.reports.usage import UsageSummary
 from guildmeter.store import Store, StoreSpec
 
-__all__ = ["dump", "full_report", "table_report", "usage"]
+__all__ = ["DumpTooLargeError", "dump", "full_report", "table_report", "usage"]
 
 _stores: dict[str, Store] = {}
 
@@ -33,12 +34,30 @@ def _store(spec: StoreSpec | Store) -> Store:
     return store
 
 
-def dump(spec: StoreSpec | Store, guild_id: int, span: DateRange) -> tuple[bytes, str | None, int]:
-    """The raw dump as gzip CSV bytes, its warning, and its row count."""
+class DumpTooLargeError(GuildmeterError):
+    """The dump outgrew what may be sent; stopped as soon as it did, not built whole."""
+
+
+def dump(
+    spec: StoreSpec | Store, guild_id: int, span: DateRange, max_bytes: int | None = None
+) -> tuple[bytes, str | None, int]:
+    """The raw dump as gzip CSV bytes, its warning, and its row count.
+
+    With ``max_bytes``, stops with `DumpTooLargeError` once the compressed file passes it.
+    """
     from guildmeter.export.csv_gz import write_dump
 
     buffer = io.BytesIO()
-    result = write_dump(_store(spec), guild_id, span, buffer)
+
+    def check(_rows: int) -> None:
+        if max_bytes is not None and buffer.tell() > max_bytes:
+            raise DumpTooLargeError(
+                f"The dump for {span.describe()} is more than {max_bytes / 1e6:.0f} MB, more "
+                "than Discord accepts. Ask for a shorter range, or use `guildmeter export`."
+            )
+
+    result = write_dump(_store(spec), guild_id, span, buffer, progress=check)
+    check(result.rows)
     return buffer.getvalue(), result.warning, result.rows
 
 

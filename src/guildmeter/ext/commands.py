@@ -180,16 +180,9 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         await self._require_data(ctx.guild.id, span)
         async with self.runtime.jobs.slot(ctx.guild.id, ctx.author.id):
             await self._one_moment(ctx)
-            data, warning, rows = await self.runtime.in_heavy_worker(jobs.dump, ctx.guild.id, span)
-        if len(data) > UPLOAD_LIMIT_BYTES:
-            await send(
-                ctx,
-                f"The dump for {span.describe()} is {len(data) / 1e6:.1f} MB, more than "
-                "Discord accepts. Ask for a shorter range, or use `guildmeter export`.",
-                ephemeral=True,
-                allowed_mentions=_QUIET,
+            data, warning, rows = await self.runtime.in_heavy_worker(
+                jobs.dump, ctx.guild.id, span, UPLOAD_LIMIT_BYTES
             )
-            return
         text = f"Raw statistics, {span.describe()}: {rows:,} rows."
         if warning:
             text += f"\n⚠️ {warning}"

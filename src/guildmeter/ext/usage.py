@@ -179,7 +179,10 @@ class UsageCog(commands.Cog, name="Bot usage"):
             How many days to cover, today included (1 to 365; default 7).
         """
         guild_id = ctx.guild.id if ctx.guild else 0
-        async with self.runtime.usage_jobs.slot(guild_id, ctx.author.id):
+        # In direct messages each member is a scope of their own (memory only), so that
+        # one member's /stats does not make every other DM user wait.
+        scope = guild_id if ctx.guild else -ctx.author.id
+        async with self.runtime.usage_jobs.slot(scope, ctx.author.id):
             if ctx.interaction is not None:
                 await ctx.defer(ephemeral=True)
             summary, chart = await self.runtime.in_heavy_worker(
