@@ -187,8 +187,10 @@ class Tile:
         return (self.value - self.previous) / abs(self.previous)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "value": self.value,
-                "previous": self.previous, "change": self.change, "hidden": self.hidden}  # fmt: skip
+        return {
+            "key": self.key, "label": self.label, "value": self.value,
+            "previous": self.previous, "change": self.change, "hidden": self.hidden,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -397,9 +399,7 @@ def _index(granularity: Granularity, when: datetime) -> int:
     return (hours // 24 + 3) // 7
 
 
-def _public_cells(
-    parts: Sequence[Figures], whole: Figures, min_users: int
-) -> list[frozenset[str]]:
+def _public_cells(parts: Sequence[Figures], whole: Figures, min_users: int) -> list[frozenset[str]]:
     """The suppress module's rule (complementary cells included), in the page's keys."""
     rows = [f.as_row(str(i)) for i, f in enumerate(parts)]
     per_row, _ = hidden_cells(rows, min_users, whole=whole.as_row("all"))
@@ -483,8 +483,10 @@ def channel_table(
             else:
                 entry["voice_hours"], entry["voice_users"] = int(total) / 3600, int(users)
     names = guild_channels(store, guild_id)
-    ids = sorted(per_channel, key=lambda c: (-per_channel[c].get("messages", 0),
-                                             -per_channel[c].get("voice_hours", 0.0), c))  # fmt: skip
+    busiest = {
+        c: (-v.get("messages", 0), -v.get("voice_hours", 0), c) for c, v in per_channel.items()
+    }
+    ids = sorted(per_channel, key=busiest.__getitem__)
     figures = [Figures(**per_channel[c]) for c in ids]
     hidden: Sequence[frozenset[str]] = [frozenset()] * len(ids)
     if min_cell_users is not None:
@@ -502,4 +504,3 @@ def channel_table(
                        f.active_users, f.voice_hours, share, h)
         )  # fmt: skip
     return rows
-
