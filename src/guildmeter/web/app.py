@@ -28,6 +28,7 @@ from aiohttp import web
 from guildmeter.reports.dashboard import METRICS, PERIODS, DashboardError
 from guildmeter.store import Store
 from guildmeter.web.auth import (
+    CHECK_TTL_S,
     SESSION_COOKIE,
     STATE_COOKIE,
     CachedCheck,
@@ -84,6 +85,7 @@ def create_app(
     oauth: DiscordOAuth | None = None,
     members: ModeratorCheck | None = None,
     guild_names: Callable[[int], str | None] | None = None,
+    check_ttl: float = CHECK_TTL_S,
 ) -> web.Application:
     """The dashboard as an aiohttp application (``serve``, or mounted in the bot)."""
     templates = jinja2.Environment(
@@ -98,7 +100,7 @@ def create_app(
         templates,
         public_url.rstrip("/"),
         oauth,
-        None if members is None else CachedCheck(members),
+        None if members is None else CachedCheck(members, check_ttl),
         guild_names,
     )
     app.router.add_get("/", _index)
@@ -139,14 +141,23 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         except LoginError as exc:
             response = _error(request, 400, str(exc))
         except web.HTTPException as exc:
-            response = exc
+            _protect(request, exc)
+            raise
+    _protect(request, response)
+    return response
+
+
+def _protect(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Content-Security-Policy", _CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
-    return response
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location})
 
 
 async def _csrf_ok(request: web.Request) -> bool:
@@ -230,7 +241,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
     if dash.oauth is None:
         return _error(request, 400, "Login with Discord is not configured on this server")
     state, cookie = dash.sessions.new_state()
-    response = web.HTTPFound(dash.oauth.login_url(state))
+    response = _redirect(dash.oauth.login_url(state))
     _set_cookie(response, dash, STATE_COOKIE, cookie, 600)
     return response
 
@@ -249,7 +260,7 @@ async def _callback(request: web.Request) -> web.StreamResponse:
     except aiohttp.ClientError:
         raise LoginError("Discord could not be reached; try again") from None
     _, cookie = dash.sessions.create(user_id, name, guilds)
-    response = web.HTTPFound("/")
+    response = _redirect("/")
     _set_cookie(response, dash, SESSION_COOKIE, cookie, int(dash.sessions.ttl))
     response.del_cookie(STATE_COOKIE, path="/")
     return response
@@ -272,7 +283,7 @@ async def _local_login(request: web.Request) -> web.StreamResponse:
     if not dash.sessions.take_local_token(request.query.get("token", "")):
         return _error(request, 403, "this one-time link was used already; restart guildmeter serve")
     _, cookie = dash.sessions.create(None, "this machine", {})
-    response = web.HTTPFound("/")
+    response = _redirect("/")
     _set_cookie(response, dash, SESSION_COOKIE, cookie, int(dash.sessions.ttl))
     return response
 
@@ -282,7 +293,7 @@ async def _logout(request: web.Request) -> web.StreamResponse:
     session = _session(request)
     if session is not None:
         dash.sessions.end(session)
-    response = web.HTTPFound("/")
+    response = _redirect("/")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 

@@ -206,8 +206,9 @@ class DiscordOAuth:
         """The access token for an authorization ``code``."""
         data = {"grant_type": "authorization_code", "code": code,
                 "redirect_uri": self.redirect_uri}  # fmt: skip
-        auth = aiohttp.BasicAuth(self.client_id, self.client_secret)
-        async with self.http.post(f"{self.api_base}/oauth2/token", data=data, auth=auth) as r:
+        pair = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        headers = {"Authorization": f"Basic {pair}"}
+        async with self.http.post(f"{self.api_base}/oauth2/token", data=data, headers=headers) as r:
             if r.status != 200:
                 raise LoginError(f"Discord refused the login (HTTP {r.status}); try again")
             body = await r.json()

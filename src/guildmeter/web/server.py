@@ -20,7 +20,13 @@ from guildmeter.config import Config
 from guildmeter.errors import GuildmeterError
 from guildmeter.store import Store
 from guildmeter.web.app import create_app, dashboard_of
-from guildmeter.web.auth import BotMembers, DiscordOAuth, ModeratorCheck, RestMembers
+from guildmeter.web.auth import (
+    CHECK_TTL_S,
+    BotMembers,
+    DiscordOAuth,
+    ModeratorCheck,
+    RestMembers,
+)
 
 __all__ = ["build_app", "public_url_of", "serve", "start_in_bot"]
 
@@ -43,8 +49,10 @@ def build_app(
     *,
     members: ModeratorCheck | None = None,
     guild_names: Callable[[int], str | None] | None = None,
+    check_ttl: float = CHECK_TTL_S,
 ) -> web.Application:
-    """The application with the configured login (OAuth2 when a client is configured)."""
+    """The application with the configured login (OAuth2 when a client is configured);
+    ``check_ttl``: how long a moderator check is reused (seconds)."""
     oauth = None
     if config.oauth_client_id:
         if not config.oauth_client_secret:
@@ -69,6 +77,7 @@ def build_app(
     return create_app(
         store, public_url=public_url, secret=secret, oauth=oauth, members=members,
         guild_names=guild_names,
+        check_ttl=check_ttl,
     )  # fmt: skip
 
 
