@@ -221,11 +221,16 @@ class ChannelRow:
     share: float  # of the guild's messages (text) or voice hours (voice) in the period
     hidden: frozenset[str] = field(default_factory=frozenset)
 
+    @property
+    def voice(self) -> bool:
+        """A voice channel (time in voice, no messages): its share is of voice hours."""
+        return not self.messages and self.voice_hours > 0
+
     def to_json(self) -> dict[str, Any]:
         values: dict[str, Any] = {
             "channel_id": str(self.channel_id), "name": self.name, "messages": self.messages,
             "active_users": self.active_users, "voice_hours": round(self.voice_hours, 2),
-            "share": round(self.share, 4),
+            "share": round(self.share, 4), "voice": self.voice,
         }  # fmt: skip
         for key in self.hidden:
             values[key] = None

@@ -173,11 +173,12 @@
       if (row.channel_id === state.channel) tr.classList.add("selected");
       const hidden = row.hidden || [];
       const cells = [
-        `#${row.name}`,
+        `${row.voice ? "🔊 " : "#"}${row.name}`,
         shown(row.messages, hidden.includes("messages")),
         shown(row.active_users, hidden.includes("active_users")),
         shown(row.voice_hours, hidden.includes("voice_hours")),
-        hidden.includes("share") ? shown(null, true) : `${(row.share * 100).toFixed(1)} %`,
+        hidden.includes("share") ? shown(null, true)
+          : `${(row.share * 100).toFixed(1)} %${row.voice ? " of voice" : ""}`,
       ];
       for (const text of cells) {
         const td = document.createElement("td");
