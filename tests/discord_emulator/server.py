@@ -403,6 +403,13 @@ class Emulator:
         await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role})
         return role_id
 
+    async def set_roles(self, guild: FakeGuild, user_id: int, roles: list[int]) -> None:
+        """Change a member's roles, announced to the bot (GUILD_MEMBER_UPDATE)."""
+        guild.member_roles[user_id] = roles
+        await self.dispatch(
+            "GUILD_MEMBER_UPDATE", {"guild_id": str(guild.id), **guild.member_payload(user_id)}
+        )
+
     async def member_remove(self, guild: FakeGuild, user_id: int) -> None:
         user = guild.members.pop(user_id)
         await self.dispatch("GUILD_MEMBER_REMOVE", {"guild_id": str(guild.id), "user": user})

@@ -72,6 +72,7 @@ def _wait(condition: Callable[[], Any], what: str, timeout: float = 20) -> Any:
 
 def _loaded(driver: Any, before: str | None = None) -> str:
     """Wait for the page's panels to (re)load; returns the load's stamp."""
+
     def stamp() -> str | None:
         value = driver.find_element("id", "dash").get_attribute("data-loaded")
         return value if value and value != before else None
@@ -128,8 +129,8 @@ def _moderator_session(site: Site, driver: Any, downloads: Path, shots: Path) ->
     label = driver.execute_script("return Chart.getChart('chart').data.datasets[0].label")
     assert label == "Active users"
     ActionChains(driver).move_to_element(driver.find_element("id", "chart")).perform()
-    _wait(lambda: driver.execute_script(
-        "return Chart.getChart('chart').tooltip.getActiveElements().length"), "a tooltip")  # fmt: skip
+    tooltip = "return Chart.getChart('chart').tooltip.getActiveElements().length"
+    _wait(lambda: driver.execute_script(tooltip), "a tooltip")
 
     # Another period.
     Select(driver.find_element("id", "period")).select_by_value("7d")
