@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiohttp
 from aiohttp import web
 
+from bench_reports import GUILD, MONTH, populate
 from guildmeter.reports import compute_report
 from guildmeter.store import Store
 from guildmeter.web.app import create_app, dashboard_of
 
 from _common import best_of, emit, peak_rss_mb
-from bench_reports import GUILD, MONTH, populate
 
 PAGE = ("tiles", "series", "heatmap", "channels")
 
