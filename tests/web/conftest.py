@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,12 @@ def simulated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("dashboard") / "stats.db"
     stats = ActivityStats(Store.open(str(path)))
     start, end = default_demo_period(utcnow())
+    for i in range(40):  # bot usage of the last days, written by the simulation's flushes
+        stats.usage.command(
+            "imagine" if i % 4 else "stats", guild_id=ALPHA, channel_id=ALPHA + 1000,
+            user_id=2000 + i % 7, kind="slash", duration_ms=80.0 + 15 * i, ok=i % 10 != 3,
+            at=end - timedelta(hours=3 * i),
+        )  # fmt: skip
     simulate(stats, start=start, end=end, guild_id=ALPHA, users=40, messages_per_day=400,
              text_channels=5, voice_channels=2, seed=15)  # fmt: skip
     simulate(stats, start=end.replace(hour=0), end=end, guild_id=BETA, users=20,

@@ -156,9 +156,19 @@ def _moderator_session(site: Site, driver: Any, downloads: Path, shots: Path) ->
     assert len(rows) == 7
     assert sum(int(r["messages"]) for r in rows) == _number(channel_messages)
 
-    # The bot-usage tab.
+    # The bot-usage tab: what `guildmeter stats` says for the same 7 days.
     driver.find_element("id", "tab-usage").click()
     _wait(lambda: driver.find_element("id", "usage").get_attribute("data-loaded"), "usage")
+    usage = json.loads(subprocess.run(
+        [sys.executable, "-m", "guildmeter", "--db", str(site.db), "stats", "--guild",
+         str(ALPHA), "--days", "7", "--format", "json"],
+        capture_output=True, text=True, check=True, timeout=60).stdout)  # fmt: skip
+    commands = driver.find_elements("css selector", "#commands tbody tr")
+    assert [row.find_elements("tag name", "td")[0].text for row in commands] == [
+        c["command"] for c in usage["commands"]] == ["imagine", "stats"]  # fmt: skip
+    first = commands[0].find_elements("tag name", "td")
+    assert _number(first[1].text) == usage["commands"][0]["uses"]
+    assert _number(first[4].text) == round(usage["commands"][0]["p95_ms"], 1)
     driver.save_screenshot(str(shots / "moderator-usage.png"))
 
     driver.find_element("css selector", "form.logout button").click()

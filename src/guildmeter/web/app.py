@@ -333,11 +333,22 @@ async def _guild_page(request: web.Request) -> web.StreamResponse:
     dash, session, guild_id = await _moderator(request)
     channels = await dash.data.channels(guild_id)
     settings = await dash.data.guild_settings(guild_id)
-    return dash.render(
-        "guild.html", session=session, guild_id=str(guild_id),
-        guild_name=_guild_name(dash, session, guild_id), public=False, base=f"/g/{guild_id}",
+    return _guild_html(
+        dash, session, guild_id, _guild_name(dash, session, guild_id), public=False,
         channels=sorted(channels.items(), key=lambda c: c[1].lower()),
-        public_on=settings.public_view, panels=PANELS,
+        public_on=settings.public_view, min_cell=settings.min_cell_users,
+    )  # fmt: skip
+
+
+def _guild_html(
+    dash: Dashboard, session: Session | None, guild_id: int, name: str, *, public: bool,
+    channels: list[tuple[int, str]], public_on: bool, min_cell: int,
+) -> web.Response:  # fmt: skip
+    """The guild's page: the moderators' (every panel, the dump) or the public one."""
+    return dash.render(
+        "guild.html", session=session, guild_id=str(guild_id), guild_name=name,
+        public=public, base=f"/{'public' if public else 'g'}/{guild_id}", channels=channels,
+        public_on=public_on, panels=PUBLIC_PANELS if public else PANELS, min_cell=min_cell,
     )  # fmt: skip
 
 
@@ -386,11 +397,16 @@ async def _public(request: web.Request) -> tuple[Dashboard, int, int]:
 async def _public_page(request: web.Request) -> web.StreamResponse:
     dash, guild_id, min_cell = await _public(request)
     name = dash.guild_names(guild_id) if dash.guild_names else None
-    return dash.render(
-        "guild.html", session=_session(request), guild_id=str(guild_id),
-        guild_name=name or f"Server {guild_id}", public=True, base=f"/public/{guild_id}",
-        channels=[], public_on=True, panels=PUBLIC_PANELS, min_cell=min_cell,
-    )  # fmt: skip
+    return _guild_html(
+        dash,
+        _session(request),
+        guild_id,
+        name or f"Server {guild_id}",
+        public=True,
+        channels=[],
+        public_on=True,
+        min_cell=min_cell,
+    )
 
 
 async def _public_panel(request: web.Request) -> web.StreamResponse:

@@ -211,6 +211,8 @@
     usageLoaded = true;
     try {
       const { usage } = await get("usage", { noChannel: true });
+      $("usage-label").textContent = `Bot usage, the last ${usage.days} day(s): ${usage.start} to ` +
+        `${usage.end} (UTC), as /stats shows it — aggregates only, every channel.`;
       const tiles = [
         ["Commands", usage.commands_total], ["Failed", usage.commands_failed],
         ["Images", usage.images], ["Videos", usage.videos],
@@ -242,6 +244,7 @@
       fill("commands", usage.commands.map((c) => [c.command, number.format(c.uses),
         `${(c.failure_rate * 100).toFixed(1)} %`, number.format(c.median_ms), number.format(c.p95_ms)]));
       fill("resolutions", usage.resolutions.map((r) => [r.resolution, number.format(r.jobs)]));
+      $("usage-empty").hidden = usage.commands.length > 0 || usage.resolutions.length > 0;
       $("usage").dataset.loaded = "yes";
     } catch (error) { usageLoaded = false; showError(error); }
   }
