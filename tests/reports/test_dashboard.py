@@ -67,6 +67,10 @@ def test_previous_period_and_change(seeded: Store) -> None:
     earlier = series(seeded, GUILD, dashboard_period(
         "custom", start="2026-04-30", end="2026-05-01", now=NOW))  # fmt: skip
     assert messages.previous == sum(p.figures.messages for p in earlier)
+    assert not messages.previous_empty
+    first = tiles(seeded, GUILD, dashboard_period("custom", start="2026-04-28", end="2026-04-29",
+                                                 now=NOW))  # fmt: skip
+    assert all(t.previous_empty for t in first)  # nothing before the data starts
     assert messages.change == pytest.approx((messages.value - messages.previous)  # type: ignore[operator]
                                             / messages.previous)  # fmt: skip
 

@@ -139,6 +139,20 @@ def _moderator_session(site: Site, driver: Any, downloads: Path, shots: Path) ->
     points = driver.execute_script("return Chart.getChart('chart').data.labels.length")
     assert points == 7
 
+    # Custom days.
+    Select(driver.find_element("id", "period")).select_by_value("custom")
+    stamp = _loaded(driver, stamp)
+    driver.execute_script(
+        "for (const [id, v] of [['start', arguments[0]], ['end', arguments[1]]]) {"
+        " const e = document.getElementById(id); e.value = v;"
+        " e.dispatchEvent(new Event('change')); }", f"{last // 100}-{last % 100:02d}-03",
+        f"{last // 100}-{last % 100:02d}-05")  # fmt: skip
+    _wait(lambda: "-05 (inclusive" in driver.find_element("id", "period-label").text, "days")
+    assert driver.execute_script("return Chart.getChart('chart').data.labels.length") == 3
+    stamp = str(driver.find_element("id", "dash").get_attribute("data-loaded"))
+    Select(driver.find_element("id", "period")).select_by_value("7d")
+    stamp = _loaded(driver, stamp)
+
     # A channel, by clicking its row: the whole page follows it.
     row = driver.find_element("css selector", "#channels tbody tr:nth-child(2)")
     channel_messages = row.find_elements("tag name", "td")[1].text

@@ -178,6 +178,8 @@ class Tile:
     value: float | int | None
     previous: float | int | None
     hidden: bool = False
+    #: Nothing at all was recorded in the previous period (before the data starts).
+    previous_empty: bool = False
 
     @property
     def change(self) -> float | None:
@@ -190,6 +192,7 @@ class Tile:
         return {
             "key": self.key, "label": self.label, "value": self.value,
             "previous": self.previous, "change": self.change, "hidden": self.hidden,
+            "previous_empty": self.previous_empty,
         }  # fmt: skip
 
 
@@ -361,12 +364,13 @@ def tiles(
                 hidden.update(("messages", "active_users"))
             if 0 < figures.voice_users < min_cell_users:
                 hidden.add("voice_hours")
+    empty = before == Figures()
     out = []
     for key, label in METRICS:
         if key in hidden:
-            out.append(Tile(key, label, None, None, hidden=True))
+            out.append(Tile(key, label, None, None, hidden=True, previous_empty=empty))
         else:
-            out.append(Tile(key, label, getattr(now, key), getattr(before, key)))
+            out.append(Tile(key, label, getattr(now, key), getattr(before, key), False, empty))
     return out
 
 

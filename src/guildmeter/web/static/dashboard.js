@@ -19,6 +19,7 @@
   let chart = null;
   let lastSeries = null;
   let usageLoaded = false;
+  let latest = 0; // answers to an older request arrive late: they are dropped
   const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
   function query(extra) {
@@ -50,6 +51,7 @@
   }
 
   async function refresh() {
+    const mine = ++latest;
     const q = query();
     history.replaceState(null, "", `?${q}${state.metric !== "messages" ? "&metric=" + state.metric : ""}`);
     $("csv").href = `${base}/csv?${q}`;
@@ -58,6 +60,7 @@
       const [tiles, series, heat, channels] = await Promise.all([
         get("tiles"), get("series"), get("heatmap"), get("channels"),
       ]);
+      if (mine !== latest) return;
       minCell = tiles.min_cell_users;
       $("period-label").textContent = tiles.label + (state.channel !== "all" ? ` · ${channelName(state.channel)}` : "");
       $("users-note").hidden = !tiles.users_per_month;
@@ -67,7 +70,7 @@
       drawHeatmap(heat.heatmap);
       drawChannels(channels.channels);
       root.dataset.loaded = String(Date.now());
-    } catch (error) { showError(error); }
+    } catch (error) { if (mine === latest) showError(error); }
     usageLoaded = false;
     if ($("usage") && !$("usage").hidden) loadUsage();
   }
@@ -85,12 +88,22 @@
       box.querySelector(".value").textContent = shown(tile.value, tile.hidden, tile.key);
       const change = box.querySelector(".change");
       change.className = "change";
-      if (tile.change === null || tile.change === undefined) {
-        change.textContent = tile.hidden ? "" : "no earlier data";
+      if (tile.hidden) {
+        change.textContent = "";
+      } else if (tile.previous_empty) {
+        change.textContent = "no earlier data";
+      } else if (tile.change === null || tile.change === undefined) {
+        change.textContent = tile.value === tile.previous ? "no change"
+          : tile.previous === 0 ? "▲ from 0" : "";
+        if (tile.previous === 0 && tile.value > 0) change.classList.add("up");
       } else {
-        const pct = Math.round(tile.change * 100);
-        change.textContent = `${pct >= 0 ? "▲" : "▼"} ${Math.abs(pct)} % vs previous`;
-        change.classList.add(pct >= 0 ? "up" : "down");
+        const up = tile.value >= tile.previous;
+        // Joins minus parts may be negative: its change is a difference, not a ratio.
+        const amount = tile.key === "new_members"
+          ? number.format(Math.abs(tile.value - tile.previous))
+          : `${Math.abs(Math.round(tile.change * 100))} %`;
+        change.textContent = `${up ? "▲" : "▼"} ${amount} vs previous`;
+        change.classList.add(up ? "up" : "down");
       }
     }
   }
@@ -178,7 +191,7 @@
         shown(row.active_users, hidden.includes("active_users")),
         shown(row.voice_hours, hidden.includes("voice_hours")),
         hidden.includes("share") ? shown(null, true)
-          : `${(row.share * 100).toFixed(1)} %${row.voice ? " of voice" : ""}`,
+          : `${(row.share * 100).toFixed(1)} %`,
       ];
       for (const text of cells) {
         const td = document.createElement("td");
