@@ -1,7 +1,10 @@
 """The dashboard's data, through `guildmeter.reports` (web/ runs no SQL of its own).
 
 Each panel is one call into reports/, run in a worker thread so the event loop (and, inside
-the bot, the gateway) never waits on the database. Answers are plain JSON values.
+the bot, the gateway) never waits on the database; at most `MAX_RUNNING` at once, so a
+burst of page loads queues instead of taking every core from the bot. The public view's
+answers are shared by every visitor for `PUBLIC_CACHE_S` seconds: a popular link costs
+one computation a minute. Answers are plain JSON values.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +21,11 @@ from guildmeter.reports.dashboard import DashboardError, Period, dashboard_perio
 from guildmeter.store import Store
 from guildmeter.store.settings import GuildSettings, SettingsStore
 
-__all__ = ["PANELS", "PUBLIC_PANELS", "DashboardData", "period_of"]
+__all__ = ["MAX_RUNNING", "PANELS", "PUBLIC_CACHE_S", "PUBLIC_PANELS", "DashboardData",
+           "period_of"]  # fmt: skip
+
+MAX_RUNNING = 4
+PUBLIC_CACHE_S = 60.0
 
 PANELS = ("tiles", "series", "heatmap", "channels", "usage")
 #: What the public view shows: no bot-usage tab, no dump.
@@ -51,6 +59,8 @@ class DashboardData:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.settings = SettingsStore(store)
+        self._running = asyncio.Semaphore(MAX_RUNNING)
+        self._public: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         return await asyncio.to_thread(self.settings.read, guild_id)
@@ -71,8 +81,19 @@ class DashboardData:
     async def panel(
         self, guild_id: int, name: str, query: Mapping[str, str], *, min_cell: int | None = None
     ) -> dict[str, Any]:
-        """One panel's JSON; ``min_cell``: the public view's threshold."""
-        return await asyncio.to_thread(self._panel, guild_id, name, query, min_cell)
+        """One panel's JSON; ``min_cell``: the public view's threshold (answers cached)."""
+        key = (guild_id, name, tuple(sorted(query.items())), min_cell)
+        if min_cell is not None:
+            cached = self._public.get(key)
+            if cached is not None and time.monotonic() - cached[0] < PUBLIC_CACHE_S:
+                return cached[1]
+        async with self._running:
+            answer = await asyncio.to_thread(self._panel, guild_id, name, query, min_cell)
+        if min_cell is not None:
+            if len(self._public) > 1000:
+                self._public.clear()
+            self._public[key] = (time.monotonic(), answer)
+        return answer
 
     def _panel(
         self, guild_id: int, name: str, query: Mapping[str, str], min_cell: int | None
@@ -120,7 +141,9 @@ class DashboardData:
 
     async def dump(self, guild_id: int, query: Mapping[str, str]) -> bytes:
         """The raw dump (`.userstats`) of the period, gzip CSV: moderators only."""
-        return await asyncio.to_thread(self._dump, guild_id, period_of(query))
+        period = period_of(query)
+        async with self._running:
+            return await asyncio.to_thread(self._dump, guild_id, period)
 
     def _dump(self, guild_id: int, period: Period) -> bytes:
         from guildmeter.export.csv_gz import write_dump

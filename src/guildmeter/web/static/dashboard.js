@@ -186,7 +186,7 @@
       if (row.channel_id === state.channel) tr.classList.add("selected");
       const hidden = row.hidden || [];
       const cells = [
-        `${row.voice ? "🔊 " : "#"}${row.name}`,
+        row.voice ? `${row.name} (voice)` : `#${row.name}`,
         shown(row.messages, hidden.includes("messages")),
         shown(row.active_users, hidden.includes("active_users")),
         shown(row.voice_hours, hidden.includes("voice_hours")),
