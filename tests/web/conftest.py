@@ -125,7 +125,8 @@ async def site(simulated_db: Path, tmp_path: Path) -> AsyncIterator[Site]:
         port = site_._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         await probe.cleanup()
         url = f"http://127.0.0.1:{port}"
-        app = build_app(config, store, http, url, members=members, check_ttl=0.0)
+        app = build_app(config, store, http, url, members=members, check_ttl=0.0,
+                        guild_names=members.names.get)  # fmt: skip
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()

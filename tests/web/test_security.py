@@ -166,6 +166,12 @@ async def test_public_view_is_opt_in_and_has_no_dump(site: Site) -> None:
         assert await _status(site, client, f"/public/{ALPHA}{API}") == 404
         site.public(ALPHA)
         assert await _status(site, client, f"/public/{ALPHA}") == 200
+        async with client.get(f"{site.url}/public/{ALPHA}") as r:
+            assert "Server " in await r.text()  # no name known yet: the id
+        async with site.client() as moderator:
+            await site.login(moderator, MOD)  # the bot's REST answers name the guild
+        async with client.get(f"{site.url}/public/{ALPHA}") as r:
+            assert "<h1>Alpha" in await r.text()
         assert await _status(site, client, f"/public/{ALPHA}{API}") == 200
         assert await _status(site, client, f"/public/{ALPHA}/dump?period=30d") == 404
         assert await _status(site, client, f"/public/{ALPHA}/api/usage?period=30d") == 404

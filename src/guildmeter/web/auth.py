@@ -270,6 +270,8 @@ class RestMembers:
         self.http = http
         self.api_base = api_base.rstrip("/")
         self.headers = {"Authorization": f"Bot {bot_token}"}
+        #: Guild names seen in the answers, for pages that have no session to name them.
+        self.names: dict[int, str] = {}
 
     async def __call__(self, guild_id: int, user_id: int) -> MemberRoles | None:
         base = f"{self.api_base}/guilds/{guild_id}"
@@ -281,6 +283,8 @@ class RestMembers:
             if r.status != 200:
                 return None
             guild = await r.json()
+        if len(self.names) < 10_000:
+            self.names[guild_id] = str(guild.get("name", ""))
         roles = frozenset(int(role) for role in member.get("roles", []))
         permissions = 0
         for role in guild.get("roles", []):

@@ -102,7 +102,8 @@ def serve(
             token = os.environ.get("DISCORD_TOKEN", "").strip()
             members = RestMembers(http, config.discord_api_base, token) if token else None
             public_url = public_url_of(config, host, port)
-            app = build_app(config, store, http, public_url, members=members)
+            names = None if members is None else members.names.get
+            app = build_app(config, store, http, public_url, members=members, guild_names=names)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
