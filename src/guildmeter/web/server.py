@@ -86,6 +86,18 @@ def local_link(app: web.Application) -> str:
     return f"{dash.public_url}/login/local?token={dash.sessions.local_token}"
 
 
+async def _listen(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """The app served on host:port (access not logged: URLs carry login codes)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise GuildmeterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return runner
+
+
 def serve(
     config: Config,
     store: Store,
@@ -104,13 +116,7 @@ def serve(
             public_url = public_url_of(config, host, port)
             names = None if members is None else members.names.get
             app = build_app(config, store, http, public_url, members=members, guild_names=names)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            try:
-                await web.TCPSite(runner, host, port).start()
-            except OSError as exc:
-                await runner.cleanup()
-                raise GuildmeterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            runner = await _listen(app, host, port)
             say(f"Dashboard on {public_url} (Ctrl-C to stop)")
             if dashboard_of(app).oauth is None:
                 say(f"One-time login link (this machine only): {local_link(app)}")
@@ -140,9 +146,7 @@ async def start_in_bot(bot: Any, config: Config, store: Store) -> web.AppRunner:
 
     app = build_app(config, store, http, public_url, members=BotMembers(bot), guild_names=name_of)
     app.on_cleanup.append(lambda _app: http.close())
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    runner = await _listen(app, host, port)
     log.warning("dashboard on %s", public_url)
     if dashboard_of(app).oauth is None:
         log.warning("one-time dashboard login link (this machine only): %s", local_link(app))
