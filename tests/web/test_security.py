@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 
 from guildmeter.web.auth import SESSION_COOKIE, STATE_COOKIE
@@ -28,6 +29,10 @@ async def test_moderator_sees_own_guild_not_another(site: Site) -> None:
         assert await _status(site, client, f"/g/{BETA}/dump?period=30d") == 403
         assert await _status(site, client, f"/g/{BETA}/csv?period=30d") == 403
         assert await _status(site, client, f"/g/424242{API}") == 403  # a guild we do not know
+        async with client.get(f"{site.url}/g/{ALPHA}/dump?period=7d") as r:  # theirs: the dump
+            assert r.status == 200 and r.content_type == "application/gzip"
+            lines = gzip.decompress(await r.read()).decode("utf-8-sig").splitlines()
+        assert lines[0] == "Period,Event,User hash,Channel,Count" and len(lines) > 100
 
 
 async def test_plain_member_sees_no_guild(site: Site) -> None:
