@@ -192,3 +192,26 @@ async def test_pages_carry_security_headers(site: Site) -> None:
         await site.login(client, MOD)
         cookie = next(c for c in client.cookie_jar if c.key == SESSION_COOKIE)
         assert cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+async def test_behind_https_cookies_are_secure(site: Site) -> None:
+    from aiohttp import web
+
+    from guildmeter.web.app import create_app
+    from guildmeter.web.app import dashboard_of as dashboard
+
+    app = create_app(site.store, public_url="https://stats.example.org/")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with site.client() as client:
+            token = dashboard(app).sessions.local_token
+            url = f"http://127.0.0.1:{port}/login/local?token={token}"
+            async with client.get(url, allow_redirects=False) as r:
+                cookie = r.headers["Set-Cookie"]
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    finally:
+        await runner.cleanup()
