@@ -99,6 +99,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("bad format", [*REPORT, "--format", "xml"], "Invalid value for '--format'"),
     ("run without token", ["run"], "set DISCORD_TOKEN"),
     ("stats of an unknown guild", ["stats", "--guild", "5"], "no bot-usage records for guild 5"),
+    ("serve on no port", ["serve", "--port", "70000"], "is not in the range"),
+    ("serve a bare host", ["serve", "--public-url", "stats.example.org"], "must start with http"),
 ]
 
 
@@ -124,7 +126,7 @@ def test_known_bad_inputs_get_one_line_and_exit_2(
         ("folder", "is a folder"),
     ],
 )
-@pytest.mark.parametrize("command", ["report full", "export", "stats"])
+@pytest.mark.parametrize("command", ["report full", "export", "stats", "serve"])
 def test_read_only_commands_refuse_what_is_not_a_guildmeter_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: str, message: str, command: str
 ) -> None:
@@ -134,7 +136,12 @@ def test_read_only_commands_refuse_what_is_not_a_guildmeter_database(
     _corrupt_sqlite(Path("corrupt.db"))
     Path("folder").mkdir()
     result = invoke(
-        ["--db", db, *command.split(), *(["--guild", "1"] if command != "stats" else [])]
+        [
+            "--db",
+            db,
+            *command.split(),
+            *(["--guild", "1"] if command in ("report full", "export") else []),
+        ]
     )
     assert_one_line_refusal(result)
     assert message in result.stderr

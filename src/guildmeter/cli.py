@@ -651,6 +651,40 @@ def _print_usage(summary: Any, guild: int | None) -> None:
 
 
 @cli.command()
+@click.option("--host", help="Address to listen on. Default: dashboard_host (127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port. Default: dashboard_port (8080).")
+@click.option(
+    "--public-url",
+    help="The address browsers use, behind a reverse proxy (https://stats.example.org); "
+    "the OAuth2 redirect URI is this plus /callback.",
+)
+@click.pass_obj
+def serve(obj: _Context, host: str | None, port: int | None, public_url: str | None) -> None:
+    """Serve the web dashboard (default http://127.0.0.1:8080).
+
+    With oauth_client_id and its secret configured, moderators log in with Discord and the
+    bot's token (DISCORD_TOKEN) checks, at every request, that they moderate the server.
+    Without, a one-time link is printed that opens every guild, from this machine only.
+    """
+    import dataclasses
+
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise GuildmeterError("--public-url must start with http:// or https://")
+    config = obj.config
+    if public_url:
+        config = dataclasses.replace(config, dashboard_public_url=public_url)
+    store = obj.open_store()
+    try:
+        from guildmeter.web.server import serve as serve_dashboard
+
+        serve_dashboard(
+            config, store, host or config.dashboard_host, port or config.dashboard_port, say=_say
+        )
+    finally:
+        store.close()
+
+
+@cli.command()
 @click.option("--user", "user_id", type=SNOWFLAKE, required=True, help="The member's user id.")
 @guild_option(required=False, help="Only this guild (server) id; default: every guild.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be deleted; change nothing.")

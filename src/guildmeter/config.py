@@ -63,6 +63,21 @@ class Config:
     #: ``no-message-content`` (Server Members only) or ``minimal`` (neither). Discord
     #: refusing one is not fatal: the bot reconnects without it.
     intents: str = "all"
+    #: The web dashboard (README, "Dashboard"): served inside the bot process when true.
+    dashboard: bool = False
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8080
+    #: The address people use, behind a reverse proxy (the OAuth2 redirect is built on it).
+    dashboard_public_url: str = ""
+    #: Signs the session cookies; empty: a random secret per process (sessions are in memory).
+    dashboard_secret: str = ""
+    #: The Discord application's OAuth2 client (Login with Discord); the secret may also
+    #: come from ``GUILDMETER_OAUTH_CLIENT_SECRET``.
+    oauth_client_id: str = ""
+    oauth_client_secret: str = ""
+    #: Where Discord's OAuth2 pages and REST API are (tests point them at the emulator).
+    oauth_authorize_url: str = "https://discord.com/oauth2/authorize"
+    discord_api_base: str = "https://discord.com/api/v10"
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -80,6 +95,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
             raise GuildmeterError(f"config file {path} is not valid TOML: {exc}") from None
     if os.environ.get("GUILDMETER_DB"):
         values["db"] = os.environ["GUILDMETER_DB"]
+    if os.environ.get("GUILDMETER_OAUTH_CLIENT_SECRET"):
+        values["oauth_client_secret"] = os.environ["GUILDMETER_OAUTH_CLIENT_SECRET"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name: f for f in fields(Config)}
     unknown = sorted(set(values) - set(known))
@@ -116,6 +133,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         "max_dump_days",
         "max_counters_in_memory",
         "heavy_job_timeout_seconds",
+        "dashboard_port",
     ):
         if values.get(name, 1) <= 0:
             raise GuildmeterError(f"setting {name} must be positive")

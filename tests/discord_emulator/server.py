@@ -15,13 +15,22 @@ as Discord does. A session without MESSAGE_CONTENT gets MESSAGE_CREATE with empt
 content (unless the message mentions the bot); one without GUILD_MEMBERS gets no
 GUILD_MEMBER_ADD/REMOVE and no member list in GUILD_CREATE (``member_count`` stays), and
 learns member totals from ``GET /guilds/{id}?with_counts=true``.
+
+OAuth2 (the dashboard's Login with Discord): ``/oauth2/authorize`` approves at once as
+``oauth_user`` and redirects back with a one-use code and the ``state``; ``POST
+/api/v10/oauth2/token`` trades the code (client id and secret in Basic auth, the same
+redirect URI) for a bearer token; ``/users/@me`` and ``/users/@me/guilds`` (with each
+guild's ``permissions``) answer for the bearer; ``/guilds/{id}/members/{user}`` and
+``/guilds/{id}/roles`` answer the bot's token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -242,6 +251,14 @@ class Emulator:
         self._sequence = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
+        #: OAuth2: the application's client, and who approves at /oauth2/authorize.
+        self.oauth_client_id = str(self.application_id)
+        self.oauth_client_secret = "emulated-client-secret"
+        self.oauth_user: int | None = None
+        self._oauth_codes: dict[str, tuple[int, str]] = {}  # code -> (user, redirect URI)
+        self._oauth_tokens: dict[str, int] = {}  # bearer token -> user
+        #: Member lookups with the bot's token (the dashboard's live moderator checks).
+        self.member_fetches = 0
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -266,8 +283,13 @@ class Emulator:
         if extra_routes is not None:
             extra_routes(app)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/oauth2/authorize", self._authorize)
         api = "/api/v10"
+        app.router.add_post(f"{api}/oauth2/token", self._token)
         app.router.add_get(f"{api}/users/@me", self._me)
+        app.router.add_get(f"{api}/users/@me/guilds", self._my_guilds)
+        app.router.add_get(api + "/guilds/{guild_id}/members/{user_id}", self._get_member)
+        app.router.add_get(api + "/guilds/{guild_id}/roles", self._get_roles)
         app.router.add_get(f"{api}/gateway/bot", self._gateway_bot)
         app.router.add_get(f"{api}/oauth2/applications/@me", self._application)
         app.router.add_get(api + "/guilds/{guild_id}", self._get_guild)
@@ -381,6 +403,13 @@ class Emulator:
         await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role})
         return role_id
 
+    async def set_roles(self, guild: FakeGuild, user_id: int, roles: list[int]) -> None:
+        """Change a member's roles, announced to the bot (GUILD_MEMBER_UPDATE)."""
+        guild.member_roles[user_id] = roles
+        await self.dispatch(
+            "GUILD_MEMBER_UPDATE", {"guild_id": str(guild.id), **guild.member_payload(user_id)}
+        )
+
     async def member_remove(self, guild: FakeGuild, user_id: int) -> None:
         user = guild.members.pop(user_id)
         await self.dispatch("GUILD_MEMBER_REMOVE", {"guild_id": str(guild.id), "user": user})
@@ -452,8 +481,99 @@ class Emulator:
 
     # -- REST ----------------------------------------------------------------------------------
 
-    async def _me(self, _request: web.Request) -> web.Response:
+    async def _me(self, request: web.Request) -> web.Response:
+        """The bot, for its token; the member who logged in, for a bearer token."""
+        if request.headers.get("Authorization", "").startswith("Bearer "):
+            user_id = self._bearer(request)
+            if user_id is None:
+                return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+            return _json(self._user(user_id))
         return _json(self.bot_user)
+
+    # -- OAuth2 --------------------------------------------------------------------------------
+
+    @property
+    def oauth_authorize_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/oauth2/authorize"
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        """Discord's consent page, approved at once as ``oauth_user``."""
+        query = request.query
+        if query.get("client_id") != self.oauth_client_id or query.get("response_type") != "code":
+            return web.Response(status=400, text="invalid client or response type")
+        if set(query.get("scope", "").split()) != {"identify", "guilds"}:
+            return web.Response(status=400, text="invalid scope")
+        redirect = query.get("redirect_uri", "")
+        if self.oauth_user is None or not redirect.startswith("http://127.0.0.1:"):
+            return web.Response(status=400, text="no user to approve, or a foreign redirect")
+        code = secrets.token_urlsafe(16)
+        self._oauth_codes[code] = (self.oauth_user, redirect)
+        state = query.get("state")
+        target = f"{redirect}?code={code}" + (f"&state={state}" if state is not None else "")
+        raise web.HTTPFound(target)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """The authorization code (once) for a bearer token."""
+        expected = base64.b64encode(
+            f"{self.oauth_client_id}:{self.oauth_client_secret}".encode()
+        ).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return _json({"error": "invalid_client"}, status=401)
+        form = await request.post()
+        found = self._oauth_codes.pop(str(form.get("code", "")), None)
+        if (
+            form.get("grant_type") != "authorization_code"
+            or found is None
+            or found[1] != form.get("redirect_uri")
+        ):
+            return _json({"error": "invalid_grant"}, status=400)
+        token = secrets.token_urlsafe(24)
+        self._oauth_tokens[token] = found[0]
+        return _json({"access_token": token, "token_type": "Bearer", "expires_in": 604800,
+                      "refresh_token": secrets.token_urlsafe(24),
+                      "scope": "identify guilds"})  # fmt: skip
+
+    def _bearer(self, request: web.Request) -> int | None:
+        header = request.headers.get("Authorization", "")
+        return self._oauth_tokens.get(header.removeprefix("Bearer ")) if header else None
+
+    def _user(self, user_id: int) -> dict[str, Any]:
+        return next(
+            (g.members[user_id] for g in self.guilds.values() if user_id in g.members),
+            user_payload(user_id, f"user{user_id}"),
+        )
+
+    async def _my_guilds(self, request: web.Request) -> web.Response:
+        user_id = self._bearer(request)
+        if user_id is None:
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        return _json([
+            {"id": str(g.id), "name": g.name, "icon": None, "owner": False,
+             "permissions": str(g.permissions(user_id)), "features": []}
+            for g in self.guilds.values() if user_id in g.members
+        ])  # fmt: skip
+
+    def _bot_guild(self, request: web.Request) -> FakeGuild | None:
+        if not request.headers.get("Authorization", "").startswith("Bot "):
+            return None
+        return self.guilds.get(int(request.match_info["guild_id"]))
+
+    async def _get_member(self, request: web.Request) -> web.Response:
+        """GET /guilds/{id}/members/{user}: with the bot's token only."""
+        self.member_fetches += 1
+        guild = self._bot_guild(request)
+        if guild is None:
+            return _json({"message": "Unknown Guild", "code": 10004}, status=404)
+        user_id = int(request.match_info["user_id"])
+        if user_id not in guild.members:
+            return _json({"message": "Unknown Member", "code": 10007}, status=404)
+        return _json(guild.member_payload(user_id))
+
+    async def _get_roles(self, request: web.Request) -> web.Response:
+        guild = self._bot_guild(request)
+        if guild is None:
+            return _json({"message": "Unknown Guild", "code": 10004}, status=404)
+        return _json(guild.create_payload()["roles"])
 
     async def _gateway_bot(self, _request: web.Request) -> web.Response:
         return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {

@@ -287,3 +287,19 @@ async def test_prefix_forget_answers_by_dm(running: Running) -> None:
     done, _pointer = await running.say("general", BOB, ".privacy forget yes", answers=2)
     assert done.content.startswith("Deleted your statistics") and "2 messages" in done.content
     assert _full(running)[:2] == (1, 1)
+
+
+async def test_public_view_setting(running: Running) -> None:
+    from guildmeter.store.settings import SettingsStore
+
+    settings = SettingsStore(running.stats.store)
+    (reply,) = await running.say("general", BOB, ".statsconfig public on")
+    assert "Manage Server" in reply.content and not settings.read(running.alpha.id).public_view
+    (reply,) = await running.say("general", ANN, ".statsconfig public on")
+    assert "Public dashboard page: on" in reply.content and "fewer than 5" in reply.content
+    assert settings.read(running.alpha.id).public_view
+    (reply,) = await running.say("general", ANN, ".statsconfig")
+    assert "Public dashboard page: on" in reply.content
+    interaction = await running.slash(ANN, "statsconfig", "public", state="off")
+    assert "Public dashboard page: off" in interaction.replies[-1].content
+    assert not settings.read(running.alpha.id).public_view

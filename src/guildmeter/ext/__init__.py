@@ -6,7 +6,8 @@ from discord.ext import commands
 
 
 async def setup(bot: commands.Bot) -> None:
-    """Add the cogs: counting, the moderators' commands, the monthly job, bot usage, privacy.
+    """Add the cogs: counting, the moderators' commands, the monthly job, bot usage, privacy
+    (and the web dashboard when the config says ``dashboard = true``).
 
     The host may create the engine once at start-up and pass it in as ``bot.guildmeter``
     (an ActivityStats) and ``bot.guildmeter_config``; otherwise both come from the
@@ -48,3 +49,7 @@ async def setup(bot: commands.Bot) -> None:
             bot, stats, runtime.settings, anonymise_grace_seconds=config.anonymise_grace_seconds
         )
     )
+    if config.dashboard:
+        from guildmeter.web.embedded import DashboardCog
+
+        await bot.add_cog(DashboardCog(bot, config, stats.store))

@@ -298,6 +298,24 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
 
     @commands.guild_only()
     @configurers_only()
+    @statsconfig.command(name="public")  # type: ignore[arg-type]
+    async def public(self, ctx: Context, state: Literal["on", "off"]) -> None:
+        """Open or close the dashboard's read-only public page of this server.
+
+        Parameters
+        ----------
+        state:
+            on: anyone with the link sees the page, small cells hidden; off: moderators only.
+        """
+        assert ctx.guild is not None
+        value = 1 if state == "on" else None
+        await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "public_view", value)
+        self.runtime.forget_settings(ctx.guild.id)
+        settings = await self.guild_settings(ctx.guild.id)
+        await send(ctx, _describe_public(settings), ephemeral=True)
+
+    @commands.guild_only()
+    @configurers_only()
     @statsconfig.command(name="modchannel", ignore_extra=False)  # type: ignore[arg-type]
     async def modchannel(
         self, ctx: Context, channel: discord.TextChannel, public: bool = False
@@ -516,8 +534,19 @@ def _describe(settings: GuildSettings) -> str:
             + (channel(settings.report_channel) if settings.report_channel else "none"),
             f"Smallest public cell: {settings.min_cell_users} members",
             _describe_anonymised(settings.aggregates_only),
+            _describe_public(settings),
         ]
     )
+
+
+def _describe_public(settings: GuildSettings) -> str:
+    if settings.public_view:
+        return (
+            f"Public dashboard page: on — anyone with its link (/public/SERVER_ID on the "
+            f"dashboard) sees the activity charts, with figures about fewer than "
+            f"{settings.min_cell_users} members hidden, and no raw data"
+        )
+    return "Public dashboard page: off (the dashboard shows this server to moderators only)"
 
 
 def _describe_anonymised(aggregates_only: bool) -> str:

@@ -31,9 +31,11 @@ __all__ = [
 
 SettingName = Literal[
     "mod_channel", "mod_role", "manager_role", "report_channel",
-    "min_cell_users", "anonymised_rows",
+    "min_cell_users", "anonymised_rows", "public_view",
 ]  # fmt: skip
-_SINGLE: frozenset[str] = frozenset({"report_channel", "min_cell_users", "anonymised_rows"})
+_SINGLE: frozenset[str] = frozenset(
+    {"report_channel", "min_cell_users", "anonymised_rows", "public_view"}
+)
 
 #: Members' rights (issue 11): public outputs hide rows with fewer users than this.
 DEFAULT_MIN_CELL_USERS = 5
@@ -49,6 +51,8 @@ class GuildSettings:
     report_channel: int | None = None
     min_cell_users: int = DEFAULT_MIN_CELL_USERS
     aggregates_only: bool = False
+    #: The dashboard's read-only public page (small cells suppressed) is on.
+    public_view: bool = False
 
 
 class SettingsStore:
@@ -111,6 +115,7 @@ def _settings_of(values: dict[str, set[int]]) -> GuildSettings:
         report_channel=min(report) if report else None,
         min_cell_users=min(values.get("min_cell_users", {DEFAULT_MIN_CELL_USERS})),
         aggregates_only=AGGREGATES_ONLY in values.get("anonymised_rows", set()),
+        public_view=1 in values.get("public_view", set()),
     )
 
 

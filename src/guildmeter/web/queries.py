@@ -1,0 +1,153 @@
+"""The dashboard's data, through `guildmeter.reports` (web/ runs no SQL of its own).
+
+Each panel is one call into reports/, run in a worker thread so the event loop (and, inside
+the bot, the gateway) never waits on the database; at most `MAX_RUNNING` at once, so a
+burst of page loads queues instead of taking every core from the bot. The public view's
+answers are shared by every visitor for `PUBLIC_CACHE_S` seconds: a popular link costs
+one computation a minute. Answers are plain JSON values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from guildmeter.reports import dashboard
+from guildmeter.reports.dashboard import DashboardError, Period, dashboard_period
+from guildmeter.store import Store
+from guildmeter.store.settings import GuildSettings, SettingsStore
+
+__all__ = ["MAX_RUNNING", "PANELS", "PUBLIC_CACHE_S", "PUBLIC_PANELS", "DashboardData",
+           "period_of"]  # fmt: skip
+
+MAX_RUNNING = 4
+PUBLIC_CACHE_S = 60.0
+
+PANELS = ("tiles", "series", "heatmap", "channels", "usage")
+#: What the public view shows: no bot-usage tab, no dump.
+PUBLIC_PANELS = ("tiles", "series", "heatmap", "channels")
+_CSV_COLUMNS = ("start", "messages", "active_users", "new_members", "voice_hours",
+                "member_total")  # fmt: skip
+
+
+def period_of(query: Mapping[str, str]) -> Period:
+    """The period a page's query string names (``period``, ``month``, ``start``, ``end``)."""
+    return dashboard_period(
+        query.get("period", "30d"),
+        month=query.get("month"),
+        start=query.get("start"),
+        end=query.get("end"),
+    )
+
+
+def channel_of(query: Mapping[str, str], channels: Mapping[int, str]) -> int | None:
+    text = query.get("channel", "")
+    if not text or text == "all":
+        return None
+    if not text.isdigit() or len(text) > 20 or int(text) not in channels:
+        raise DashboardError("no such channel in this server's statistics")
+    return int(text)
+
+
+class DashboardData:
+    """Panels of one database (see the module docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.settings = SettingsStore(store)
+        self._running = asyncio.Semaphore(MAX_RUNNING)
+        self._public: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        return await asyncio.to_thread(self.settings.read, guild_id)
+
+    async def public_guild(self, guild_id: int) -> GuildSettings | None:
+        """The guild's settings when its public view is on, else None."""
+        settings = await self.guild_settings(guild_id)
+        return settings if settings.public_view else None
+
+    async def known_guilds(self) -> list[int]:
+        from guildmeter.store.catalog import guilds_with_statistics
+
+        return await asyncio.to_thread(guilds_with_statistics, self.store, 200)
+
+    async def channels(self, guild_id: int) -> dict[int, str]:
+        return await asyncio.to_thread(dashboard.guild_channels, self.store, guild_id)
+
+    async def panel(
+        self, guild_id: int, name: str, query: Mapping[str, str], *, min_cell: int | None = None
+    ) -> dict[str, Any]:
+        """One panel's JSON; ``min_cell``: the public view's threshold (answers cached)."""
+        key = (guild_id, name, tuple(sorted(query.items())), min_cell)
+        if min_cell is not None:
+            cached = self._public.get(key)
+            if cached is not None and time.monotonic() - cached[0] < PUBLIC_CACHE_S:
+                return cached[1]
+        async with self._running:
+            answer = await asyncio.to_thread(self._panel, guild_id, name, query, min_cell)
+        if min_cell is not None:
+            if len(self._public) > 1000:
+                self._public.clear()
+            self._public[key] = (time.monotonic(), answer)
+        return answer
+
+    def _panel(
+        self, guild_id: int, name: str, query: Mapping[str, str], min_cell: int | None
+    ) -> dict[str, Any]:
+        period = period_of(query)
+        store = self.store
+        head: dict[str, Any] = {
+            "period": period.name, "label": period.label, "granularity": period.granularity,
+            "start": period.range.start.isoformat(), "end": period.range.end.isoformat(),
+            "users_per_month": period.users_per_month,
+            "min_cell_users": min_cell,
+        }  # fmt: skip
+        if name == "usage":
+            from guildmeter.reports.usage import usage_summary
+
+            days = max(1, (period.range.end - period.range.start).days)
+            return {**head, "usage": usage_summary(store, guild_id, min(days, 3660)).to_json()}
+        if name == "channels":
+            rows = dashboard.channel_table(store, guild_id, period, min_cell_users=min_cell)
+            return {**head, "channels": [row.to_json() for row in rows]}
+        channel = channel_of(query, dashboard.guild_channels(store, guild_id))
+        head["channel"] = None if channel is None else str(channel)
+        if name == "tiles":
+            tiles = dashboard.tiles(store, guild_id, period, channel, min_cell_users=min_cell)
+            return {**head, "tiles": [tile.to_json() for tile in tiles]}
+        if name == "series":
+            points = dashboard.series(store, guild_id, period, channel, min_cell_users=min_cell)
+            return {**head, "points": [point.to_json() for point in points]}
+        if name == "heatmap":
+            grid = dashboard.heatmap(store, guild_id, period, channel, min_cell_users=min_cell)
+            return {**head, "heatmap": grid}
+        raise DashboardError(f"no panel {name[:30]!r}")
+
+    async def view_csv(
+        self, guild_id: int, query: Mapping[str, str], *, min_cell: int | None = None
+    ) -> str:
+        """The chart's points of the current view as CSV (hidden cells empty)."""
+        data = await self.panel(guild_id, "series", query, min_cell=min_cell)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(_CSV_COLUMNS)
+        for point in data["points"]:
+            writer.writerow(["" if point[key] is None else point[key] for key in _CSV_COLUMNS])
+        return out.getvalue()
+
+    async def dump(self, guild_id: int, query: Mapping[str, str]) -> bytes:
+        """The raw dump (`.userstats`) of the period, gzip CSV: moderators only."""
+        period = period_of(query)
+        async with self._running:
+            return await asyncio.to_thread(self._dump, guild_id, period)
+
+    def _dump(self, guild_id: int, period: Period) -> bytes:
+        from guildmeter.export.csv_gz import write_dump
+
+        target = io.BytesIO()
+        write_dump(self.store, guild_id, period.range, target)
+        return target.getvalue()

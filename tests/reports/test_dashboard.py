@@ -1,0 +1,147 @@
+"""The dashboard's figures agree with the reports, on every backend; public ones hide
+small cells by the suppress module's rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from guildmeter.activity import ActivityStats
+from guildmeter.demo import simulate
+from guildmeter.reports.compute import compute_report
+from guildmeter.reports.dashboard import (
+    DashboardError,
+    channel_table,
+    dashboard_period,
+    heatmap,
+    series,
+    tiles,
+)
+from guildmeter.reports.series import activity_series
+from guildmeter.store import Store
+
+GUILD = 77
+NOW = datetime(2026, 5, 20, 15, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def seeded(store: Store) -> Store:
+    stats = ActivityStats(store)
+    simulate(stats, start=datetime(2026, 4, 28, tzinfo=UTC), end=datetime(2026, 5, 6, tzinfo=UTC),
+             guild_id=GUILD, users=30, messages_per_day=300, text_channels=4, voice_channels=2,
+             seed=3)  # fmt: skip
+    return store
+
+
+def _tile_values(store: Store, period: object, channel: int | None = None) -> dict[str, object]:
+    return {t.key: t.value for t in tiles(store, GUILD, period, channel)}  # type: ignore[arg-type]
+
+
+def test_tiles_equal_the_full_report(seeded: Store) -> None:
+    period = dashboard_period("custom", start="2026-05-01", end="2026-05-05", now=NOW)
+    row = compute_report(seeded, GUILD, "full", period.range).rows[0]
+    values = _tile_values(seeded, period)
+    assert row.messages > 0 and row.active_users > 0
+    assert values == {
+        "messages": row.messages,
+        "active_users": row.active_users,
+        "new_members": row.joins - row.parts,  # type: ignore[operator]
+        "voice_hours": pytest.approx(row.voice_man_hours),
+        "member_total": row.total_users,
+    }
+    assert not period.users_per_month
+    for channel_id in {c.channel_id for c in channel_table(seeded, GUILD, period)}:
+        name = next(c.name for c in channel_table(seeded, GUILD, period)
+                    if c.channel_id == channel_id)  # fmt: skip
+        one = compute_report(seeded, GUILD, "full", period.range, name).rows[0]
+        got = _tile_values(seeded, period, channel_id)
+        assert (got["messages"], got["active_users"]) == (one.messages, one.active_users)
+        assert got["voice_hours"] == pytest.approx(one.voice_man_hours)
+
+
+def test_previous_period_and_change(seeded: Store) -> None:
+    period = dashboard_period("custom", start="2026-05-02", end="2026-05-03", now=NOW)
+    assert period.previous.start == datetime(2026, 4, 30, tzinfo=UTC)
+    messages = next(t for t in tiles(seeded, GUILD, period) if t.key == "messages")
+    earlier = series(seeded, GUILD, dashboard_period(
+        "custom", start="2026-04-30", end="2026-05-01", now=NOW))  # fmt: skip
+    assert messages.previous == sum(p.figures.messages for p in earlier)
+    assert not messages.previous_empty
+    first = tiles(seeded, GUILD, dashboard_period("custom", start="2026-04-28", end="2026-04-29",
+                                                 now=NOW))  # fmt: skip
+    assert all(t.previous_empty for t in first)  # nothing before the data starts
+    assert messages.change == pytest.approx((messages.value - messages.previous)  # type: ignore[operator]
+                                            / messages.previous)  # fmt: skip
+
+
+def test_series_heatmap_and_channels_add_up(seeded: Store) -> None:
+    period = dashboard_period("custom", start="2026-04-28", end="2026-05-05", now=NOW)
+    points = series(seeded, GUILD, period)
+    assert [p.start.day for p in points] == [28, 29, 30, 1, 2, 3, 4, 5]
+    total = next(t.value for t in tiles(seeded, GUILD, period) if t.key == "messages")
+    assert sum(p.figures.messages for p in points) == total
+    assert sum(v for row in heatmap(seeded, GUILD, period) for v in row) == total  # type: ignore[misc]
+    assert heatmap(seeded, GUILD, period) == activity_series(seeded, GUILD, period.range).heatmap
+    rows = channel_table(seeded, GUILD, period)
+    assert sum(r.messages for r in rows) == total
+    text = [r for r in rows if r.messages]
+    assert sum(r.share for r in text) == pytest.approx(1.0)
+    assert period.users_per_month  # April and May: pseudonyms differ
+
+
+def test_weeks_for_twelve_months_and_hours_for_today(seeded: Store) -> None:
+    year = dashboard_period("12m", now=NOW)
+    points = series(seeded, GUILD, year)
+    assert year.granularity == "week" and 52 <= len(points) <= 54
+    assert all(p.start.weekday() == 0 for p in points[1:])
+    assert points[0].start == year.range.start
+    today = dashboard_period("today", now=NOW)
+    assert today.granularity == "hour" and len(series(seeded, GUILD, today)) == 24
+
+
+def test_public_figures_hide_small_cells(seeded: Store) -> None:
+    period = dashboard_period("custom", start="2026-05-01", end="2026-05-05", now=NOW)
+    exact = heatmap(seeded, GUILD, period)
+    shown = heatmap(seeded, GUILD, period, min_cell_users=5)
+    hidden = [(d, h) for d in range(7) for h in range(24) if shown[d][h] is None]
+    assert len(hidden) >= 2, "the quiet night hours of 30 members must be hidden"
+    assert all(shown[d][h] == exact[d][h] for d in range(7) for h in range(24)
+               if shown[d][h] is not None)  # fmt: skip
+    for min_users in (5, 12, 1000):
+        points = series(seeded, GUILD, dashboard_period("today", now=datetime(
+            2026, 5, 3, 12, tzinfo=UTC)), min_cell_users=min_users)  # fmt: skip
+        small = [p for p in points if 0 < p.figures.active_users < min_users]
+        assert all("messages" in p.hidden and "active_users" in p.hidden for p in small)
+        hidden_count = sum("messages" in p.hidden for p in points)
+        assert hidden_count == 0 or hidden_count >= 2
+        for p in points:
+            data = p.to_json()
+            assert ("messages" in p.hidden) == (data["messages"] is None)
+    rows = channel_table(seeded, GUILD, period, min_cell_users=1000)
+    assert rows and all(r.to_json()["messages"] is None for r in rows if r.messages)
+    public = tiles(seeded, GUILD, period, min_cell_users=1000)
+    assert {t.key for t in public if t.hidden} == {"messages", "active_users", "voice_hours"}
+
+
+def test_periods() -> None:
+    assert dashboard_period("7d", now=NOW).range.start == datetime(2026, 5, 14, tzinfo=UTC)
+    month = dashboard_period("month", month="2026-02", now=NOW)
+    assert (month.range.start, month.range.end) == (
+        datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))  # fmt: skip
+    assert month.previous.start == datetime(2026, 1, 4, tzinfo=UTC)  # 28 days before
+    this_month = dashboard_period("month", now=NOW)
+    assert this_month.range.end == datetime(2026, 5, 21, tzinfo=UTC)  # cut at today
+    swapped = dashboard_period("custom", start="2026-05-03", end="2026-05-01", now=NOW)
+    assert swapped.range.start.day == 1 and swapped.range.last_day.day == 3
+    for bad in (
+        {"name": "forever"},
+        {"name": "month", "month": "2026-13"},
+        {"name": "custom", "start": "2026-05-01"},
+        {"name": "custom", "start": "2026-02-30", "end": "2026-03-01"},
+        {"name": "custom", "start": "2010-01-01", "end": "2010-02-01"},
+        {"name": "custom", "start": "2027-01-01", "end": "2027-01-02"},
+        {"name": "custom", "start": "2016-01-01", "end": "2026-05-01"},
+    ):
+        with pytest.raises(DashboardError):
+            dashboard_period(**bad, now=NOW)  # type: ignore[arg-type]
