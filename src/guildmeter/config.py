@@ -49,6 +49,8 @@ class Config:
     #: The high-water mark: counters held in memory at most while the database is down
     #: (about 250 bytes each). Beyond it new events are dropped, with a loud warning.
     max_counters_in_memory: int = 2_000_000
+    #: The IANA timezone of guilds that never set one (``statsconfig timezone``).
+    default_timezone: str = "UTC"
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -104,4 +106,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     ):
         if values.get(name, 1) <= 0:
             raise GuildmeterError(f"setting {name} must be positive")
+    if "default_timezone" in values:
+        from guildmeter.zones import TimezoneError, check_zone
+
+        try:
+            values["default_timezone"] = check_zone(values["default_timezone"])
+        except TimezoneError as exc:
+            raise GuildmeterError(f"setting default_timezone: {exc}") from None
     return Config(**values)

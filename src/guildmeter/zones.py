@@ -302,9 +302,17 @@ class Calendars:
         """Every distinct calendar in use (the default included)."""
         return list({self.default, *self._by_guild.values()})
 
-    def with_guild(self, guild_id: int, calendar: GuildCalendar) -> Calendars:
+    @property
+    def known(self) -> frozenset[int]:
+        """Guilds with a schedule of their own."""
+        return frozenset(self._by_guild)
+
+    def pinned(self, guild_ids: Iterable[int]) -> Calendars:
+        """A copy where ``guild_ids`` (without a schedule) hold the default explicitly."""
         copy = Calendars(default_zone=self.default_zone)
-        copy._by_guild = {**self._by_guild, guild_id: calendar}
+        copy._by_guild = dict(self._by_guild)
+        for guild_id in guild_ids:
+            copy._by_guild.setdefault(guild_id, self.default)
         return copy
 
 

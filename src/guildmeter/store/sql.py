@@ -43,7 +43,9 @@ from guildmeter.privacy.keyring import PSEUDONYM_PREFIX, is_pseudonym
 from guildmeter.store import schema
 from guildmeter.store.engine import make_engine
 from guildmeter.store.migrations import apply_migrations
-from guildmeter.timeutil import month_of_hour, utcnow
+from guildmeter.store.timezones import TimezoneChange, read_calendars, set_timezone
+from guildmeter.timeutil import utcnow
+from guildmeter.zones import UTC_NAME, Calendars
 
 __all__ = ["AnonymisationResult", "Store", "StoreSpec"]
 
@@ -103,6 +105,10 @@ class Store:
         self._member_ids: dict[tuple[int, int, str], int] = {}
         #: How another process can open the same database (None: it cannot, e.g. :memory:).
         self.reopen: StoreSpec | None = None
+        #: The zone of guilds that never set one (config ``default_timezone``).
+        self.default_zone = UTC_NAME
+        #: Every guild's clock (`guildmeter.zones`), read at start-up and by each flush.
+        self.calendars = Calendars()
 
     @classmethod
     def open(cls, url: str, **engine_kwargs: Any) -> Store:
@@ -116,6 +122,24 @@ class Store:
     def migrate(self) -> None:
         with self._begin() as conn:
             apply_migrations(conn)
+        self.reload_calendars()
+
+    # -- timezones --------------------------------------------------------------------------
+
+    def reload_calendars(self, default_zone: str | None = None) -> Calendars:
+        """Read every guild's timezone schedule (a small table) and keep it."""
+        if default_zone is not None:
+            self.default_zone = default_zone
+        with self.engine.connect() as conn:
+            self.calendars = read_calendars(conn, self.default_zone)
+        return self.calendars
+
+    def set_timezone(self, guild_id: int, zone: str, now: datetime) -> TimezoneChange:
+        """Give a guild a zone from its next local month (at once when it has no statistics)."""
+        with self._begin() as conn:
+            change = set_timezone(conn, self.calendars, guild_id, zone, now)
+        self.reload_calendars()
+        return change
 
     def close(self) -> None:
         self.engine.dispose()
@@ -188,9 +212,10 @@ class Store:
         counts: dict[CountKey, int] = {(g, hour, 0, label, 0): 1 for g, hour, label in labels}
         self._resolve_members(conn, counts, session_ids)
         cache = self._member_ids
+        calendars = self.calendars
         out = {}
         for guild_id, hour, _code, label, _channel in counts:
-            key = (guild_id, month_of_hour(hour), label)
+            key = (guild_id, calendars.get(guild_id).month_of_bucket(hour), label)
             out[key] = session_ids.get(key) or cache[key]
         return out
 
@@ -217,14 +242,16 @@ class Store:
         session_ids: dict[tuple[int, int, str], int],
     ) -> int:
         """Upsert counts (and channel names) inside the caller's transaction."""
+        self._pin_new_guilds(conn, counts)
         self._resolve_members(conn, counts, session_ids)
         cache = self._member_ids
+        calendars = self.calendars
         rows = []
         for (guild_id, hour, code, label, channel_id), count in counts.items():
             if label == NO_USER:
                 member_id = 0
             else:
-                key = (guild_id, month_of_hour(hour), label)
+                key = (guild_id, calendars.get(guild_id).month_of_bucket(hour), label)
                 member_id = session_ids.get(key) or cache[key]
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
@@ -245,10 +272,11 @@ class Store:
         """
         wanted: dict[tuple[int, int], set[str]] = defaultdict(set)
         cache = self._member_ids
+        calendars = self.calendars
         for guild_id, hour, _code, label, _channel in counts:
             if label == NO_USER:
                 continue
-            key = (guild_id, month_of_hour(hour), label)
+            key = (guild_id, calendars.get(guild_id).month_of_bucket(hour), label)
             if key not in cache and key not in session_ids:
                 wanted[key[:2]].add(label)
         if not wanted:
@@ -274,6 +302,21 @@ class Store:
             found = self._select_members(conn, guild_id, month, stored)
             for label, alias in aliases.items():
                 session_ids[(guild_id, month, label)] = found[alias]
+
+    def _pin_new_guilds(self, conn: Connection, counts: dict[CountKey, int]) -> None:
+        """Guilds counted for the first time keep the zone they were counted in."""
+        known = self.calendars.known
+        new = {key[0] for key in counts} - known
+        if new:
+            # No row yet: record the zone the guild is counted in. Two shards may race
+            # here; the primary key keeps one row.
+            rows = [{"guild_id": g, "from_month": 0, "zone": self.default_zone} for g in new]
+            conn.execute(
+                self._insert(schema.guild_timezones)
+                .values(sorted(rows, key=lambda r: r["guild_id"]))
+                .on_conflict_do_nothing(index_elements=["guild_id", "from_month"])
+            )
+            self.calendars = self.calendars.pinned(new)
 
     def _select_members(
         self, conn: Connection, guild_id: int, month: int, labels: Iterable[str]

@@ -1,0 +1,76 @@
+"""Guilds' timezones in the database: the schedule behind each `GuildCalendar`.
+
+A zone applies from a statistics month on. Changing it never moves a month that has begun
+(its buckets and key stay as they are): the new zone starts with the next local month,
+except for a guild with no statistics at all, which switches at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, insert, select
+
+from guildmeter.store import schema
+from guildmeter.zones import Calendars, check_zone
+
+__all__ = ["TimezoneChange", "read_calendars", "set_timezone"]
+
+
+@dataclass(frozen=True)
+class TimezoneChange:
+    """What `set_timezone` did: the zone, and the first month it governs (None: at once)."""
+
+    zone: str
+    from_month: int | None
+    unchanged: bool = False
+
+
+def read_calendars(conn: Connection, default_zone: str) -> Calendars:
+    """Every guild's schedule (a small table: one row per guild and change)."""
+    table = schema.guild_timezones
+    schedules: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for guild_id, first, zone in conn.execute(
+        select(table.c.guild_id, table.c.from_month, table.c.zone)
+    ):
+        schedules[int(guild_id)].append((int(first), str(zone)))
+    return Calendars(schedules, default_zone=default_zone)
+
+
+def set_timezone(
+    conn: Connection, calendars: Calendars, guild_id: int, name: str, now: datetime
+) -> TimezoneChange:
+    """Give the guild zone ``name`` from its next local month (at once without statistics)."""
+    zone = check_zone(name)
+    table = schema.guild_timezones
+    calendar = calendars.get(guild_id)
+    current = calendar.month_of(now)
+    if not _has_statistics(conn, guild_id):
+        conn.execute(delete(table).where(table.c.guild_id == guild_id))
+        conn.execute(insert(table).values(guild_id=guild_id, from_month=0, zone=zone))
+        return TimezoneChange(zone, None)
+    schedule = [(first, z) for first, z in calendar.schedule if first <= current]
+    conn.execute(delete(table).where(table.c.guild_id == guild_id))
+    following = current + 1 if current % 100 < 12 else (current // 100 + 1) * 100 + 1
+    unchanged = calendar.zone_name_for_month(current) == zone
+    if not unchanged:
+        schedule.append((following, zone))
+    conn.execute(
+        insert(table),
+        [{"guild_id": guild_id, "from_month": first, "zone": z} for first, z in schedule],
+    )
+    return TimezoneChange(zone, following, unchanged=unchanged)
+
+
+def _has_statistics(conn: Connection, guild_id: int) -> bool:
+    for table in (schema.members, schema.guild_keys):
+        found = conn.execute(
+            select(table.c.guild_id).where(table.c.guild_id == guild_id).limit(1)
+        ).first()
+        if found is not None:
+            return True
+    act = schema.activity
+    found = conn.execute(select(act.c.guild_id).where(act.c.guild_id == guild_id).limit(1)).first()
+    return found is not None
