@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -88,6 +88,11 @@ def format_offset(offset: timedelta) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}"
 
 
+def _tz(name: str) -> tzinfo:
+    """The zone; the stdlib's own UTC for UTC, so UTC guilds' times stay exactly as before."""
+    return UTC if name == UTC_NAME else ZoneInfo(name)
+
+
 def _add_month(month: int, delta: int) -> int:
     zero_based = (month // 100) * 12 + (month % 100 - 1) + delta
     return (zero_based // 12) * 100 + zero_based % 12 + 1
@@ -102,7 +107,7 @@ class GuildCalendar:
             schedule = ((0, UTC_NAME),)
         ordered = sorted(schedule)
         self.schedule: tuple[tuple[int, str], ...] = ((0, ordered[0][1]), *ordered[1:])
-        self._zones = [(first, ZoneInfo(name)) for first, name in self.schedule]
+        self._zones = [(first, _tz(name)) for first, name in self.schedule]
         self.is_utc = all(name == UTC_NAME for _, name in self.schedule)
         self._month_start: dict[int, int] = {}
         self._month_of_bucket: dict[int, int] = {}
@@ -125,7 +130,7 @@ class GuildCalendar:
                 name = zone_name
         return name
 
-    def zone_for_month(self, month: int) -> ZoneInfo:
+    def zone_for_month(self, month: int) -> tzinfo:
         zone = self._zones[0][1]
         for first, candidate in self._zones:
             if first <= month:
@@ -257,7 +262,7 @@ class GuildCalendar:
 
     # -- dates ------------------------------------------------------------------------------
 
-    def zone_at(self, when: datetime) -> ZoneInfo:
+    def zone_at(self, when: datetime) -> tzinfo:
         return self.zone_for_month(self.month_of(when))
 
     def local(self, when: datetime) -> datetime:

@@ -169,7 +169,9 @@ class Accumulator:
             raise InvalidEventError(
                 f"naive datetime {when.isoformat()} — events need a timezone-aware time"
             )
-        return self.calendars.get(guild_id).bucket_of_s(int(when.timestamp() // 1))
+        calendar = self.calendars.get(guild_id)
+        seconds = when.timestamp()
+        return int(seconds // 3600) if calendar.is_utc else calendar.bucket_of_s(int(seconds // 1))
 
     def join(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
         """A member joined the guild (server-wide event)."""

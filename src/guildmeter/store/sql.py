@@ -310,10 +310,11 @@ class Store:
         if new:
             # No row yet: record the zone the guild is counted in. Two shards may race
             # here; the primary key keeps one row.
-            rows = [{"guild_id": g, "from_month": 0, "zone": self.default_zone} for g in new]
+            zone = self.default_zone
+            rows = [{"guild_id": g, "from_month": 0, "zone": zone} for g in sorted(new)]
             conn.execute(
                 self._insert(schema.guild_timezones)
-                .values(sorted(rows, key=lambda r: r["guild_id"]))
+                .values(rows)
                 .on_conflict_do_nothing(index_elements=["guild_id", "from_month"])
             )
             self.calendars = self.calendars.pinned(new)
@@ -708,6 +709,8 @@ class ImportSession:
         self._store = store
         self._conn = conn
         self.guild_id = guild_id
+        #: The guild's clock: imported periods go to its buckets.
+        self.calendar = store.calendars.get(guild_id)
         self._session_ids = session_ids
         self._channel_ids: dict[str, int] | None = None
 
