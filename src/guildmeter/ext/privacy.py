@@ -84,6 +84,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
             opted_out=None
             if ctx.guild is None
             else self.stats.optouts.blocks(ctx.guild.id, ctx.author.id),
+            calendar=self.stats.collector.calendar(0 if guild is None else guild.id),
         )
         await self._answer(ctx, text)
 
