@@ -35,11 +35,11 @@ from guildmeter.ext.checks import (
 from guildmeter.ext.embeds import report_embed
 from guildmeter.ext.replies import clip, echo, send
 from guildmeter.ext.runtime import Runtime
-from guildmeter.ext.zonetext import describe_change, describe_timezone
 from guildmeter.reports import Report, parse_daterange
 from guildmeter.reports.compute import check_report_range, resolve_channel
 from guildmeter.store.settings import AGGREGATES_ONLY, KEEP_MEMBER_ROWS, GuildSettings
 from guildmeter.zones import GuildCalendar, zone_choices
+from guildmeter.zonetext import describe_change, describe_timezone
 
 Context = commands.Context[commands.Bot]
 # mypy cannot solve discord.py's ParamSpec-over-Union callback type for methods, hence the

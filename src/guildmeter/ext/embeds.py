@@ -84,7 +84,10 @@ def report_embed(
     )
     for name, value in fields:
         embed.add_field(name=name, value=value, inline=True)
-    footer = "Times in UTC · users are monthly pseudonyms: one per member per month"
+    footer = (
+        f"Times in {report.range.zone_label} · users are monthly pseudonyms: one per member "
+        "per month"
+    )
     if public is not None and public.any_hidden:
         footer += f" · figures of fewer than {public.min_users} members are hidden"
     embed.set_footer(text=footer)

@@ -67,6 +67,8 @@ class UsageSummary:
     months_spanned: int
     resolutions: list[tuple[str, int]]  # most used first
     daily: list[DailyUsage]
+    #: The timezone of the days (the guild's; UTC for every guild).
+    zone: str = "UTC"
 
     @property
     def users_label(self) -> str:
@@ -202,6 +204,7 @@ def usage_summary(
             )
             for d in range(first, last + 1)
         ],
+        zone=calendar.zone_name_for_month(calendar.month_of(now)),
     )
 
 
