@@ -14,9 +14,14 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, select
 
 from guildmeter.store import schema
-from guildmeter.zones import Calendars, check_zone
+from guildmeter.timeutil import add_months
+from guildmeter.zones import Calendars, GuildCalendar, check_zone
 
 __all__ = ["TimezoneChange", "read_calendars", "set_timezone"]
+
+#: A new month must start at least this long after the change (counts still in memory,
+#: another process's flush).
+_MARGIN_S = 3600
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,14 @@ def set_timezone(
         return TimezoneChange(zone, None)
     schedule = [(first, z) for first, z in calendar.schedule if first <= current]
     conn.execute(delete(table).where(table.c.guild_id == guild_id))
-    following = current + 1 if current % 100 < 12 else (current // 100 + 1) * 100 + 1
+    following = add_months(current, 1)
     unchanged = calendar.zone_name_for_month(current) == zone
     if not unchanged:
+        # A zone east of the old one starts the next month earlier: if that start is
+        # (nearly) past, counts already taken would change month. Then the month after.
+        trial = GuildCalendar((*schedule, (following, zone)))
+        if trial.month_start_s(following) <= int(now.timestamp()) + _MARGIN_S:
+            following = add_months(following, 1)
         schedule.append((following, zone))
     conn.execute(
         insert(table),
