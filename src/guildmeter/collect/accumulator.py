@@ -169,9 +169,14 @@ class Accumulator:
             raise InvalidEventError(
                 f"naive datetime {when.isoformat()} — events need a timezone-aware time"
             )
-        calendar = self.calendars.get(guild_id)
         seconds = when.timestamp()
-        return int(seconds // 3600) if calendar.is_utc else calendar.bucket_of_s(int(seconds // 1))
+        if self.calendars.get(guild_id).is_utc:
+            return int(seconds // 3600)
+        ms = int(seconds * 1000)
+        span = self._spans.get(guild_id)
+        if span is None or not span[0] <= ms < span[1]:
+            span = self._span(guild_id, ms)
+        return span[2]
 
     def join(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
         """A member joined the guild (server-wide event)."""
