@@ -275,6 +275,17 @@ def lines_of(path: Path) -> list[str]:
     return gunzip_lines(path.read_bytes())
 
 
+async def test_the_zone_option_is_autocompleted(running: Running) -> None:
+    (config,) = [c for c in running.emulator.global_commands if c["name"] == "statsconfig"]
+    (timezone,) = [o for o in config["options"] if o["name"] == "timezone"]
+    (zone,) = timezone["options"]
+    assert zone["name"] == "zone" and zone["autocomplete"] is True
+    cog = running.bot.get_cog("User statistics")
+    choices = await cog._zone_choices(None, "kolk")  # type: ignore[union-attr]
+    assert [(c.name, c.value) for c in choices] == [("Asia/Kolkata", "Asia/Kolkata")]
+    assert len(await cog._zone_choices(None, "")) == 25  # type: ignore[union-attr]
+
+
 async def test_a_new_zone_waits_for_the_next_local_month(running: Running) -> None:
     clock, alpha = running.clock, running.alpha
     await running.emulator.message(alpha, running.channel("general"), ANN, clock.now)
