@@ -97,3 +97,28 @@ def test_the_key_dies_at_local_midnight() -> None:
     assert month_end(NOV) == datetime(2026, 12, 1, tzinfo=UTC)
     destroyed = key_destroyed_at(NOV, timedelta(minutes=5), kolkata)
     assert destroyed.isoformat() == "2026-12-01T00:05:00+05:30"
+
+
+def test_aggregates_only_folds_the_local_month_and_nothing_after(store: Store) -> None:
+    from guildmeter.store.settings import AGGREGATES_ONLY, SettingsStore
+
+    store.set_timezone(GUILD, "Asia/Kolkata", NOV)
+    SettingsStore(store).set_single(GUILD, "anonymised_rows", AGGREGATES_ONLY)
+    stats = ActivityStats(store)
+    last_of_november = datetime(2026, 11, 30, 18, 29, tzinfo=UTC)  # 23:59 IST
+    first_of_december = datetime(2026, 11, 30, 18, 31, tzinfo=UTC)  # 00:01 IST
+    for when in (last_of_november, first_of_december):
+        stats.collector.message(GUILD, 5, 1000, when)
+    result = stats.flush(datetime(2026, 11, 30, 18, 40, tzinfo=UTC))
+    assert [(r.guild_id, r.month) for r in result.anonymised] == [(GUILD, 202611)]
+    calendar = store.calendars.get(GUILD)
+    with store.engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                select(schema.activity.c.hour, schema.activity.c.member_id).where(
+                    schema.activity.c.guild_id == GUILD
+                )
+            ).all()
+        )
+    assert rows[calendar.bucket_of(last_of_november)] == 0  # folded: counts for nobody
+    assert rows[calendar.bucket_of(first_of_december)] != 0  # December is not touched

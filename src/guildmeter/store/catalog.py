@@ -15,7 +15,6 @@ from sqlalchemy import Table, func, select
 from guildmeter.events import EventKind
 from guildmeter.store import schema
 from guildmeter.store.sql import Store
-from guildmeter.timeutil import hour_start
 
 __all__ = [
     "DataSpan",
@@ -79,7 +78,8 @@ def data_span(store: Store, guild_id: int) -> DataSpan | None:
                 lasts.append(int(last))
     if not firsts:
         return None
-    return DataSpan(hour_start(min(firsts)), hour_start(max(lasts)))
+    calendar = store.calendars.get(guild_id)  # the guild's local hours
+    return DataSpan(calendar.bucket_start(min(firsts)), calendar.bucket_start(max(lasts)))
 
 
 def has_statistics(store: Store, guild_id: int, start_hour: int, end_hour: int) -> bool:

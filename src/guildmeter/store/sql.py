@@ -476,7 +476,9 @@ class Store:
                 conn.execute(update(keys).where(key_where).values(key=None, anonymised_at=now))
             from guildmeter.store.rights import collapse_if_aggregates_only
 
-            collapse_if_aggregates_only(conn, guild_id, month)  # the guild's choice (issue 11)
+            collapse_if_aggregates_only(
+                conn, guild_id, month, self.calendars.get(guild_id)
+            )  # the guild's choice (issue 11)
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[:2] != (guild_id, month)}
         return AnonymisationResult(
             guild_id, month, len(pseudonyms), key_row is not None and key_row.key is not None
