@@ -185,7 +185,7 @@ def test_settings_prints_and_sets_the_timezone(tmp_path: Path) -> None:
 
     db = tmp_path / "s.db"
     stats = ActivityStats(Store.open(str(db)))
-    stats.collector.member_total(7, 10, datetime(2026, 11, 3, tzinfo=UTC))
+    stats.collector.message(7, 70, 700, datetime(2026, 11, 3, tzinfo=UTC))
     assert stats.flush(datetime(2026, 11, 3, 1, tzinfo=UTC)).error is None
     stats.store.close()
     runner = CliRunner()

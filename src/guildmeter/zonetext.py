@@ -36,8 +36,8 @@ def describe_timezone(calendar: GuildCalendar, now: datetime) -> str:
 def describe_change(change: TimezoneChange, calendar: GuildCalendar) -> str:
     if change.from_month is None:
         return (
-            f"Statistics now follow {change.zone}: local hours, days and months. This server "
-            "had no statistics yet, so the change applies at once."
+            f"Statistics now follow {change.zone}: local hours, days and months. No member's "
+            "activity has been counted here yet, so the change applies at once."
         )
     start = local_time(calendar, calendar.month_start(change.from_month))
     if change.unchanged:

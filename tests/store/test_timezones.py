@@ -122,3 +122,10 @@ def test_aggregates_only_folds_the_local_month_and_nothing_after(store: Store) -
         )
     assert rows[calendar.bucket_of(last_of_november)] == 0  # folded: counts for nobody
     assert rows[calendar.bucket_of(first_of_december)] != 0  # December is not touched
+
+
+def test_server_wide_counts_alone_do_not_hold_the_switch(store: Store) -> None:
+    stats = ActivityStats(store)
+    stats.collector.member_total(GUILD, 40, NOV)  # on every (re)connection: nobody's
+    assert stats.flush(NOV + timedelta(minutes=1)).error is None
+    assert store.set_timezone(GUILD, "Asia/Kolkata", NOV).from_month is None

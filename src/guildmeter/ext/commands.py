@@ -270,6 +270,12 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         """
         assert ctx.guild is not None
         stats = self.stats
+        counter = self.bot.get_cog("Statistics")
+        flush = getattr(counter, "flush", None)
+        if flush is not None:
+            # Counts still in memory were taken on the old clock: store them first, so that
+            # "nobody counted yet" (a switch at once) is decided on everything counted.
+            await flush()
         change = await asyncio.to_thread(
             stats.store.set_timezone, ctx.guild.id, zone, stats.clock()
         )

@@ -2,7 +2,8 @@
 
 A zone applies from a statistics month on. Changing it never moves a month that has begun
 (its buckets and key stay as they are): the new zone starts with the next local month,
-except for a guild with no statistics at all, which switches at once.
+except for a guild where no member's activity has been counted yet, which switches at
+once.
 """
 
 from __future__ import annotations
@@ -75,12 +76,15 @@ def set_timezone(
 
 
 def _has_statistics(conn: Connection, guild_id: int) -> bool:
-    for table in (schema.members, schema.guild_keys):
-        found = conn.execute(
-            select(table.c.guild_id).where(table.c.guild_id == guild_id).limit(1)
-        ).first()
-        if found is not None:
-            return True
+    """Whether any member's activity was counted (a count with a member row).
+
+    Such counts sit in a month's buckets under that month's pseudonyms; a new clock must
+    not move them. Server-wide counts (member totals, anonymous joins) keep their hour
+    index and are simply read on the new clock; bot-usage records keep their instant, day
+    and month as written.
+    """
     act = schema.activity
-    found = conn.execute(select(act.c.guild_id).where(act.c.guild_id == guild_id).limit(1)).first()
+    found = conn.execute(
+        select(act.c.guild_id).where(act.c.guild_id == guild_id, act.c.member_id != 0).limit(1)
+    ).first()
     return found is not None
