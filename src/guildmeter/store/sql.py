@@ -130,7 +130,7 @@ class Store:
         """Read every guild's timezone schedule (a small table) and keep it."""
         if default_zone is not None:
             self.default_zone = default_zone
-        with self.engine.connect() as conn:
+        with self._begin() as conn:  # an outage is StoreUnavailableError, like any flush step
             self.calendars = read_calendars(conn, self.default_zone)
         return self.calendars
 
