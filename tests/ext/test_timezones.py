@@ -181,6 +181,13 @@ async def test_two_guilds_on_their_own_clocks(running: Running, tmp_path: Path) 
     await a.voice(BOB, utc(2026, 10, 31, 17, 45), utc(2026, 10, 31, 19, 10))
     await a.message("general", ANN, utc(2026, 10, 31, 18, 29, 59))  # October, IST
     await a.message("general", BOB, utc(2026, 10, 31, 18, 30))  # November, IST
+    for guild in (alpha, beta):  # both post their month's report when it is over
+        general = next(iter(guild.text_channels))
+        before = len(emu.sent)  # (sent now, in December: outside every range checked)
+        await emu.message(guild, general, ANN, content=f".statsconfig reportchannel <#{general}>")
+        assert "will be posted" in (await emu.wait_for_post(before + 1))[-1].content
+        await running.settle()
+    monthly = running.bot.get_cog("Monthly reports")
     clock.now = utc(2026, 10, 31, 19, 15)
     result = await running.cog.flush()
     assert result.error is None
@@ -188,6 +195,10 @@ async def test_two_guilds_on_their_own_clocks(running: Running, tmp_path: Path) 
     store = stats.store
     assert store.anonymised_at(alpha.id, 202610) is not None
     assert store.anonymised_at(beta.id, 202610) is None  # still 31 October in New York
+    before = len(emu.sent)
+    assert await monthly.post_due_reports() == [alpha.id]  # type: ignore[union-attr]
+    (post,) = emu.sent[before:]
+    assert post.embeds[0]["title"].startswith("October 2026")
 
     # Beta: local midnight, then the fall-back hour twice (01:00 EDT, then 01:00 EST).
     await b.message("general", ANN, utc(2026, 10, 31, 12))  # Sat 08:00 EDT
@@ -201,6 +212,7 @@ async def test_two_guilds_on_their_own_clocks(running: Running, tmp_path: Path) 
     result = await running.cog.flush()
     assert result.error is None
     assert [(r.guild_id, r.month) for r in result.anonymised] == [(beta.id, 202610)]
+    assert await monthly.post_due_reports() == [beta.id]  # type: ignore[union-attr]
 
     # Reports, as the moderators get them, against the reference in local time.
     a_oct = (datetime(2026, 10, 1, tzinfo=KOLKATA), datetime(2026, 11, 1, tzinfo=KOLKATA))
@@ -284,6 +296,19 @@ async def test_the_zone_option_is_autocompleted(running: Running) -> None:
     choices = await cog._zone_choices(None, "kolk")  # type: ignore[union-attr]
     assert [(c.name, c.value) for c in choices] == [("Asia/Kolkata", "Asia/Kolkata")]
     assert len(await cog._zone_choices(None, "")) == 25  # type: ignore[union-attr]
+
+
+async def test_the_zone_is_for_configurers_and_checked(running: Running) -> None:
+    refused = await running.slash(BOB, "statsconfig", "timezone", zone="Asia/Kolkata")
+    assert "Kolkata" not in refused.replies[0].content
+    assert running.stats.collector.calendar(running.alpha.id).is_utc
+    (reply,) = await running.say("general", ANN, ".statsconfig timezone Mars/Olympus")
+    assert "unknown timezone 'Mars/Olympus'" in reply.content
+    # A prefix command is a message, counted like any other: the change waits a month.
+    (reply,) = await running.say("general", ANN, ".statsconfig timezone Europe/Berlin")
+    assert "follow Europe/Berlin from the start of the next month" in reply.content
+    (reply,) = await running.say("general", ANN, ".statsconfig")
+    assert "Timezone: UTC" in reply.content and "; Europe/Berlin from 20" in reply.content
 
 
 async def test_a_new_zone_waits_for_the_next_local_month(running: Running) -> None:
