@@ -106,7 +106,13 @@ def listener_overhead(bot: Any, cog: Any, frames: list[str]) -> dict[str, float]
         with contextlib.suppress(StopIteration):  # it never awaits: one step runs it whole
             cog.on_message(message).send(None)
     listener = (time.perf_counter() - start) / len(messages)
-    # The same messages in guilds that follow Asia/Kolkata (+5:30).
+    # Again, every pseudonym cached now: the figure the local clock is compared with.
+    start = time.perf_counter()
+    for message in messages:
+        with contextlib.suppress(StopIteration):
+            cog.on_message(message).send(None)
+    warm = (time.perf_counter() - start) / len(messages)
+    # The same messages in guilds that follow Asia/Kolkata (+5:30), pseudonyms cached.
     collector = cog.stats.collector
     utc_calendars = collector.calendars
     guilds = {m.guild.id for m in messages if m.guild is not None}
@@ -121,6 +127,7 @@ def listener_overhead(bot: Any, cog: Any, frames: list[str]) -> dict[str, float]
         "discord_parse_us_per_message": parse * 1e6,
         "listener_us_per_message": listener * 1e6,
         "listener_overhead_pct": 100 * listener / parse,
+        "listener_overhead_pct_warm": 100 * warm / parse,
         "listener_overhead_pct_local_zone": 100 * local / parse,
         "listener_overhead_pct_baseline": 10.0,  # the budget: at most 10 % on top
     }

@@ -105,11 +105,13 @@ class Accumulator:
         self, guild_id: int, channel_id: int, user_id: int, when: datetime, *, bot: bool = False
     ) -> None:
         """One message by ``user_id`` in ``channel_id``."""
-        if bot or user_id in self.ignored_users or channel_id in self.ignored_channels:
+        if bot:
             return
-        self.add_at_hour(
-            EventKind.MSG, guild_id, channel_id, user_id, self._hour(guild_id, when), 1
-        )
+        if when.tzinfo is None:
+            raise InvalidEventError(
+                f"naive datetime {when.isoformat()} — events need a timezone-aware time"
+            )
+        self.message_at_ms(guild_id, channel_id, user_id, int(when.timestamp() * 1000))
 
     def message_at_ms(self, guild_id: int, channel_id: int, user_id: int, ms: int) -> None:
         """One message by a (non-bot) user at epoch millisecond ``ms``: the listener's path.
@@ -232,7 +234,11 @@ class Accumulator:
         if self.saturated:
             self.dropped += 1
             return
-        month = self.calendars.get(guild_id).month_of_bucket(hour)
+        span = self._spans.get(guild_id)  # most events are in the guild's current hour
+        if span is not None and span[2] == hour:
+            month = span[3]
+        else:
+            month = self.calendars.get(guild_id).month_of_bucket(hour)
         label = self._keyring.pseudonym(guild_id, month, user_id)
         if label is None:
             if self.optouts.active and self.optouts.blocks(guild_id, user_id):
