@@ -129,3 +129,16 @@ def test_server_wide_counts_alone_do_not_hold_the_switch(store: Store) -> None:
     stats.collector.member_total(GUILD, 40, NOV)  # on every (re)connection: nobody's
     assert stats.flush(NOV + timedelta(minutes=1)).error is None
     assert store.set_timezone(GUILD, "Asia/Kolkata", NOV).from_month is None
+
+
+def test_a_worker_process_reads_guilds_with_the_configured_default(
+    store_factory: Callable[..., Store],
+) -> None:
+    store = store_factory()
+    store.reload_calendars("Asia/Kolkata")
+    assert store.reopen is not None
+    worker = store.reopen.open()  # what a heavy job opens in its own process
+    try:
+        assert worker.calendars.get(GUILD).schedule == ((0, "Asia/Kolkata"),)
+    finally:
+        worker.close()

@@ -6,6 +6,7 @@ collector and maps them to integer member ids.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -82,9 +83,15 @@ class StoreSpec:
 
     url: str
     engine_kwargs: tuple[tuple[str, Any], ...] = ()
+    #: The configured ``default_timezone``, so a worker reads guilds on the same clocks.
+    default_zone: str = UTC_NAME
 
     def open(self) -> Store:
-        return Store.open(self.url, **dict(self.engine_kwargs))
+        store = Store.open(self.url, **dict(self.engine_kwargs))
+        if self.default_zone != UTC_NAME:
+            store.reload_calendars(self.default_zone)
+        store.reopen = self
+        return store
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,8 @@ class Store:
         """Read every guild's timezone schedule (a small table) and keep it."""
         if default_zone is not None:
             self.default_zone = default_zone
+            if self.reopen is not None:
+                self.reopen = dataclasses.replace(self.reopen, default_zone=default_zone)
         with self._begin() as conn:  # an outage is StoreUnavailableError, like any flush step
             self.calendars = read_calendars(conn, self.default_zone)
         return self.calendars
