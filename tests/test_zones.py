@@ -160,3 +160,14 @@ def test_a_zone_change_leaves_earlier_months_alone() -> None:
     assert changed.month_of_bucket(last + 1) == 202611
     assert changed.bucket_start_s(last + 1) - changed.bucket_start_s(last) == 1800
     assert timedelta(seconds=1800) == timedelta(seconds=end - changed.bucket_start_s(last))
+
+
+def test_calendars_read_again_unchanged_are_the_same_objects() -> None:
+    from guildmeter.zones import Calendars
+
+    first = Calendars({1: [(0, "UTC")], 2: [(0, "Asia/Kolkata")]})
+    kolkata = first.get(2)
+    changed = first.updated({1: ((0, "UTC"), (202701, "Europe/Berlin")), 2: ((0, "Asia/Kolkata"),)})
+    assert changed.get(2) is kolkata  # its memoised months survive
+    assert changed.get(1).zone_name_for_month(202701) == "Europe/Berlin"
+    assert first.schedules() == {1: ((0, "UTC"),), 2: ((0, "Asia/Kolkata"),)}

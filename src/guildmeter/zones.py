@@ -307,6 +307,20 @@ class Calendars:
         """Every distinct calendar in use (the default included)."""
         return list({self.default, *self._by_guild.values()})
 
+    def schedules(self) -> dict[int, tuple[tuple[int, str], ...]]:
+        """Each guild's schedule, as `GuildCalendar.schedule` holds it."""
+        return {guild: calendar.schedule for guild, calendar in self._by_guild.items()}
+
+    def updated(self, schedules: Mapping[int, Sequence[tuple[int, str]]]) -> Calendars:
+        """A copy with ``schedules``, keeping the calendars (and their memos) that did not
+        change."""
+        copy = Calendars(default_zone=self.default_zone)
+        for guild, schedule in schedules.items():
+            kept = self._by_guild.get(guild)
+            same = kept is not None and kept.schedule == tuple(schedule)
+            copy._by_guild[guild] = kept if same and kept is not None else GuildCalendar(schedule)
+        return copy
+
     @property
     def known(self) -> frozenset[int]:
         """Guilds with a schedule of their own."""

@@ -142,3 +142,11 @@ def test_a_worker_process_reads_guilds_with_the_configured_default(
         assert worker.calendars.get(GUILD).schedule == ((0, "Asia/Kolkata"),)
     finally:
         worker.close()
+
+
+def test_a_flush_that_finds_no_change_keeps_the_calendars(store: Store) -> None:
+    _count_something(store)
+    before = store.reload_calendars()
+    assert store.reload_calendars() is before  # the collector keeps its cached spans
+    store.set_timezone(GUILD, "Asia/Kolkata", NOV)
+    assert store.calendars is not before

@@ -140,7 +140,7 @@ class Store:
             if self.reopen is not None:
                 self.reopen = dataclasses.replace(self.reopen, default_zone=default_zone)
         with self._begin() as conn:  # an outage is StoreUnavailableError, like any flush step
-            self.calendars = read_calendars(conn, self.default_zone)
+            self.calendars = read_calendars(conn, self.default_zone, self.calendars)
         return self.calendars
 
     def set_timezone(self, guild_id: int, zone: str, now: datetime) -> TimezoneChange:

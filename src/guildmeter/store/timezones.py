@@ -34,15 +34,26 @@ class TimezoneChange:
     unchanged: bool = False
 
 
-def read_calendars(conn: Connection, default_zone: str) -> Calendars:
-    """Every guild's schedule (a small table: one row per guild and change)."""
+def read_calendars(
+    conn: Connection, default_zone: str, previous: Calendars | None = None
+) -> Calendars:
+    """Every guild's schedule (a small table: one row per guild and change).
+
+    Read by every flush: when nothing changed, ``previous`` itself comes back, so the
+    collector keeps its cached spans and the calendars their memoised months.
+    """
     table = schema.guild_timezones
     schedules: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for guild_id, first, zone in conn.execute(
         select(table.c.guild_id, table.c.from_month, table.c.zone)
     ):
         schedules[int(guild_id)].append((int(first), str(zone)))
-    return Calendars(schedules, default_zone=default_zone)
+    fresh = {guild: tuple(sorted(schedule)) for guild, schedule in schedules.items()}
+    if previous is not None and previous.default_zone == default_zone:
+        if previous.schedules() == fresh:
+            return previous
+        return previous.updated(fresh)
+    return Calendars(fresh, default_zone=default_zone)
 
 
 def set_timezone(
