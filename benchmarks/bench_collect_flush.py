@@ -27,6 +27,7 @@ from guildmeter.collect import Accumulator, Batch
 from guildmeter.privacy import Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import Store
+from guildmeter.zones import Calendars
 
 from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
 
@@ -84,6 +85,17 @@ def bench_collect() -> dict[str, float]:
         for user, channel, when in events:
             message(GUILD, 1000 + channel, 10**17 + user, when)
 
+    def local_zone() -> None:
+        # The guild follows Asia/Kolkata (+5:30): buckets on its local hour marks.
+        keyring = Keyring()
+        calendars = Calendars({GUILD: [(0, "Asia/Kolkata")]})
+        month = calendars.get(GUILD).month_of(events[0][2])
+        keyring.load(_Keys(), [(GUILD, month), (GUILD, month + 1)])
+        acc = Accumulator(keyring, calendars=calendars)
+        message = acc.message
+        for user, channel, when in events:
+            message(GUILD, 1000 + channel, 10**17 + user, when)
+
     def bare_dict() -> None:
         counts: dict[tuple[int, int, int, int], int] = {}
         for user, channel, when in events:
@@ -102,6 +114,7 @@ def bench_collect() -> dict[str, float]:
     return {
         "collect_events_per_s": EVENTS / best_of(3, ours),
         "collect_events_per_s_with_optouts": EVENTS / best_of(3, with_optouts),
+        "collect_events_per_s_local_zone": EVENTS / best_of(3, local_zone),
         "collect_events_per_s_baseline": EVENTS / best_of(3, bare_dict),
         "collect_events_per_s_kaztron_pbkdf2": len(sample) / best_of(1, kaztron_pbkdf2),
     }

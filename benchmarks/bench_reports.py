@@ -30,11 +30,15 @@ from guildmeter.collect import Batch
 from guildmeter.export import import_files, write_dump
 from guildmeter.reports import DateRange, compute_report
 from guildmeter.store import Store
+from guildmeter.zones import GuildCalendar
 
 from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
 
 GUILD = 42
 MONTH = DateRange(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+#: The same month read on New York's clock (DST starts on 8 March): local weekdays and
+#: hours of day come from a CASE over the two DST runs.
+NEW_YORK_MONTH = DateRange.month(202603, GuildCalendar(((0, "America/New_York"),)))
 USERS, TEXT, VOICE = 20_000, 50, 5
 TARGET_ROWS = 1_000_000
 ONE_CHANNEL = "channel-03"
@@ -117,6 +121,9 @@ def measure(store: Store, folder: Path, suffix: str) -> dict[str, float]:
         )
         figures[f"report_{kind}_one_channel_s{suffix}"] = best_of(
             3, lambda kind=kind: compute_report(store, GUILD, kind, MONTH, ONE_CHANNEL)
+        )
+        figures[f"report_{kind}_s_new_york{suffix}"] = best_of(
+            3, lambda kind=kind: compute_report(store, GUILD, kind, NEW_YORK_MONTH)
         )
     dump_path = folder / f"dump{suffix}.csv.gz"
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -176,3 +177,29 @@ def test_the_demos_next_hint_runs_as_printed(tmp_path: Path) -> None:
     followed = subprocess.run(hint, shell=True, capture_output=True, text=True, cwd=tmp_path)
     assert followed.returncode == 0, followed.stderr
     assert "Weekday report, all channels" in followed.stdout
+
+
+def test_settings_prints_and_sets_the_timezone(tmp_path: Path) -> None:
+    from guildmeter.activity import ActivityStats
+    from guildmeter.store import Store
+
+    db = tmp_path / "s.db"
+    stats = ActivityStats(Store.open(str(db)))
+    stats.collector.message(7, 70, 700, datetime(2026, 11, 3, tzinfo=UTC))
+    assert stats.flush(datetime(2026, 11, 3, 1, tzinfo=UTC)).error is None
+    stats.store.close()
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["--db", str(db), "settings", "--guild", "7"])
+    assert shown.exit_code == 0, shown.output
+    assert "Timezone: UTC" in shown.output and "Smallest public cell: 5" in shown.output
+    changed = runner.invoke(
+        cli, ["--db", str(db), "settings", "--guild", "7", "--timezone", "asia/kolkata"]
+    )
+    assert changed.exit_code == 0, changed.output
+    assert "Statistics follow Asia/Kolkata from the start of the next month" in changed.output
+    assert "; Asia/Kolkata from " in changed.output  # the pending change is listed
+    fresh = runner.invoke(
+        cli, ["--db", str(db), "settings", "--guild", "8", "--timezone", "America/St_Johns"]
+    )
+    assert "applies at once" in fresh.output
+    assert "Timezone: America/St_Johns" in fresh.output

@@ -101,6 +101,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("stats of an unknown guild", ["stats", "--guild", "5"], "no bot-usage records for guild 5"),
     ("serve on no port", ["serve", "--port", "70000"], "is not in the range"),
     ("serve a bare host", ["serve", "--public-url", "stats.example.org"], "must start with http"),
+    (
+        "unknown timezone",
+        ["settings", "--guild", str(GUILD), "--timezone", "Asia/Kolkatta"],
+        "unknown timezone 'Asia/Kolkatta' — did you mean Asia/Kolkata",
+    ),
+    ("settings without a guild", ["settings"], "Missing option '--guild'"),
 ]
 
 
@@ -248,7 +254,9 @@ IMPORT_ROWS = st.lists(
 def command_lines(draw: st.DrawFn, folder: Path) -> tuple[list[str], bool]:
     """A command line for any command, with the files it names written into ``folder``;
     and whether it is *sane*: asking for what the database holds, where it can write."""
-    command = draw(st.sampled_from(["report", "export", "stats", "import-kaztron", "demo", "run"]))
+    command = draw(
+        st.sampled_from(["report", "export", "stats", "import-kaztron", "demo", "run", "settings"])
+    )
     sane = draw(st.booleans())
 
     def output(flag: str, name: str) -> list[str]:
@@ -264,7 +272,7 @@ def command_lines(draw: st.DrawFn, folder: Path) -> tuple[list[str], bool]:
     args = [command]
     if command == "report":
         args.append(draw(st.sampled_from(["full", "weekday", "hourly", "monthly"])))
-    if command in ("report", "export", "import-kaztron") or draw(st.booleans()):
+    if command in ("report", "export", "import-kaztron", "settings") or draw(st.booleans()):
         args += ["--guild", str(GUILD) if sane else draw(IDS)]
     if command in ("report", "export"):
         text = draw(st.sampled_from([None, "last month"]) if sane else RANGES)
@@ -289,6 +297,9 @@ def command_lines(draw: st.DrawFn, folder: Path) -> tuple[list[str], bool]:
         args += ["--chart", str(folder / "missing" / "demo.png")]
     if command == "run":
         args += ["--api-base", "http://127.0.0.1:9/api/v10"]
+    if command == "settings" and draw(st.booleans()):
+        zones = ["UTC", "Asia/Kolkata"] if sane else ["asia/kolkata", "Mars/Olympus", "", "é" * 90]
+        args += ["--timezone", draw(st.sampled_from(zones))]
     return args, sane
 
 

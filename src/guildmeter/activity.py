@@ -27,7 +27,7 @@ from guildmeter.privacy import Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import AnonymisationResult, Store
 from guildmeter.store.rights import RightsStore
-from guildmeter.timeutil import month_of, month_start, utcnow
+from guildmeter.timeutil import add_months, month_of, utcnow
 from guildmeter.usage.tracker import UsageTracker
 
 __all__ = ["MAX_COUNTERS_IN_MEMORY", "ActivityStats", "FlushResult", "anonymise_finished_months"]
@@ -78,11 +78,16 @@ class ActivityStats:
             ignored_users=ignored_users,
             ignored_channels=ignored_channels,
             optouts=self.optouts,
+            calendars=store.calendars,
         )
         self.voice = VoiceTracker(self.collector)
         #: Bot-usage records (commands, generations, actions), written with each flush.
         self.usage = UsageTracker(
-            self.keyring, store_prompts=store_prompts, clock=clock, optouts=self.optouts
+            self.keyring,
+            store_prompts=store_prompts,
+            clock=clock,
+            optouts=self.optouts,
+            calendar_of=self.collector.calendar,
         )
         self.anonymise_grace = anonymise_grace
         self.clock = clock
@@ -100,8 +105,10 @@ class ActivityStats:
     @classmethod
     def from_config(cls, config: Config) -> ActivityStats:
         """Open the configured store (I/O: migrations) and build the engine on it."""
+        store = Store.open(config.db)
+        store.reload_calendars(config.default_timezone)
         return cls(
-            Store.open(config.db),
+            store,
             ignored_users=config.ignored_users,
             ignored_channels=config.ignored_channels,
             anonymise_grace=timedelta(seconds=config.anonymise_grace_seconds),
@@ -143,7 +150,7 @@ class ActivityStats:
             else:
                 self._waiting.append(batch)
         self.usage.take()
-        self._old_months_in_memory = self.collector.has_pending_for_month_before(month_of(now))
+        self._old_months_in_memory = self.collector.has_pending_for_month_before(now)
         self.collector.saturated = self.counters_in_memory >= self.max_counters
         return batch
 
@@ -158,6 +165,7 @@ class ActivityStats:
         result = FlushResult()
         try:
             self.refresh_optouts()
+            self.store.reload_calendars()  # another process may have set a zone
             while self._waiting:
                 self._head_attempted = True
                 result.rows_written += self.store.write_batch(self._waiting[0])
@@ -179,6 +187,7 @@ class ActivityStats:
     def finish(self, result: FlushResult, now: datetime | None = None) -> None:
         """After `write`, on the loop: retire anonymised months' keys; report the state."""
         now = now or self.clock()
+        self.collector.install_calendars(self.store.calendars)
         for done in result.anonymised:
             self.keyring.retire(done.guild_id, done.month)
         if result.error is None:
@@ -297,14 +306,13 @@ class ActivityStats:
     # -- month end ------------------------------------------------------------------------------
 
     def _month_end(self, now: datetime) -> list[AnonymisationResult]:
-        current = month_of(now)
-        if now < month_start(current) + self.anonymise_grace:
-            return []
         if self._waiting or self._old_months_in_memory:
             return []  # old-month counts not yet stored: anonymise on a later flush
         # A bounded share per flush: a bot in thousands of guilds would otherwise spend a
         # minute in one flush on the 1st; the rest follow in the next flushes.
-        done = anonymise_finished_months(self.store, now, scrub=False, limit=_ANONYMISE_PER_FLUSH)
+        done = anonymise_finished_months(
+            self.store, now, scrub=False, grace=self.anonymise_grace, limit=_ANONYMISE_PER_FLUSH
+        )
         if done:
             self._scrub_pending = True
         return done
@@ -328,15 +336,29 @@ class ActivityStats:
 
 
 def anonymise_finished_months(
-    store: Store, now: datetime, *, scrub: bool = True, limit: int | None = None
+    store: Store,
+    now: datetime,
+    *,
+    scrub: bool = True,
+    grace: timedelta = timedelta(0),
+    limit: int | None = None,
 ) -> list[AnonymisationResult]:
-    """Anonymise every guild-month before ``now``'s month that still has a key or pseudonym
-    (at most ``limit`` of them).
+    """Anonymise every guild-month that ended ``grace`` before ``now`` on the guild's clock
+    (its local midnight of the next 1st) and still has a key or pseudonym (at most
+    ``limit`` of them).
 
     ``scrub``: then wipe the old bytes from the database files, waiting as long as needed.
     """
-    done = []
-    for guild_id, month in store.months_to_anonymise(month_of(now))[:limit]:
+    done: list[AnonymisationResult] = []
+    calendars = store.calendars
+    # Local months end before or after the UTC month: ask for every month up to the next
+    # UTC one, then keep those whose own end has passed.
+    candidates = store.months_to_anonymise(add_months(month_of(now), 1))
+    for guild_id, month in candidates:
+        if limit is not None and len(done) >= limit:
+            break
+        if calendars.get(guild_id).month_start(add_months(month, 1)) + grace > now:
+            continue
         done.append(store.anonymise_month(guild_id, month))
         log.info("anonymised %d pseudonyms of month %d", done[-1].pseudonyms_replaced, month)
     if done and scrub:

@@ -1,8 +1,9 @@
 """Charts of a guild's activity as one PNG (matplotlib, no pyplot: safe off the loop).
 
 Three panels: a weekday × hour heatmap of messages, daily messages with active users, and
-voice hours per day. Every time axis says UTC; counts start at zero. A range with nothing
-to draw says so in words rather than showing empty axes, which read as "zero activity".
+voice hours per day. Every time axis names the guild's timezone; counts start at zero. A
+range with nothing to draw says so in words rather than showing empty axes, which read as
+"zero activity".
 """
 
 from __future__ import annotations
@@ -54,15 +55,16 @@ def render_activity_png(series: ActivitySeries, target: str | Path | None = None
     fig.suptitle(title, fontsize=14, fontweight="bold")
 
     image = heat_ax.imshow(series.heatmap, aspect="auto", cmap="viridis", vmin=0)
-    heat_ax.set_title("Messages by weekday and hour of day (UTC), totals over the range")
+    zone = series.range.zone_label
+    heat_ax.set_title(f"Messages by weekday and hour of day ({zone}), totals over the range")
     heat_ax.set_yticks(range(7), [d[:3] for d in WEEKDAYS])
     heat_ax.set_xticks(range(24), [f"{h:02d}" for h in range(24)])
-    heat_ax.set_xlabel("Hour of day (UTC)")
+    heat_ax.set_xlabel(f"Hour of day ({zone})")
     fig.colorbar(image, ax=heat_ax, label="messages", pad=0.01)
 
     days = [point.day for point in series.daily]
     daily_ax.bar(days, [p.messages for p in series.daily], color="#4c72b0", label="messages")
-    daily_ax.set_title("Messages and active users per day (UTC days)")
+    daily_ax.set_title(f"Messages and active users per day ({zone} days)")
     daily_ax.set_ylabel("messages", color="#4c72b0")
     daily_ax.set_ylim(bottom=0)
     daily_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -74,12 +76,12 @@ def render_activity_png(series: ActivitySeries, target: str | Path | None = None
     users_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
     voice_ax.bar(days, [p.voice_hours for p in series.daily], color="#55a868")
-    voice_ax.set_title("Voice hours per day (UTC days)")
+    voice_ax.set_title(f"Voice hours per day ({zone} days)")
     voice_ax.set_ylabel("hours in voice")
     voice_ax.set_ylim(bottom=0)
     for axis in (daily_ax, voice_ax):
         axis.tick_params(axis="x", labelrotation=45)
-        axis.set_xlabel("date (UTC)")
+        axis.set_xlabel(f"date ({zone})")
         axis.grid(axis="y", alpha=0.3)
 
     data = _png(fig)
@@ -104,7 +106,7 @@ def render_usage_png(summary: UsageSummary) -> bytes:
            label="generations", color="#f59e0b")  # fmt: skip
     step = max(1, len(days) // 10)
     ax.set_xticks(list(positions)[::step], [f"{d:%m-%d}" for d in days][::step])
-    ax.set_xlabel("day (UTC)")
+    ax.set_xlabel(f"day ({summary.zone})")
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left")

@@ -140,7 +140,9 @@ class _Context:
         """The database; read-only commands refuse one that does not exist yet."""
         from guildmeter.store.opening import open_store
 
-        return open_store(self.config.db, create=create)
+        store = open_store(self.config.db, create=create)
+        store.reload_calendars(self.config.default_timezone)
+        return store
 
     @property
     def db_shown(self) -> str:
@@ -222,7 +224,8 @@ def range_option(func: F) -> F:
         metavar="TEXT",
         help="A day, a period or 'A to B': '2018-01-12', 'October 2026', 'last month', "
         "'last week', 'last 7 days', '3 days ago to yesterday'. A day after 'to' is "
-        "excluded, a period included. Days are UTC. Default: last full month.",
+        "excluded, a period included. Days are the guild's local days (its timezone; "
+        "UTC by default). Default: last full month.",
     )(func)
 
 
@@ -233,9 +236,18 @@ def output_option(func: F) -> F:
 
 
 def _parse_range(text: str | None) -> DateRange:
+    """The range in UTC days: checked before any work (the guild's days come later)."""
     from guildmeter.reports.daterange import parse_daterange
 
     return parse_daterange(text)
+
+
+def _local_range(store: Store, guild: int, text: str | None, parsed: DateRange) -> DateRange:
+    """The range on the guild's clock (its local days and months)."""
+    from guildmeter.reports.daterange import parse_daterange
+
+    calendar = store.calendars.get(guild)
+    return parsed if calendar.is_utc else parse_daterange(text, calendar=calendar)
 
 
 def _require_guild(store: Store, guild: int, shown_db: str) -> None:
@@ -277,10 +289,11 @@ def _require_data(store: Store, guild: int, daterange: DateRange) -> None:
     held = ""
     if span is not None:
         held = f"; this guild has data from {span.first:%Y-%m-%d} to {span.last:%Y-%m-%d}"
-    if daterange.last_day == daterange.start.date():
-        when = f"on {daterange.start:%Y-%m-%d} (UTC)"
+    zone = daterange.zone_label
+    if daterange.last_day == daterange.first_day:
+        when = f"on {daterange.first_day:%Y-%m-%d} ({zone})"
     else:
-        when = f"between {daterange.start:%Y-%m-%d} and {daterange.last_day:%Y-%m-%d} (UTC)"
+        when = f"between {daterange.first_day:%Y-%m-%d} and {daterange.last_day:%Y-%m-%d} ({zone})"
     raise GuildmeterError(f"no statistics for guild {guild} {when}{held}")
 
 
@@ -460,12 +473,14 @@ def export(obj: _Context, guild: int, range_text: str | None, output: str | None
     directory.
     """
     daterange = _parse_range(range_text)
-    path = output or (
-        f"userstats-{guild}-{daterange.start:%Y-%m-%d}-to-{daterange.last_day:%Y-%m-%d}.csv.gz"
-    )
+    path = output or _dump_name(guild, daterange)
     _check_outputs(path)
     store = obj.open_store()
     try:
+        daterange = _local_range(store, guild, range_text, daterange)
+        if not output and _dump_name(guild, daterange) != path:
+            path = _dump_name(guild, daterange)
+            _check_outputs(path)
         _require_guild(store, guild, obj.db_shown)
         _require_data(store, guild, daterange)
         result = _export(store, guild, daterange, path)
@@ -474,6 +489,12 @@ def export(obj: _Context, guild: int, range_text: str | None, output: str | None
     _say(f"Wrote {result.rows:,} rows for {daterange.describe()} to {path}")
     if result.warning:
         _say(f"warning: {result.warning}")
+
+
+def _dump_name(guild: int, daterange: DateRange) -> str:
+    return (
+        f"userstats-{guild}-{daterange.first_day:%Y-%m-%d}-to-{daterange.last_day:%Y-%m-%d}.csv.gz"
+    )
 
 
 def _export(store: Store, guild: int, daterange: DateRange, path: str) -> Any:
@@ -524,15 +545,24 @@ def report(
     from guildmeter.outputs import file_slug
 
     daterange = _parse_range(range_text)
-    if fmt == "csv" and not output:
-        where = "all" if channel.strip().lower() in ("", "all") else file_slug(channel)
-        output = (
-            f"report-{kind}-{guild}-{where}-{daterange.start:%Y-%m-%d}-to-"
-            f"{daterange.last_day:%Y-%m-%d}.csv.gz"
+    where = "all" if channel.strip().lower() in ("", "all") else file_slug(channel)
+
+    def name(span: DateRange) -> str:
+        return (
+            f"report-{kind}-{guild}-{where}-{span.first_day:%Y-%m-%d}-to-"
+            f"{span.last_day:%Y-%m-%d}.csv.gz"
         )
+
+    default_name = fmt == "csv" and not output
+    if default_name:
+        output = name(daterange)
     _check_outputs(output, chart)
     store = obj.open_store()
     try:
+        daterange = _local_range(store, guild, range_text, daterange)
+        if default_name and name(daterange) != output:
+            output = name(daterange)
+            _check_outputs(output)
         _require_guild(store, guild, obj.db_shown)
         _report(store, guild, kind, daterange, channel, fmt, output)
         if chart:
@@ -580,7 +610,7 @@ def _report(
 @guild_option(required=False, help="Only this guild (server) id; default: every guild.")
 @click.option(
     "--days", type=click.IntRange(1, 3660), default=7, show_default=True,
-    help="Days to cover, today (UTC) included.",
+    help="Days to cover, today included (the guild's local days; UTC days for all guilds).",
 )  # fmt: skip
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -624,7 +654,7 @@ def _print_usage(summary: Any, guild: int | None) -> None:
 
     console = _console()
     where = "all guilds" if guild is None else f"guild {guild}"
-    _say(f"Bot usage, {where}, {summary.start} to {summary.end} (UTC)")
+    _say(f"Bot usage, {where}, {summary.start} to {summary.end} ({summary.zone})")
     console.print(
         f"Images: {summary.images:,} (mean {summary.image_seconds_mean:.1f} s)   "
         f"Videos: {summary.videos:,} (mean {summary.video_seconds_mean:.1f} s)\n"
@@ -701,6 +731,31 @@ def forget(obj: _Context, user_id: int, guild: int | None, dry_run: bool) -> Non
     from guildmeter.cli_rights import run_forget
 
     run_forget(obj.open_store(), user_id, guild, dry_run)
+
+
+@cli.command("settings")
+@guild_option()
+@click.option(
+    "--timezone",
+    metavar="ZONE",
+    help="Set the guild's IANA timezone (Europe/Berlin, America/New_York, Asia/Kolkata): "
+    "statistics follow its local hours, days and months from the guild's next month "
+    "(at once when it has no statistics yet).",
+)
+@click.pass_obj
+def settings(obj: _Context, guild: int, timezone: str | None) -> None:
+    """Print a guild's settings (what `statsconfig show` lists), or set its timezone.
+
+    Without an option it only prints. A guild without any setting shows the defaults
+    (the timezone from the configuration's default_timezone, UTC unless set).
+    """
+    from guildmeter.cli_settings import run_settings
+
+    store = obj.open_store()
+    try:
+        run_settings(store, guild, timezone)
+    finally:
+        store.close()
 
 
 @cli.command("import-kaztron")

@@ -78,6 +78,8 @@ class Config:
     #: Where Discord's OAuth2 pages and REST API are (tests point them at the emulator).
     oauth_authorize_url: str = "https://discord.com/oauth2/authorize"
     discord_api_base: str = "https://discord.com/api/v10"
+    #: The IANA timezone of guilds that never set one (``statsconfig timezone``).
+    default_timezone: str = "UTC"
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -149,4 +151,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
             f"setting intents must be one of {', '.join(repr(m) for m in INTENT_MODES)}, "
             f"not {intents!r}"
         )
+    if "default_timezone" in values:
+        from guildmeter.zones import TimezoneError, check_zone
+
+        try:
+            values["default_timezone"] = check_zone(values["default_timezone"])
+        except TimezoneError as exc:
+            raise GuildmeterError(f"setting default_timezone: {exc}") from None
     return Config(**values)

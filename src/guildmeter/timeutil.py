@@ -1,8 +1,8 @@
 """UTC hour and month arithmetic.
 
-Storage works in whole UTC hours counted from the Unix epoch ("hour index") and months as
-``YYYYMM`` integers: both are portable between SQLite and PostgreSQL, compare and index
-cheaply, and make weekday/hour-of-day arithmetic exact in SQL.
+Whole UTC hours counted from the Unix epoch ("hour index") and months as ``YYYYMM``
+integers: portable between SQLite and PostgreSQL, cheap to compare and index. They are a
+UTC guild's buckets and months; `guildmeter.zones` defines every guild's, on its own clock.
 """
 
 from __future__ import annotations

@@ -119,3 +119,37 @@ def test_a_clock_going_backwards_credits_nothing_twice() -> None:
     voice.checkpoint(t + timedelta(minutes=4))  # clock stepped back
     voice.update(1, 500, None, t + timedelta(minutes=12))
     assert sum(_voice(settle(acc, keyring, keys)).values()) == 720
+
+
+LOCAL_ZONES = ["Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "America/St_Johns"]
+
+
+@given(
+    zone=st.sampled_from(LOCAL_ZONES),
+    start=st.integers(0, 86_400 * 366 * 3),
+    length=st.integers(0, 86_400 * 3),
+    checkpoints=st.lists(st.floats(0, 1), max_size=4),
+)
+def test_local_sessions_split_at_local_hour_marks_sum_to_the_session(
+    zone: str, start: int, length: int, checkpoints: list[float]
+) -> None:
+    from guildmeter.zones import Calendars
+
+    calendars = Calendars({1: [(0, zone)]})
+    acc, keyring, keys = ready_accumulator(calendars=calendars)
+    calendar = calendars.get(1)
+    voice = VoiceTracker(acc)
+    begin = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=start)
+    end = begin + timedelta(seconds=length)
+    voice.update(1, 500, 20, begin)
+    for fraction in sorted(checkpoints):
+        voice.checkpoint(begin + timedelta(seconds=round(length * fraction)))
+    voice.update(1, 500, None, end)
+    pieces = _voice(settle(acc, keyring, keys))
+    assert sum(pieces.values()) == length
+    first, last = calendar.bucket_of(begin), calendar.bucket_of(end - timedelta(seconds=1))
+    for (bucket, _channel, _label), seconds in pieces.items():
+        assert first <= bucket <= last
+        span_start = max(calendar.bucket_start_s(bucket), int(begin.timestamp()))
+        span_end = min(calendar.bucket_end_s(bucket), int(end.timestamp()))
+        assert seconds == span_end - span_start  # exactly the session's part of that hour

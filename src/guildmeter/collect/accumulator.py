@@ -1,4 +1,7 @@
-"""Hourly counters per (guild, UTC hour, event, pseudonym, channel).
+"""Hourly counters per (guild, hour bucket, event, pseudonym, channel).
+
+Buckets and months are the guild's own (`guildmeter.zones`): for a UTC guild a bucket is
+the UTC hour index, for others a local hour.
 
 Listeners call the methods below from the event loop; they only touch dictionaries. The
 raw user id is turned into the month's pseudonym by the keyring's in-memory cache; while a
@@ -18,11 +21,11 @@ from guildmeter.errors import InvalidEventError
 from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
 from guildmeter.privacy.keyring import OPTED_OUT, Keyring
 from guildmeter.privacy.optout import OptOuts
-from guildmeter.timeutil import hour_index, month_of_hour, month_start
+from guildmeter.zones import Calendars, GuildCalendar
 
 __all__ = ["Accumulator", "Batch", "CountKey"]
 
-#: (guild_id, hour index, event code, user label, channel id)
+#: (guild_id, hour bucket, event code, user label, channel id)
 CountKey = tuple[int, int, int, str, int]
 _PendingKey = tuple[int, int, int, int, int]  # same, with the raw user id
 
@@ -38,6 +41,8 @@ class Batch:
     counts: dict[CountKey, int]
     channels: dict[tuple[int, int], str]
     batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: The guilds' clocks the buckets were counted on.
+    calendars: Calendars = field(default_factory=Calendars)
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -45,7 +50,8 @@ class Batch:
     @property
     def months(self) -> set[tuple[int, int]]:
         """The (guild, month) pairs this batch writes to."""
-        return {(key[0], month_of_hour(key[1])) for key in self.counts}
+        get = self.calendars.get
+        return {(key[0], get(key[0]).month_of_bucket(key[1])) for key in self.counts}
 
     def absorb(self, newer: Batch) -> None:
         """Add a newer batch's counts into this one (member totals: the newer value wins).
@@ -72,8 +78,14 @@ class Accumulator:
         ignored_users: Iterable[int] = (),
         ignored_channels: Iterable[int] = (),
         optouts: OptOuts | None = None,
+        calendars: Calendars | None = None,
     ) -> None:
         self._keyring = keyring
+        #: Every guild's clock; replaced (on the loop) when timezones are re-read.
+        self.calendars = calendars if calendars is not None else Calendars()
+        #: Per guild, the current bucket: (first ms, end ms, bucket, month) — one comparison
+        #: maps a message's time to its bucket until the next local hour mark.
+        self._spans: dict[int, tuple[int, int, int, int]] = {}
         #: Members who opted out (the keyring's, shared with the voice and usage trackers).
         self.optouts = optouts if optouts is not None else keyring.optouts
         self.ignored_users = frozenset(ignored_users)
@@ -82,7 +94,6 @@ class Accumulator:
         self._pending: dict[_PendingKey, int] = {}
         self._keys_needed: set[tuple[int, int]] = set()
         self._channels: dict[tuple[int, int], str] = {}
-        self._month_of_hour: dict[int, int] = {}
         self._saturated = False
         self.dropped = 0
 
@@ -92,9 +103,13 @@ class Accumulator:
         self, guild_id: int, channel_id: int, user_id: int, when: datetime, *, bot: bool = False
     ) -> None:
         """One message by ``user_id`` in ``channel_id``."""
-        if bot or user_id in self.ignored_users or channel_id in self.ignored_channels:
+        if bot:
             return
-        self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, _hour(when), 1)
+        if when.tzinfo is None:
+            raise InvalidEventError(
+                f"naive datetime {when.isoformat()} — events need a timezone-aware time"
+            )
+        self.message_at_ms(guild_id, channel_id, user_id, int(when.timestamp() * 1000))
 
     @property
     def saturated(self) -> bool:
@@ -110,45 +125,88 @@ class Accumulator:
         # The fast path pays nothing for the mark: while saturated, an instance attribute
         # shadows it with a version that only counts the drop.
         if value:
-            self.message_at_hour = self._drop_message  # type: ignore[method-assign]
+            self.message_at_ms = self._drop_message  # type: ignore[method-assign]
         else:
-            del self.message_at_hour
+            del self.message_at_ms
 
-    def _drop_message(self, guild_id: int, channel_id: int, user_id: int, hour: int) -> None:
+    def _drop_message(self, guild_id: int, channel_id: int, user_id: int, ms: int) -> None:
         self.dropped += 1
 
-    def message_at_hour(self, guild_id: int, channel_id: int, user_id: int, hour: int) -> None:
-        """One message by a (non-bot) user in the hour index ``hour``: the listener's fast path.
+    def message_at_ms(self, guild_id: int, channel_id: int, user_id: int, ms: int) -> None:
+        """One message by a (non-bot) user at epoch millisecond ``ms``: the listener's path.
 
-        Discord message ids carry their time, so the listener computes the hour from the id
-        and skips building a datetime; everything else is `message` without its checks.
+        Discord message ids carry their time, so the listener takes it from the id and
+        skips building a datetime; the guild's current bucket is cached, so mapping the
+        time to its local hour is one comparison. Otherwise `message` without its checks.
         """
         if user_id in self.ignored_users or channel_id in self.ignored_channels:
             return
-        month = self._month_of_hour.get(hour)
-        if month is None:
-            month = self._month_of_hour[hour] = month_of_hour(hour)
-        label = self._keyring.pseudonym(guild_id, month, user_id)
+        span = self._spans.get(guild_id)
+        if span is None or not span[0] <= ms < span[1]:
+            span = self._span(guild_id, ms)
+        label = self._keyring.pseudonym(guild_id, span[3], user_id)
         if label is None:
-            self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, hour, 1)
+            self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, span[2], 1)
             return
         if label is OPTED_OUT:
             return
-        key = (guild_id, hour, _MSG, label, channel_id)
+        key = (guild_id, span[2], _MSG, label, channel_id)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
+
+    def message_at_hour(self, guild_id: int, channel_id: int, user_id: int, hour: int) -> None:
+        """One message by a (non-bot) user in bucket ``hour`` (a UTC guild's UTC hour)."""
+        if user_id in self.ignored_users or channel_id in self.ignored_channels:
+            return
+        self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, hour, 1)
+
+    def _span(self, guild_id: int, ms: int) -> tuple[int, int, int, int]:
+        calendar = self.calendars.get(guild_id)
+        bucket = calendar.bucket_of_s(ms // 1000)
+        span = (
+            calendar.bucket_start_s(bucket) * 1000,
+            calendar.bucket_end_s(bucket) * 1000,
+            bucket,
+            calendar.month_of_bucket(bucket),
+        )
+        self._spans[guild_id] = span
+        return span
+
+    def calendar(self, guild_id: int) -> GuildCalendar:
+        """The guild's clock."""
+        return self.calendars.get(guild_id)
+
+    def install_calendars(self, calendars: Calendars) -> None:
+        """Use re-read timezones (on the loop); cached spans are recomputed."""
+        if calendars is not self.calendars:
+            self.calendars = calendars
+            self._spans = {}
+
+    def _hour(self, guild_id: int, when: datetime) -> int:
+        if when.tzinfo is None:
+            raise InvalidEventError(
+                f"naive datetime {when.isoformat()} — events need a timezone-aware time"
+            )
+        seconds = when.timestamp()
+        if self.calendars.get(guild_id).is_utc:
+            return int(seconds // 3600)
+        ms = int(seconds * 1000)
+        span = self._spans.get(guild_id)
+        if span is None or not span[0] <= ms < span[1]:
+            span = self._span(guild_id, ms)
+        return span[2]
 
     def join(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
         """A member joined the guild (server-wide event)."""
         if bot or user_id in self.ignored_users:
             return
-        self._server_event(EventKind.JOIN, guild_id, user_id, _hour(when))
+        self._server_event(EventKind.JOIN, guild_id, user_id, self._hour(guild_id, when))
 
     def part(self, guild_id: int, user_id: int, when: datetime, *, bot: bool = False) -> None:
         """A member left the guild (server-wide event)."""
         if bot or user_id in self.ignored_users:
             return
-        self._server_event(EventKind.PART, guild_id, user_id, _hour(when))
+        self._server_event(EventKind.PART, guild_id, user_id, self._hour(guild_id, when))
 
     def _server_event(self, kind: EventKind, guild_id: int, user_id: int, hour: int) -> None:
         """A join or part: an opted-out member's is counted for nobody (totals stay right)."""
@@ -162,7 +220,7 @@ class Accumulator:
         """The guild's member count at ``when``; the latest value in an hour is kept."""
         if total < 0:
             raise InvalidEventError(f"member total cannot be negative (got {total})")
-        key = (guild_id, _hour(when), int(EventKind.TOTAL_USERS), NO_USER, NO_CHANNEL)
+        key = (guild_id, self._hour(guild_id, when), _TOTAL_USERS, NO_USER, NO_CHANNEL)
         self._counts[key] = total
 
     def add(
@@ -179,22 +237,24 @@ class Accumulator:
         if kind is EventKind.TOTAL_USERS:
             self.member_total(guild_id, count, when)
             return
-        self.add_at_hour(kind, guild_id, channel_id, user_id, _hour(when), count)
+        self.add_at_hour(kind, guild_id, channel_id, user_id, self._hour(guild_id, when), count)
 
     def add_at_hour(
         self, kind: EventKind, guild_id: int, channel_id: int, user_id: int, hour: int, count: int
     ) -> None:
-        """Add ``count`` to an additive counter for the hour index ``hour``."""
+        """Add ``count`` to an additive counter for the guild's bucket ``hour``."""
         if count < 0:
             raise InvalidEventError(f"count cannot be negative (got {count} for {kind.label})")
         if count == 0:
             return
-        if self._saturated:
+        if self.saturated:
             self.dropped += 1
             return
-        month = self._month_of_hour.get(hour)
-        if month is None:
-            month = self._month_of_hour[hour] = month_of_hour(hour)
+        span = self._spans.get(guild_id)  # most events are in the guild's current hour
+        if span is not None and span[2] == hour:
+            month = span[3]
+        else:
+            month = self.calendars.get(guild_id).month_of_bucket(hour)
         label = self._keyring.pseudonym(guild_id, month, user_id)
         if label is None:
             if self.optouts.active and self.optouts.blocks(guild_id, user_id):
@@ -228,8 +288,9 @@ class Accumulator:
         needed: set[tuple[int, int]] = set()
         pending, self._pending = self._pending, {}
         self._keys_needed = set()
+        get = self.calendars.get
         for (guild_id, hour, code, user_id, channel_id), count in pending.items():
-            month = month_of_hour(hour)
+            month = get(guild_id).month_of_bucket(hour)
             # Pending counts were taken before any opt-out since: they count.
             label = self._keyring.pseudonym_before_optout(guild_id, month, user_id)
             if label is None:
@@ -248,17 +309,26 @@ class Accumulator:
         """Take every resolved counter out of memory as one batch."""
         counts, self._counts = self._counts, {}
         channels, self._channels = self._channels, {}
-        return Batch(counts=counts, channels=channels)
+        return Batch(counts=counts, channels=channels, calendars=self.calendars)
 
-    def has_pending_for_month_before(self, month: int) -> bool:
-        """True if counts of a month earlier than ``month`` are still in memory.
+    def has_pending_for_month_before(self, now: datetime) -> bool:
+        """True if counts of a month that ended before ``now`` (on its guild's clock) are
+        still in memory.
 
         Iterates the live counters: call it on the event loop, never from a worker thread
         (the listeners add to these dictionaries while a thread would iterate them).
         """
-        first_hour = _first_hour_of(month)
-        return any(k[1] < first_hour for k in self._counts) or any(
-            k[1] < first_hour for k in self._pending
+        firsts: dict[int, int] = {}
+
+        def first_bucket(guild_id: int) -> int:
+            found = firsts.get(guild_id)
+            if found is None:
+                calendar = self.calendars.get(guild_id)
+                found = firsts[guild_id] = calendar.first_bucket(calendar.month_of(now))
+            return found
+
+        return any(k[1] < first_bucket(k[0]) for k in self._counts) or any(
+            k[1] < first_bucket(k[0]) for k in self._pending
         )
 
     def forget(self, guild_id: int | None, user_id: int, labels: Iterable[str]) -> int:
@@ -283,18 +353,6 @@ class Accumulator:
 
 _MSG = int(EventKind.MSG)
 _TOTAL_USERS = int(EventKind.TOTAL_USERS)
-
-
-def _first_hour_of(month: int) -> int:
-    return hour_index(month_start(month))
-
-
-def _hour(when: datetime) -> int:
-    if when.tzinfo is None:
-        raise InvalidEventError(
-            f"naive datetime {when.isoformat()} — events need a timezone-aware time"
-        )
-    return int(when.timestamp() // 3600)
 
 
 def _kind(event: EventKind | str) -> EventKind:

@@ -1,7 +1,8 @@
 """Voice sessions turned into per-hour voice seconds.
 
-A session is credited to the accumulator in whole seconds, split exactly at UTC hour
-boundaries (and so at month boundaries, where the new month's pseudonym applies). Seconds
+A session is credited to the accumulator in whole seconds, split exactly at the guild's
+bucket boundaries — its local hour marks (`guildmeter.zones`) — and so at its local month
+boundaries, where the new month's pseudonym applies. Seconds
 are counted on integer-second marks so the pieces of a session always add up to its
 length. Open sessions are credited up to "now" at every checkpoint, so a long session
 shows up hour by hour and a crash loses at most one flush interval.
@@ -138,14 +139,14 @@ class VoiceTracker:
             log.warning("voice clock went back %d s; nothing credited", start - now)
             return
         session.since = now
-        hour = start // 3600
+        calendar = self._sink.calendar(guild_id)
         while start < now:
-            boundary = min(now, (hour + 1) * 3600)
+            bucket = calendar.bucket_of_s(start)
+            boundary = min(now, calendar.bucket_end_s(bucket))
             self._sink.add_at_hour(
-                EventKind.VOICE, guild_id, session.channel_id, user_id, hour, boundary - start
+                EventKind.VOICE, guild_id, session.channel_id, user_id, bucket, boundary - start
             )
             start = boundary
-            hour += 1
 
 
 def _seconds(when: datetime) -> int:

@@ -19,6 +19,7 @@ from guildmeter.reports.compute import Report, report_table
 from guildmeter.reports.daterange import DateRange
 from guildmeter.store import Store
 from guildmeter.timeutil import hour_start
+from guildmeter.zones import GuildCalendar, format_offset
 
 __all__ = [
     "DUMP_HEADER",
@@ -79,6 +80,7 @@ def write_dump(
     labels[0] = ""
     event_names = {int(kind): kind.label for kind in EventKind}
     periods: dict[int, str] = {}
+    period_of = _period_formatter(daterange.calendar)
     rows = 0
     with gzip.GzipFile(fileobj=target, mode="wb", compresslevel=5) as compressed:
         compressed.write(("\ufeff" + ",".join(DUMP_HEADER) + "\r\n").encode("utf-8"))
@@ -87,7 +89,7 @@ def write_dump(
             for hour, event, member_id, channel_id, count in chunk:
                 period = periods.get(hour)
                 if period is None:
-                    period = periods[hour] = hour_start(hour).strftime("%Y-%m-%d %H:%M:%S")
+                    period = periods[hour] = period_of(hour)
                 channel = channel_label.get(channel_id)
                 if channel is None:
                     channel = channel_label[channel_id] = f"#{channel_id}"
@@ -101,6 +103,21 @@ def write_dump(
             if progress is not None:
                 progress(rows)
     return DumpResult(rows, store.unanonymised_months(guild_id, daterange.months))
+
+
+def _period_formatter(calendar: GuildCalendar) -> Callable[[int], str]:
+    """A bucket's Period: KazTron's ``YYYY-MM-DD HH:MM:SS`` in UTC for a UTC guild (byte
+    for byte as before); the local hour's start with its offset for other guilds."""
+    if calendar.is_utc:
+        return lambda hour: hour_start(hour).strftime("%Y-%m-%d %H:%M:%S")
+
+    def local(hour: int) -> str:
+        start = calendar.bucket_start(hour)
+        offset = start.utcoffset()
+        assert offset is not None
+        return start.strftime("%Y-%m-%d %H:%M:%S") + format_offset(offset)
+
+    return local
 
 
 def _csv_field(text: str) -> str:

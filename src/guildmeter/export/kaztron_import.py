@@ -41,7 +41,7 @@ from guildmeter.privacy.anonymize import TOKEN_PREFIX
 from guildmeter.privacy.keyring import PSEUDONYM_PREFIX
 from guildmeter.store import Store
 from guildmeter.store.sql import ImportSession
-from guildmeter.timeutil import hour_start
+from guildmeter.zones import GuildCalendar
 
 __all__ = ["ImportFormatError", "ImportResult", "expand_paths", "import_files"]
 
@@ -66,8 +66,8 @@ class ImportResult:
     first: datetime | None = None
     last: datetime | None = None
 
-    def _saw(self, first_hour: int, last_hour: int) -> None:
-        first, last = hour_start(first_hour), hour_start(last_hour)
+    def _saw(self, calendar: GuildCalendar, first_hour: int, last_hour: int) -> None:
+        first, last = calendar.bucket_start(first_hour), calendar.bucket_start(last_hour)
         self.first = first if self.first is None else min(self.first, first)
         self.last = last if self.last is None else max(self.last, last)
 
@@ -160,7 +160,7 @@ def _import_one(
     channel_ids: dict[str, int] = {}
     rows = 0
     first_hour, last_hour = None, None
-    for row, position in _read(path):
+    for row, position in _read(path, session.calendar):
         channel_id = channel_ids.get(row.channel)
         if channel_id is None:
             channel_id = channel_ids[row.channel] = _channel_id(session, row.channel, names)
@@ -183,7 +183,7 @@ def _import_one(
             progress(position)
     session.add(counts, names)
     if first_hour is not None and last_hour is not None:
-        result._saw(first_hour, last_hour)
+        result._saw(session.calendar, first_hour, last_hour)
     return rows
 
 
@@ -197,7 +197,7 @@ def _channel_id(session: ImportSession, text: str, names: dict[tuple[int, int], 
     return int(text)  # validated by the reader: digits, within 63 bits
 
 
-def _read(path: Path) -> Iterator[tuple[_Row, int]]:
+def _read(path: Path, calendar: GuildCalendar) -> Iterator[tuple[_Row, int]]:
     """Parsed rows with the compressed bytes read so far; ImportFormatError on bad data."""
     hours: dict[str, int] = {}
     try:
@@ -209,7 +209,7 @@ def _read(path: Path) -> Iterator[tuple[_Row, int]]:
                     continue
                 if line == 1 and _is_header(fields):
                     continue
-                yield _parse(fields, hours, path, line), raw.tell()
+                yield _parse(fields, hours, path, line, calendar), raw.tell()
     except (OSError, EOFError, zlib.error) as exc:
         raise ImportFormatError(
             f"{path}: not a readable gzip file ({exc}); expected KazTron's "
@@ -223,7 +223,9 @@ def _is_header(fields: list[str]) -> bool:
     return fields[0].strip().lower() == "period"
 
 
-def _parse(fields: list[str], hours: dict[str, int], path: Path, line: int) -> _Row:
+def _parse(
+    fields: list[str], hours: dict[str, int], path: Path, line: int, calendar: GuildCalendar
+) -> _Row:
     def bad(why: str, *, show_row: bool = True) -> ImportFormatError:
         row = f" (row: {','.join(fields)[:120]})" if show_row else ""
         return ImportFormatError(f"{path}, line {line}: {why}{row}")
@@ -243,7 +245,8 @@ def _parse(fields: list[str], hours: dict[str, int], path: Path, line: int) -> _
             raise bad(f"period {period!r} is not the start of an hour")
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)  # KazTron writes naive UTC times
-        hour = hours[period] = int(when.timestamp() // 3600)
+        # Our dumps of non-UTC guilds carry the offset (2026-10-04 00:00:00+05:30).
+        hour = hours[period] = calendar.bucket_of(when)
     try:
         event = EventKind.parse(event_name)
     except ValueError as exc:

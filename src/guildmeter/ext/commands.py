@@ -40,6 +40,8 @@ from guildmeter.reports import DateRange, Report, parse_daterange
 from guildmeter.reports.compute import check_report_range, resolve_channel
 from guildmeter.store.catalog import data_span, has_statistics
 from guildmeter.store.settings import AGGREGATES_ONLY, KEEP_MEMBER_ROWS, GuildSettings
+from guildmeter.zones import GuildCalendar, zone_choices
+from guildmeter.zonetext import describe_change, describe_timezone
 
 Context = commands.Context[commands.Bot]
 # mypy cannot solve discord.py's ParamSpec-over-Union callback type for methods, hence the
@@ -149,6 +151,11 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         )
         raise NotAllowed(f"No statistics between {span.describe()}; {where}")
 
+    def _calendar(self, ctx: Context) -> GuildCalendar:
+        """The guild's clock (its timezone per month), from memory."""
+        assert ctx.guild is not None
+        return self.stats.collector.calendar(ctx.guild.id)
+
     async def _one_moment(self, ctx: Context) -> None:
         if ctx.interaction is not None:
             await ctx.defer(ephemeral=True)
@@ -170,7 +177,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             A date or `date1 to date2` (the second date excluded); default: last month.
         """
         assert ctx.guild is not None
-        span = parse_daterange(daterange, now=self.stats.clock())
+        span = parse_daterange(daterange, now=self.stats.clock(), calendar=self._calendar(ctx))
         if span.end - span.start > timedelta(days=self.max_dump_days):
             raise NotAllowed(
                 f"A dump covers at most {self.max_dump_days} days; {span.describe()} is "
@@ -206,14 +213,14 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         Parameters
         ----------
         type:
-            full: the whole period; weekday: per day of the week; hourly: per hour (UTC).
+            full: the whole period; weekday: per day of the week; hourly: per hour (local).
         channel:
             A channel's name, or `all`.
         daterange:
             A date or `date1 to date2` within one month; default: last month.
         """
         assert ctx.guild is not None
-        span = parse_daterange(daterange, now=self.stats.clock())
+        span = parse_daterange(daterange, now=self.stats.clock(), calendar=self._calendar(ctx))
         check_report_range(span)
         channel_name = _channel_name(ctx.guild, channel)
         # A small query, answered before "One moment": an unknown channel is told at once.
@@ -252,8 +259,45 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         assert ctx.guild is not None
         settings = await self.guild_settings(ctx.guild.id)
         collected = collection_of(self.bot.intents).lines()
-        text = _describe(settings) + "\n**Collected here:**\n" + "\n".join(collected)
+        text = (
+            _describe(settings)
+            + "\n"
+            + describe_timezone(self._calendar(ctx), self.stats.clock())
+            + "\n**Collected here:**\n"
+            + "\n".join(collected)
+        )
         await send(ctx, text, ephemeral=True)
+
+    @commands.guild_only()
+    @configurers_only()
+    @statsconfig.command(name="timezone")  # type: ignore[arg-type]
+    async def timezone(self, ctx: Context, zone: str) -> None:
+        """The server's timezone: statistics follow its local hours, days and months.
+
+        Parameters
+        ----------
+        zone:
+            An IANA timezone name, such as Europe/Berlin, America/New_York or Asia/Kolkata.
+        """
+        assert ctx.guild is not None
+        stats = self.stats
+        counter = self.bot.get_cog("Statistics")
+        flush = getattr(counter, "flush", None)
+        if flush is not None:
+            # Counts still in memory were taken on the old clock: store them first, so that
+            # "nobody counted yet" (a switch at once) is decided on everything counted.
+            await flush()
+        change = await asyncio.to_thread(
+            stats.store.set_timezone, ctx.guild.id, zone, stats.clock()
+        )
+        stats.collector.install_calendars(stats.store.calendars)  # on the loop
+        await send(ctx, describe_change(change, self._calendar(ctx)), ephemeral=True)
+
+    @timezone.autocomplete("zone")
+    async def _zone_choices(
+        self, _interaction: discord.Interaction, current: str
+    ) -> list[discord.app_commands.Choice[str]]:
+        return [discord.app_commands.Choice(name=z, value=z) for z in zone_choices(current)]
 
     # Members' rights: small cells and what anonymised months keep.
 

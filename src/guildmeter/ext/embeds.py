@@ -89,7 +89,10 @@ def report_embed(
     )
     for name, value in fields:
         embed.add_field(name=name, value=value, inline=True)
-    footer = "Times in UTC · users are monthly pseudonyms: one per member per month"
+    footer = (
+        f"Times in {report.range.zone_label} · users are monthly pseudonyms: one per member "
+        "per month"
+    )
     if row.joins is None:
         footer += " · joins and parts not collected: the bot lacked the Server Members intent"
     if public is not None and public.any_hidden:

@@ -21,7 +21,6 @@ from guildmeter.ext.runtime import Runtime
 from guildmeter.reports import DateRange
 from guildmeter.reports.suppress import suppress_report
 from guildmeter.store.settings import GuildSettings, MonthlyPosts
-from guildmeter.timeutil import month_of
 
 __all__ = ["MonthlyReports", "readable_by_members"]
 
@@ -56,12 +55,15 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
     async def post_due_reports(self) -> list[int]:
         """Post last month's report where due; returns the guild ids posted to."""
         async with self._lock:
-            span = DateRange.last_full_month(self.stats.clock())
-            month = month_of(span.start)
+            now = self.stats.clock()
             posted = []
             guilds = list(self.bot.guilds)
             settings = await asyncio.to_thread(self.settings.read_many, [g.id for g in guilds])
             for guild in guilds:
+                # The guild's own last month: it ends at its local midnight of the 1st.
+                calendar = self.stats.collector.calendar(guild.id)
+                span = DateRange.last_full_month(now, calendar)
+                month = calendar.month_of(span.start)
                 if await self._post(guild, settings[guild.id], span, month):
                     posted.append(guild.id)
             return posted
@@ -79,7 +81,7 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
             return False  # posted already, or another process is posting it
         try:
             report = await self.runtime.in_heavy_worker(jobs.full_report, guild.id, span, None)
-            title = f"{span.start:%B %Y}: full report, all channels"
+            title = f"{span.first_day:%B %Y}: full report, all channels"
             notice = AGGREGATES_NOTICE if settings.aggregates_only else ANONYMISED_NOTICE
             # Members other than moderators can read it: small cells are suppressed.
             public = (

@@ -86,6 +86,7 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
             if ctx.guild is None
             else self.stats.optouts.blocks(ctx.guild.id, ctx.author.id),
             collection=collection_of(self.bot.intents),
+            calendar=self.stats.collector.calendar(0 if guild is None else guild.id),
         )
         await self._answer(ctx, text)
 

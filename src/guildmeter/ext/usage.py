@@ -264,7 +264,7 @@ def stats_embed(summary: UsageSummary, *, where: str | None = None) -> discord.E
         title=clip(
             f"Bot usage{place}, last {summary.days} day{'s' if summary.days != 1 else ''}", 256
         ),
-        description=f"{summary.start} to {summary.end} (UTC)",
+        description=f"{summary.start} to {summary.end} ({summary.zone})",
         colour=discord.Colour(0x3B82F6),
     )
     embed.add_field(

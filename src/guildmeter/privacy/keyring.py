@@ -1,6 +1,7 @@
 """Monthly keyed pseudonyms.
 
-A pseudonym is BLAKE2b keyed with a random 32-byte key drawn per guild and per UTC month.
+A pseudonym is BLAKE2b keyed with a random 32-byte key drawn per guild and per statistics
+month (the guild's local calendar month, `guildmeter.zones`).
 Discord ids are easy to enumerate, so the key's secrecy is the only protection; a slow hash
 would add nothing. Keys live in the store so that every process writing a guild (shards)
 derives the same pseudonym; they are fetched off the event path (`load`), and the event

@@ -1,15 +1,16 @@
 """What guildmeter tells members about their data: `/privacy` and the host bot's statement.
 
-The month-end instant comes from `month_end` alone, so that the coming per-guild timezone
-moves every date shown here at once.
+The month-end instant comes from `month_end` alone: the end of the guild's local month
+(its timezone, `guildmeter.zones`), shown on the guild's clock.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from guildmeter.collection import ALL_COLLECTED, Collection
-from guildmeter.timeutil import add_months, month_of, month_start
+from guildmeter.timeutil import add_months
+from guildmeter.zones import UTC_CALENDAR, GuildCalendar, format_offset
 
 __all__ = [
     "END_USER_DATA_STATEMENT",
@@ -40,14 +41,18 @@ LINKAGE_WARNING = (
 )
 
 
-def month_end(now: datetime) -> datetime:
-    """The end of the statistics month containing ``now`` (UTC months for now)."""
-    return month_start(add_months(month_of(now), 1))
+def month_end(now: datetime, calendar: GuildCalendar = UTC_CALENDAR) -> datetime:
+    """The end of the guild's statistics month containing ``now``: its local midnight of
+    the next 1st (in the zone of the next month), as an aware datetime in that zone."""
+    return calendar.month_start(add_months(calendar.month_of(now), 1))
 
 
-def key_destroyed_at(now: datetime, grace: timedelta) -> datetime:
+def key_destroyed_at(
+    now: datetime, grace: timedelta, calendar: GuildCalendar = UTC_CALENDAR
+) -> datetime:
     """When the current month's key is destroyed: the first flush after month end + grace."""
-    return month_end(now) + grace
+    end = month_end(now, calendar)
+    return (end.astimezone(UTC) + grace).astimezone(end.tzinfo)  # elapsed time, local clock
 
 
 def privacy_statement(
@@ -59,6 +64,7 @@ def privacy_statement(
     aggregates_only: bool,
     opted_out: bool | None = None,
     collection: Collection = ALL_COLLECTED,
+    calendar: GuildCalendar = UTC_CALENDAR,
 ) -> str:
     """The `/privacy` answer (well under Discord's 2,000 characters).
 
@@ -66,7 +72,7 @@ def privacy_statement(
     Members, prefix commands Message Content); the statement never claims more.
     """
     where = f"in **{guild_name[:80]}**" if guild_name else "in each server"
-    destroyed = key_destroyed_at(now, grace)
+    destroyed = key_destroyed_at(now, grace, calendar)
     kept = (
         "only the month's aggregate counts are kept: per-member rows are dropped"
         if aggregates_only
@@ -80,7 +86,8 @@ def privacy_statement(
         "keyed hash of your user id; the key is drawn per server and per month).",
         "**Never kept:** message content, your user id, your name.",
         f"**When the link to you dies:** this month's key is destroyed at "
-        f"{destroyed:%Y-%m-%d %H:%M} UTC; then every pseudonym becomes a random token. "
+        f"{destroyed:%Y-%m-%d %H:%M} {_zone_text(destroyed)}; then every pseudonym becomes "
+        "a random token. "
         "Until then the bot can still recompute your pseudonym, so this month's rows are "
         "your personal data.",
         f"**How long:** after the month ends {kept}, until the server's administrators "
@@ -111,3 +118,12 @@ def privacy_statement(
             else "**You:** counted (not opted out)."
         )
     return "\n".join(lines)
+
+
+def _zone_text(when: datetime) -> str:
+    """``UTC`` for UTC guilds (as before), else the zone and its offset."""
+    offset = when.utcoffset()
+    if not offset and str(when.tzinfo) == "UTC":
+        return "UTC"
+    assert offset is not None
+    return f"{when.tzinfo} (UTC{format_offset(offset)})"

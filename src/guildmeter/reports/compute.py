@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, func, literal_column, select
+from sqlalchemy import case as sql_case
 
 from guildmeter.errors import GuildmeterError
 from guildmeter.events import EventKind
@@ -35,6 +36,7 @@ __all__ = [
     "case_expression",
     "check_report_range",
     "compute_report",
+    "local_hours",
     "resolve_channel",
 ]
 
@@ -98,15 +100,35 @@ class Report:
         }
 
 
-def case_expression(kind: ReportKind, hour: Any) -> ColumnElement[Any]:
-    """The case an hour index belongs to: 0 (full), weekday 0=Monday, or hour of day."""
+def local_hours(hour: Any, daterange: DateRange | None) -> ColumnElement[Any]:
+    """Local wall-clock hours since the epoch of a bucket column, on the range's calendar.
+
+    The shift between bucket and local hour is constant between DST changes, so this is
+    the column itself for a UTC guild and a short CASE over the range's DST runs otherwise.
+    """
+    if daterange is None:
+        return hour  # type: ignore[no-any-return]
+    runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour)
+    if not runs or (len(runs) == 1 and runs[0][2] == 0):
+        return hour  # type: ignore[no-any-return]
+    if len(runs) == 1:
+        return hour + runs[0][2]  # type: ignore[no-any-return]
+    whens = [(hour < stop, hour + delta) for _start, stop, delta in runs[:-1]]
+    return sql_case(*whens, else_=hour + runs[-1][2])
+
+
+def case_expression(
+    kind: ReportKind, hour: Any, daterange: DateRange | None = None
+) -> ColumnElement[Any]:
+    """The case a bucket belongs to: 0 (full), weekday 0=Monday, or hour of day — local."""
     if kind == "full":
         return literal_column("0")
+    local = local_hours(hour, daterange)
     if kind == "weekday":
-        weekday: ColumnElement[Any] = (hour // 24 + 3) % 7  # 1970-01-01 was a Thursday (3)
+        weekday: ColumnElement[Any] = (local // 24 + 3) % 7  # 1970-01-01 was a Thursday (3)
         return weekday
     if kind == "hourly":
-        hour_of_day: ColumnElement[Any] = hour % 24
+        hour_of_day: ColumnElement[Any] = local % 24
         return hour_of_day
     raise ReportError(f"unknown report type {kind!r}: choose full, weekday or hourly")
 
@@ -169,7 +191,7 @@ def compute_report(
     check_report_range(daterange)
     channel_ids = resolve_channel(store, guild_id, channel)
     act = schema.activity
-    case = case_expression(kind, act.c.hour).label("c")
+    case = case_expression(kind, act.c.hour, daterange).label("c")
     in_range = and_(
         act.c.guild_id == guild_id,
         act.c.hour >= daterange.start_hour,

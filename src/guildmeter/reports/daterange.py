@@ -1,6 +1,8 @@
 """Date ranges as moderators type them: ``2018-01-12``, ``October 2026``, ``last week``...
 
-A day starts at midnight UTC. Each side of ``a to b`` names a *period*: a day
+A day starts at midnight on the guild's clock (its timezone, `guildmeter.zones`; UTC by
+default): ranges are parsed on the local wall clock, then each end is mapped to the
+instant of that local midnight. Each side of ``a to b`` names a *period*: a day
 (``2018-01-12``, ``yesterday``, ``5 days ago``), a month (``October 2026``, ``2026-10``,
 ``last month``, a bare ``October``: its most recent occurrence), a Monday-start week
 (``last week``), a year, or the last N days (``last 7 days``, today included). A single
@@ -17,11 +19,12 @@ says it used is what it used.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from guildmeter.errors import GuildmeterError
 from guildmeter.timeutil import add_months, month_of, month_start, utcnow
+from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
 __all__ = [
     "EARLIEST",
@@ -114,28 +117,43 @@ def quote_input(text: str, limit: int = 100) -> str:
 
 @dataclass(frozen=True)
 class DateRange:
-    """[start, end) in UTC, both at midnight."""
+    """[start, end), both at local midnight on ``calendar`` (the guild's clock)."""
 
     start: datetime
     end: datetime
+    calendar: GuildCalendar = field(default=UTC_CALENDAR, compare=False, repr=False)
 
     @property
     def start_hour(self) -> int:
-        return int(self.start.timestamp() // 3600)
+        """The first bucket of the range (for a UTC guild, the UTC hour index)."""
+        return self.calendar.bucket_of(self.start)
 
     @property
     def end_hour(self) -> int:
-        return int(self.end.timestamp() // 3600)
+        return self.calendar.bucket_of(self.end)
+
+    @property
+    def first_day(self) -> date:
+        """The first local day the range includes."""
+        return self.calendar.local(self.start).date()
 
     @property
     def last_day(self) -> date:
-        """The last day the range includes."""
-        return (self.end - timedelta(days=1)).date()
+        """The last local day the range includes."""
+        return self.calendar.local(self.end - timedelta(microseconds=1)).date()
+
+    @property
+    def days(self) -> list[date]:
+        """Every local day of the range."""
+        count = (self.last_day - self.first_day).days + 1
+        return [self.first_day + timedelta(days=i) for i in range(count)]
 
     @property
     def months(self) -> list[int]:
-        """Every ``YYYYMM`` the range touches."""
-        first, last = month_of(self.start), month_of(self.end - timedelta(microseconds=1))
+        """Every statistics month (``YYYYMM``, the guild's local months) the range touches."""
+        calendar = self.calendar
+        first = calendar.month_of(self.start)
+        last = calendar.month_of(self.end - timedelta(microseconds=1))
         months = [first]
         while months[-1] < last:
             months.append(add_months(months[-1], 1))
@@ -145,16 +163,32 @@ class DateRange:
     def within_one_month(self) -> bool:
         return len(self.months) == 1
 
+    @property
+    def zone_label(self) -> str:
+        """The zone the range's days are in: ``UTC``, ``Asia/Kolkata``..."""
+        return self.calendar.zone_label(self.start_hour, self.end_hour)
+
     def describe(self) -> str:
         """The days covered, both ends included, e.g. ``2026-10-01 to 2026-10-31``."""
-        if self.end - self.start <= timedelta(days=1):
-            return f"{self.start:%Y-%m-%d} (UTC)"
-        return f"{self.start:%Y-%m-%d} to {self.last_day:%Y-%m-%d} (inclusive, UTC)"
+        zone = self.zone_label
+        if self.first_day == self.last_day:
+            return f"{self.first_day:%Y-%m-%d} ({zone})"
+        return f"{self.first_day:%Y-%m-%d} to {self.last_day:%Y-%m-%d} (inclusive, {zone})"
 
     @classmethod
-    def last_full_month(cls, now: datetime | None = None) -> DateRange:
-        current = month_of(now or utcnow())
-        return cls(month_start(add_months(current, -1)), month_start(current))
+    def last_full_month(
+        cls, now: datetime | None = None, calendar: GuildCalendar = UTC_CALENDAR
+    ) -> DateRange:
+        current = calendar.month_of(now or utcnow())
+        previous = add_months(current, -1)
+        return cls(calendar.month_start(previous), calendar.month_start(current), calendar)
+
+    @classmethod
+    def month(cls, month: int, calendar: GuildCalendar = UTC_CALENDAR) -> DateRange:
+        """One whole statistics month of the guild."""
+        return cls(
+            calendar.month_start(month), calendar.month_start(add_months(month, 1)), calendar
+        )
 
 
 @dataclass(frozen=True)
@@ -164,14 +198,27 @@ class _Period:
     is_day: bool
 
 
-def parse_daterange(text: str | None, *, now: datetime | None = None) -> DateRange:
+def parse_daterange(
+    text: str | None, *, now: datetime | None = None, calendar: GuildCalendar = UTC_CALENDAR
+) -> DateRange:
     """Parse a period or ``a to b`` (see the module docstring); empty means last month.
 
-    Reversed ranges are swapped. Errors are DateRangeError, one line, quoting the input.
+    Dates are the guild's local dates (``calendar``). Reversed ranges are swapped. Errors
+    are DateRangeError, one line, quoting the input.
     """
-    now = (now or utcnow()).astimezone(UTC)
+    now = now or utcnow()
     if text is None or not text.strip():
-        return DateRange.last_full_month(now)
+        return DateRange.last_full_month(now, calendar)
+    # Parsed on the local wall clock (written as UTC, where day arithmetic is exact),
+    # then each end is mapped to the instant of its local midnight.
+    wall = calendar.local(now).replace(tzinfo=UTC)
+    found = _parse_wall(text, wall)
+    return DateRange(
+        calendar.midnight(found.start.date()), calendar.midnight(found.end.date()), calendar
+    )
+
+
+def _parse_wall(text: str, now: datetime) -> DateRange:
     if len(text) > _MAX_INPUT:
         raise DateRangeError(f"a date range is at most {_MAX_INPUT} characters")
     whole = " ".join(text.split())

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from sqlalchemy import func, select
 
 from guildmeter.events import EventKind
-from guildmeter.reports.compute import resolve_channel
+from guildmeter.reports.compute import local_hours, resolve_channel
 from guildmeter.reports.daterange import DateRange
 from guildmeter.store import Store, schema
 from guildmeter.timeutil import EPOCH
+
+_EPOCH_DAY = EPOCH.date()
 
 __all__ = ["ActivitySeries", "DailyPoint", "activity_series"]
 
@@ -29,7 +31,7 @@ class ActivitySeries:
     guild_id: int
     channel: str
     range: DateRange
-    #: messages[weekday 0=Monday][hour of day, UTC]
+    #: messages[weekday 0=Monday][hour of day], on the guild's clock
     heatmap: list[list[int]]
     daily: list[DailyPoint]
 
@@ -47,9 +49,10 @@ def activity_series(
     ]
     if channel_ids is not None:
         where.append(act.c.channel_id.in_(channel_ids))
-    weekday = (act.c.hour // 24 + 3) % 7
-    hour_of_day = act.c.hour % 24
-    day = act.c.hour // 24
+    local = local_hours(act.c.hour, daterange)  # the guild's wall clock
+    weekday = (local // 24 + 3) % 7
+    hour_of_day = local % 24
+    day = local // 24
     heat_query = (
         select(weekday, hour_of_day, func.sum(act.c.count))
         .where(*where, act.c.event == int(EventKind.MSG))
@@ -72,16 +75,11 @@ def activity_series(
             heatmap[int(wd)][int(hod)] = int(total)
         for event, day_index, total, users in conn.execute(daily_query):
             per_day.setdefault(int(day_index), {})[int(event)] = (int(total), int(users))
-    first_day = daterange.start_hour // 24
     daily = []
-    for index in range(first_day, daterange.end_hour // 24):
-        values = per_day.get(index, {})
+    for day_date in daterange.days:
+        values = per_day.get((day_date - _EPOCH_DAY).days, {})
         messages, active = values.get(int(EventKind.MSG), (0, 0))
         voice_seconds, _ = values.get(int(EventKind.VOICE), (0, 0))
-        daily.append(
-            DailyPoint(
-                (EPOCH + timedelta(days=index)).date(), messages, active, voice_seconds / 3600
-            )
-        )
+        daily.append(DailyPoint(day_date, messages, active, voice_seconds / 3600))
     name = "all" if channel_ids is None else (channel or "").strip().removeprefix("#")
     return ActivitySeries(guild_id, name, daterange, heatmap, daily)

@@ -25,7 +25,8 @@ from sqlalchemy import case, func, select
 
 from guildmeter.store import Store, schema
 from guildmeter.store.usage import LATENCY_BASE_MS, LATENCY_GROWTH
-from guildmeter.timeutil import EPOCH, month_of, utcnow
+from guildmeter.timeutil import EPOCH, utcnow
+from guildmeter.zones import UTC_CALENDAR
 
 __all__ = ["CommandFigures", "DailyUsage", "UsageSummary", "usage_summary"]
 
@@ -66,6 +67,8 @@ class UsageSummary:
     months_spanned: int
     resolutions: list[tuple[str, int]]  # most used first
     daily: list[DailyUsage]
+    #: The timezone of the days (the guild's; UTC for every guild).
+    zone: str = "UTC"
 
     @property
     def users_label(self) -> str:
@@ -87,11 +90,13 @@ class UsageSummary:
 def usage_summary(
     store: Store, guild_id: int | None, days: int = 7, *, now: datetime | None = None
 ) -> UsageSummary:
-    """The last ``days`` UTC days, today included, for one guild or (None) all."""
+    """The last ``days`` days, today included, for one guild (its local days: the daily
+    summaries are kept by the guild's local day) or (None) all (UTC days)."""
     if not 1 <= days <= 3660:
         raise ValueError("days must be between 1 and 3660")
     now = now or utcnow()
-    last = int(now.timestamp() // 86400)
+    calendar = UTC_CALENDAR if guild_id is None else store.calendars.get(guild_id)
+    last = (calendar.local(now).date() - EPOCH.date()).days
     first = last - days + 1
 
     def window(table: Any) -> list[Any]:
@@ -172,7 +177,9 @@ def usage_summary(
     videos, video_seconds = by_kind.get(True, (0, 0.0))
     first_day = (EPOCH + timedelta(days=first)).date()
     last_day = (EPOCH + timedelta(days=last)).date()
-    months = len({month_of(EPOCH + timedelta(days=d)) for d in range(first, last + 1)})
+    months = len(
+        {calendar.month_of(calendar.midnight(first_day + timedelta(days=d))) for d in range(days)}
+    )
     return UsageSummary(
         guild_id=guild_id,
         days=days,
@@ -197,6 +204,7 @@ def usage_summary(
             )
             for d in range(first, last + 1)
         ],
+        zone=calendar.zone_name_for_month(calendar.month_of(now)),
     )
 
 

@@ -15,7 +15,6 @@ from sqlalchemy import Table, func, select
 from guildmeter.events import EventKind
 from guildmeter.store import schema
 from guildmeter.store.sql import Store
-from guildmeter.timeutil import hour_start
 
 __all__ = [
     "DataSpan",
@@ -66,7 +65,10 @@ def _guilds(store: Store, table: Table, limit: int) -> list[int]:
 def data_span(store: Store, guild_id: int) -> DataSpan | None:
     """When the guild's statistics start and end; None when it has none."""
     span = store.activity_span(guild_id)
-    return None if span is None else DataSpan(hour_start(span[0]), hour_start(span[1]))
+    if span is None:
+        return None
+    calendar = store.calendars.get(guild_id)  # the guild's local hours
+    return DataSpan(calendar.bucket_start(span[0]), calendar.bucket_start(span[1]))
 
 
 def has_statistics(store: Store, guild_id: int, start_hour: int, end_hour: int) -> bool:

@@ -34,6 +34,7 @@ from guildmeter.store import schema
 from guildmeter.store.sql import Store
 from guildmeter.store.usage import latency_bucket
 from guildmeter.timeutil import utcnow
+from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
 __all__ = [
     "MemberRows",
@@ -326,7 +327,9 @@ _DROP_MEMBER_ROWS_SQL = (
 )
 
 
-def collapse_if_aggregates_only(conn: Connection, guild_id: int, month: int) -> int:
+def collapse_if_aggregates_only(
+    conn: Connection, guild_id: int, month: int, calendar: GuildCalendar = UTC_CALENDAR
+) -> int:
     """At month end, in the anonymisation's transaction: if the guild keeps aggregates only,
     fold every member's counts of the month into per-(hour, channel) totals for nobody.
 
@@ -337,7 +340,7 @@ def collapse_if_aggregates_only(conn: Connection, guild_id: int, month: int) -> 
     from sqlalchemy import text
 
     from guildmeter.store.settings import AGGREGATES_ONLY
-    from guildmeter.timeutil import hour_index, month_bounds
+    from guildmeter.timeutil import add_months
 
     settings = schema.guild_settings
     wanted = conn.execute(
@@ -349,11 +352,12 @@ def collapse_if_aggregates_only(conn: Connection, guild_id: int, month: int) -> 
     ).first()
     if wanted is None:
         return 0
-    start, end = month_bounds(month)
+    # The month's buckets on the guild's clock (its local month).
+    start, end = calendar.first_bucket(month), calendar.first_bucket(add_months(month, 1))
     events = ", ".join(
         str(int(k)) for k in (EventKind.MSG, EventKind.JOIN, EventKind.PART, EventKind.VOICE)
     )
-    params = {"guild": guild_id, "start": hour_index(start), "end": hour_index(end)}
+    params = {"guild": guild_id, "start": start, "end": end}
     conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
     dropped = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
     return int(dropped.rowcount or 0)

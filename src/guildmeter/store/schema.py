@@ -1,7 +1,8 @@
 """The tables, as SQLAlchemy Core objects shared by the store and the reports.
 
-Times are whole UTC hours since the epoch (``hour``) and months are ``YYYYMM``
-(see `guildmeter.timeutil`). Users appear only as rows of ``members``: one row per
+Times are hour buckets (``hour``: for a UTC guild whole UTC hours since the epoch, for
+others the local hours of `guildmeter.zones`) and months are the guild's local ``YYYYMM``.
+Users appear only as rows of ``members``: one row per
 pseudonym (or, after month-end, anonymous token) per guild and month; activity rows point
 at it by integer id, so month-end anonymisation rewrites one small table and never
 touches a count.
@@ -35,6 +36,7 @@ __all__ = [
     "flush_log_by_time",
     "guild_keys",
     "guild_settings",
+    "guild_timezones",
     "imports",
     "members",
     "metadata",
@@ -149,6 +151,17 @@ guild_settings = Table(
     Column("setting", String(32), nullable=False),
     Column("value", BigInteger, nullable=False),
     PrimaryKeyConstraint("guild_id", "setting", "value"),
+)
+
+#: A guild's timezone from a statistics month on (issue 12); no row: the configured default.
+guild_timezones = Table(
+    "guild_timezones",
+    metadata,
+    Column("guild_id", BigInteger, nullable=False),
+    # YYYYMM of the first month the zone governs; 0 for "since the beginning".
+    Column("from_month", Integer, nullable=False),
+    Column("zone", String(64), nullable=False),
+    PrimaryKeyConstraint("guild_id", "from_month"),
 )
 
 monthly_posts = Table(

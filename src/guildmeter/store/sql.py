@@ -6,6 +6,7 @@ collector and maps them to integer member ids.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -43,7 +44,9 @@ from guildmeter.privacy.keyring import PSEUDONYM_PREFIX, is_pseudonym
 from guildmeter.store import schema
 from guildmeter.store.engine import make_engine
 from guildmeter.store.migrations import apply_migrations
-from guildmeter.timeutil import month_of_hour, utcnow
+from guildmeter.store.timezones import TimezoneChange, read_calendars, set_timezone
+from guildmeter.timeutil import utcnow
+from guildmeter.zones import UTC_NAME, Calendars
 
 __all__ = ["AnonymisationResult", "Store", "StoreSpec"]
 
@@ -80,9 +83,15 @@ class StoreSpec:
 
     url: str
     engine_kwargs: tuple[tuple[str, Any], ...] = ()
+    #: The configured ``default_timezone``, so a worker reads guilds on the same clocks.
+    default_zone: str = UTC_NAME
 
     def open(self) -> Store:
-        return Store.open(self.url, **dict(self.engine_kwargs))
+        store = Store.open(self.url, **dict(self.engine_kwargs))
+        if self.default_zone != UTC_NAME:
+            store.reload_calendars(self.default_zone)
+        store.reopen = self
+        return store
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,10 @@ class Store:
         self._member_ids: dict[tuple[int, int, str], int] = {}
         #: How another process can open the same database (None: it cannot, e.g. :memory:).
         self.reopen: StoreSpec | None = None
+        #: The zone of guilds that never set one (config ``default_timezone``).
+        self.default_zone = UTC_NAME
+        #: Every guild's clock (`guildmeter.zones`), read at start-up and by each flush.
+        self.calendars = Calendars()
 
     @classmethod
     def open(cls, url: str, **engine_kwargs: Any) -> Store:
@@ -116,6 +129,26 @@ class Store:
     def migrate(self) -> None:
         with self._begin() as conn:
             apply_migrations(conn)
+        self.reload_calendars()
+
+    # -- timezones --------------------------------------------------------------------------
+
+    def reload_calendars(self, default_zone: str | None = None) -> Calendars:
+        """Read every guild's timezone schedule (a small table) and keep it."""
+        if default_zone is not None:
+            self.default_zone = default_zone
+            if self.reopen is not None:
+                self.reopen = dataclasses.replace(self.reopen, default_zone=default_zone)
+        with self._begin() as conn:  # an outage is StoreUnavailableError, like any flush step
+            self.calendars = read_calendars(conn, self.default_zone, self.calendars)
+        return self.calendars
+
+    def set_timezone(self, guild_id: int, zone: str, now: datetime) -> TimezoneChange:
+        """Give a guild a zone from its next local month (at once when it has no statistics)."""
+        with self._begin() as conn:
+            change = set_timezone(conn, self.calendars, guild_id, zone, now)
+        self.reload_calendars()
+        return change
 
     def close(self) -> None:
         self.engine.dispose()
@@ -223,9 +256,10 @@ class Store:
         counts: dict[CountKey, int] = {(g, hour, 0, label, 0): 1 for g, hour, label in labels}
         self._resolve_members(conn, counts, session_ids)
         cache = self._member_ids
+        calendars = self.calendars
         out = {}
         for guild_id, hour, _code, label, _channel in counts:
-            key = (guild_id, month_of_hour(hour), label)
+            key = (guild_id, calendars.get(guild_id).month_of_bucket(hour), label)
             out[key] = session_ids.get(key) or cache[key]
         return out
 
@@ -252,14 +286,16 @@ class Store:
         session_ids: dict[tuple[int, int, str], int],
     ) -> int:
         """Upsert counts (and channel names) inside the caller's transaction."""
+        self._pin_new_guilds(conn, counts)
         self._resolve_members(conn, counts, session_ids)
         cache = self._member_ids
+        calendars = self.calendars
         rows = []
         for (guild_id, hour, code, label, channel_id), count in counts.items():
             if label == NO_USER:
                 member_id = 0
             else:
-                key = (guild_id, month_of_hour(hour), label)
+                key = (guild_id, calendars.get(guild_id).month_of_bucket(hour), label)
                 member_id = session_ids.get(key) or cache[key]
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
@@ -280,10 +316,11 @@ class Store:
         """
         wanted: dict[tuple[int, int], set[str]] = defaultdict(set)
         cache = self._member_ids
+        calendars = self.calendars
         for guild_id, hour, _code, label, _channel in counts:
             if label == NO_USER:
                 continue
-            key = (guild_id, month_of_hour(hour), label)
+            key = (guild_id, calendars.get(guild_id).month_of_bucket(hour), label)
             if key not in cache and key not in session_ids:
                 wanted[key[:2]].add(label)
         if not wanted:
@@ -309,6 +346,22 @@ class Store:
             found = self._select_members(conn, guild_id, month, stored)
             for label, alias in aliases.items():
                 session_ids[(guild_id, month, label)] = found[alias]
+
+    def _pin_new_guilds(self, conn: Connection, counts: dict[CountKey, int]) -> None:
+        """Guilds counted for the first time keep the zone they were counted in."""
+        known = self.calendars.known
+        new = {key[0] for key in counts} - known
+        if new:
+            # No row yet: record the zone the guild is counted in. Two shards may race
+            # here; the primary key keeps one row.
+            zone = self.default_zone
+            rows = [{"guild_id": g, "from_month": 0, "zone": zone} for g in sorted(new)]
+            conn.execute(
+                self._insert(schema.guild_timezones)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["guild_id", "from_month"])
+            )
+            self.calendars = self.calendars.pinned(new)
 
     def _select_members(
         self, conn: Connection, guild_id: int, month: int, labels: Iterable[str]
@@ -467,7 +520,9 @@ class Store:
                 conn.execute(update(keys).where(key_where).values(key=None, anonymised_at=now))
             from guildmeter.store.rights import collapse_if_aggregates_only
 
-            collapse_if_aggregates_only(conn, guild_id, month)  # the guild's choice (issue 11)
+            collapse_if_aggregates_only(
+                conn, guild_id, month, self.calendars.get(guild_id)
+            )  # the guild's choice (issue 11)
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[:2] != (guild_id, month)}
         return AnonymisationResult(
             guild_id, month, len(pseudonyms), key_row is not None and key_row.key is not None
@@ -703,6 +758,8 @@ class ImportSession:
         self._store = store
         self._conn = conn
         self.guild_id = guild_id
+        #: The guild's clock: imported periods go to its buckets.
+        self.calendar = store.calendars.get(guild_id)
         self._session_ids = session_ids
         self._channel_ids: dict[str, int] | None = None
 

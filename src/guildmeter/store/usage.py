@@ -18,7 +18,6 @@ from sqlalchemy import Connection, Table, delete, func, insert, select
 
 from guildmeter.store import schema
 from guildmeter.store.sql import Store
-from guildmeter.timeutil import month_of_hour
 
 if TYPE_CHECKING:
     from guildmeter.usage.tracker import Record
@@ -73,8 +72,9 @@ class UsageStore:
             users: Counter[tuple[int, int, int]] = Counter()
             for item in items:
                 r = item.record
-                member = ids[(r.guild_id, month_of_hour(item.hour), item.label)]
-                day = item.hour // 24
+                calendar = store.calendars.get(r.guild_id)
+                member = ids[(r.guild_id, calendar.month_of_bucket(item.hour), item.label)]
+                day = calendar.local_hours(item.hour) // 24  # the guild's local day
                 users[(r.guild_id, day, member)] += 1
                 base = {"guild_id": r.guild_id, "day": day, "at": r.at, "member_id": member}
                 if isinstance(r, CommandUse):

@@ -17,13 +17,14 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from guildmeter.privacy import Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import Store
 from guildmeter.store.usage import LabelledUsage, UsageStore
-from guildmeter.timeutil import hour_index, hour_start, month_of_hour, utcnow
+from guildmeter.timeutil import utcnow
+from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
 __all__ = ["ActivityRecord", "CommandUse", "Generation", "UsageTracker"]
 
@@ -79,11 +80,6 @@ class _Batch:
 MAX_RECORDS_IN_MEMORY = 1_000_000
 
 
-def _hour_of(when: datetime) -> datetime:
-    """The start of ``when``'s UTC hour: usage times are kept no finer than that."""
-    return hour_start(hour_index(when))
-
-
 class UsageTracker:
     """See the module docstring. ``store_prompts`` off: prompts are dropped on arrival."""
 
@@ -94,8 +90,11 @@ class UsageTracker:
         store_prompts: bool = False,
         clock: Callable[[], datetime] = utcnow,
         optouts: OptOuts | None = None,
+        calendar_of: Callable[[int], GuildCalendar] | None = None,
     ) -> None:
         self.keyring = keyring
+        #: A guild's clock (the collector's): records take the guild's bucket and month.
+        self.calendar_of = calendar_of or (lambda _guild: UTC_CALENDAR)
         #: Members who opted out of a guild: their commands, jobs and actions are dropped.
         self.optouts = optouts if optouts is not None else keyring.optouts
         self.store_prompts = store_prompts
@@ -134,7 +133,7 @@ class UsageTracker:
                 user_id,
                 command[:100],
                 kind,
-                _hour_of(at or self.clock()),
+                self._hour_of(guild_id or 0, at or self.clock()),
                 max(0.0, duration_ms),
                 ok,
                 None if error is None else error[:100],
@@ -148,7 +147,7 @@ class UsageTracker:
             Generation(
                 record.guild_id,
                 record.user_id,
-                _hour_of(record.at),
+                self._hour_of(record.guild_id, record.at),
                 record.prompt if self.store_prompts else None,
                 record.resolution,
                 record.loras,
@@ -164,9 +163,19 @@ class UsageTracker:
             return
         self._append(
             ActivityRecord(
-                record.guild_id, record.user_id, _hour_of(record.at), record.action, record.details
+                record.guild_id,
+                record.user_id,
+                self._hour_of(record.guild_id, record.at),
+                record.action,
+                record.details,
             )
         )
+
+    def _hour_of(self, guild_id: int, when: datetime) -> datetime:
+        """The start of ``when``'s hour bucket (the guild's local hour): usage times are
+        kept no finer than that."""
+        calendar = self.calendar_of(guild_id)
+        return calendar.bucket_start(calendar.bucket_of(when)).astimezone(UTC)
 
     def _append(self, record: Record) -> None:
         if len(self._records) + self._held >= self.max_records:
@@ -195,7 +204,8 @@ class UsageTracker:
 
     def keys_needed(self) -> set[tuple[int, int]]:
         """(guild, month) pairs of the records waiting to be labelled (on the loop)."""
-        return {(r.guild_id, month_of_hour(hour_index(r.at))) for r in self._records}
+        calendar_of = self.calendar_of
+        return {(r.guild_id, calendar_of(r.guild_id).month_of(r.at)) for r in self._records}
 
     def take(self) -> None:
         """Label the records gathered so far and batch them (on the loop: no I/O).
@@ -206,11 +216,13 @@ class UsageTracker:
             return
         items: list[LabelledUsage] = []
         unlabelled: list[Record] = []
+        calendar_of = self.calendar_of
         for record in self._records:
-            hour = hour_index(record.at)
+            calendar = calendar_of(record.guild_id)
+            hour = calendar.bucket_of(record.at)
             # Records were taken before any opt-out since (later ones are dropped on arrival).
             label = self.keyring.pseudonym_before_optout(
-                record.guild_id, month_of_hour(hour), record.user_id
+                record.guild_id, calendar.month_of_bucket(hour), record.user_id
             )
             if label is None:
                 unlabelled.append(record)
