@@ -83,9 +83,12 @@ class Accumulator:
         self._keyring = keyring
         #: Every guild's clock; replaced (on the loop) when timezones are re-read.
         self.calendars = calendars if calendars is not None else Calendars()
-        #: Per guild, the current bucket: (first ms, end ms, bucket, month) — one comparison
-        #: maps a message's time to its bucket until the next local hour mark.
-        self._spans: dict[int, tuple[int, int, int, int]] = {}
+        #: Per guild, the current bucket: (first ms, end ms, bucket, month, (guild, month))
+        #: — one comparison maps a message's time to its bucket until the next local hour
+        #: mark, and the prebuilt pair finds the month's cached pseudonyms.
+        self._spans: dict[int, tuple[int, int, int, int, tuple[int, int]]] = {}
+        #: The keyring's pseudonym caches (the same dict, read here on the loop only).
+        self._pseudonyms = keyring.caches
         #: Members who opted out (the keyring's, shared with the voice and usage trackers).
         self.optouts = optouts if optouts is not None else keyring.optouts
         self.ignored_users = frozenset(ignored_users)
@@ -144,10 +147,13 @@ class Accumulator:
         span = self._spans.get(guild_id)
         if span is None or not span[0] <= ms < span[1]:
             span = self._span(guild_id, ms)
-        label = self._keyring.pseudonym(guild_id, span[3], user_id)
+        cached = self._pseudonyms.get(span[4])
+        label = cached.get(user_id) if cached is not None else None
         if label is None:
-            self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, span[2], 1)
-            return
+            label = self._keyring.pseudonym(guild_id, span[3], user_id)
+            if label is None:
+                self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, span[2], 1)
+                return
         if label is OPTED_OUT:
             return
         key = (guild_id, span[2], _MSG, label, channel_id)
@@ -160,14 +166,16 @@ class Accumulator:
             return
         self.add_at_hour(EventKind.MSG, guild_id, channel_id, user_id, hour, 1)
 
-    def _span(self, guild_id: int, ms: int) -> tuple[int, int, int, int]:
+    def _span(self, guild_id: int, ms: int) -> tuple[int, int, int, int, tuple[int, int]]:
         calendar = self.calendars.get(guild_id)
         bucket = calendar.bucket_of_s(ms // 1000)
+        month = calendar.month_of_bucket(bucket)
         span = (
             calendar.bucket_start_s(bucket) * 1000,
             calendar.bucket_end_s(bucket) * 1000,
             bucket,
-            calendar.month_of_bucket(bucket),
+            month,
+            (guild_id, month),
         )
         self._spans[guild_id] = span
         return span

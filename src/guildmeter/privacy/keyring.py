@@ -69,6 +69,14 @@ class Keyring:
         self._retired: set[tuple[int, int]] = set()
         self._cache: dict[tuple[int, int], dict[int, str]] = {}
 
+    @property
+    def caches(self) -> dict[tuple[int, int], dict[int, str]]:
+        """Per (guild, month), the pseudonyms made so far: the listener's fast path reads it.
+
+        Always the same dict object (entries come and go, the dict is never replaced).
+        """
+        return self._cache
+
     def is_retired(self, guild_id: int, month: int) -> bool:
         """The month was anonymised: its key is gone and no pseudonym can be made."""
         return (guild_id, month) in self._retired
