@@ -57,3 +57,23 @@ def test_the_month_is_not_anonymised_while_its_counts_are_in_memory(store: Store
     assert [done.month for done in stats.flush(JUNE).anonymised] in ([], [202605])
     assert store.anonymised_at(GUILD, 202605) is not None
     assert sum(store.activity_totals(GUILD).values()) == 1
+
+
+def test_the_write_step_leaves_the_pseudonym_caches_to_the_loop(store: Store) -> None:
+    """An opt-out recorded by another process reaches the caches only in `finish`, on the
+    loop: the flush thread never changes what the listeners read."""
+    stats = ActivityStats(store)
+    other = ActivityStats(store)  # a second process on the same database
+    stats.load_keys([(GUILD, 202606)])
+    stats.collector.message(GUILD, 10, 500, JUNE)
+    assert stats.keyring.caches[(GUILD, 202606)]
+    other.opt_out(GUILD, 500)
+    stats.take_batch(JUNE)
+    result = stats.write(JUNE)  # the flush thread's step
+    assert result.optouts_changed == {GUILD}
+    assert 500 in stats.keyring.caches[(GUILD, 202606)]  # untouched until the loop's turn
+    stats.finish(result, JUNE)
+    assert (GUILD, 202606) not in stats.keyring.caches
+    stats.collector.message(GUILD, 10, 500, JUNE)  # counted no more
+    stats.flush(JUNE)
+    assert sum(store.activity_totals(GUILD).values()) == 1

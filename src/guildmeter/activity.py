@@ -52,6 +52,8 @@ class FlushResult:
     batches_written: int = 0
     batches_waiting: int = 0
     anonymised: list[AnonymisationResult] = field(default_factory=list)
+    #: Guilds whose opt-out list changed (their cached pseudonyms are dropped on the loop).
+    optouts_changed: set[int] = field(default_factory=set)
     error: str | None = None
 
 
@@ -164,7 +166,7 @@ class ActivityStats:
         """
         result = FlushResult()
         try:
-            self.refresh_optouts()
+            result.optouts_changed = self.load_optouts()
             self.store.reload_calendars()  # another process may have set a zone
             while self._waiting:
                 self._head_attempted = True
@@ -188,6 +190,7 @@ class ActivityStats:
         """After `write`, on the loop: retire anonymised months' keys; report the state."""
         now = now or self.clock()
         self.collector.install_calendars(self.store.calendars)
+        self.keyring.drop_guilds(result.optouts_changed)
         for done in result.anonymised:
             self.keyring.retire(done.guild_id, done.month)
         if result.error is None:
@@ -231,22 +234,39 @@ class ActivityStats:
         self.voice.close_all(now)
         return self.flush(now)
 
-    def refresh_optouts(self) -> None:
-        """Reload the opt-out list (I/O): at start-up, and each flush for other processes'.
+    def load_optouts(self) -> set[int]:
+        """Reload the opt-out list (I/O, may run in a thread); returns the guilds it changed.
 
-        Pseudonyms cached for guilds whose list changed are recomputed on their next event.
+        The caller drops those guilds' cached pseudonyms on the loop
+        (``keyring.drop_guilds``): they are recomputed on their next event.
         """
-        self.keyring.drop_guilds(self.optouts.refresh(RightsStore(self.store)))
+        return self.optouts.refresh(RightsStore(self.store))
+
+    def refresh_optouts(self) -> None:
+        """`load_optouts` and the cache drop in one call, for callers without a loop."""
+        self.keyring.drop_guilds(self.load_optouts())
+
+    def save_opt_out(self, guild_id: int, user_id: int) -> bool:
+        """Record a member's opt-out (I/O, may run in a thread); honoured from this moment.
+
+        The caller then drops the member's cached pseudonyms on the loop
+        (``keyring.forget``), as `opt_out` does.
+        """
+        return self.optouts.opt_out(RightsStore(self.store), guild_id, user_id)
+
+    def save_opt_in(self, guild_id: int, user_id: int) -> bool:
+        """Remove a member's opt-out (I/O, may run in a thread); see `save_opt_out`."""
+        return self.optouts.opt_in(RightsStore(self.store), guild_id, user_id)
 
     def opt_out(self, guild_id: int, user_id: int) -> bool:
-        """Record a member's opt-out (I/O: in a thread); honoured from this moment."""
-        added = self.optouts.opt_out(RightsStore(self.store), guild_id, user_id)
+        """`save_opt_out` and the cache drop in one call, for callers without a loop."""
+        added = self.save_opt_out(guild_id, user_id)
         self.keyring.forget(guild_id, user_id)  # its next event looks the choice up
         return added
 
     def opt_in(self, guild_id: int, user_id: int) -> bool:
-        """Remove a member's opt-out (I/O: in a thread); counted again from this moment."""
-        removed = self.optouts.opt_in(RightsStore(self.store), guild_id, user_id)
+        """`save_opt_in` and the cache drop in one call, for callers without a loop."""
+        removed = self.save_opt_in(guild_id, user_id)
         self.keyring.forget(guild_id, user_id)
         return removed
 

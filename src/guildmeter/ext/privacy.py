@@ -65,7 +65,8 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
     async def cog_load(self) -> None:
         # Before the first event: an opt-out must hold from the first message after a restart.
         try:
-            await asyncio.to_thread(self.stats.refresh_optouts)
+            changed = await asyncio.to_thread(self.stats.load_optouts)
+            self.stats.keyring.drop_guilds(changed)  # on the loop, where the caches live
         except StoreUnavailableError as exc:  # the first flush that reaches it loads it
             log.warning("could not load the opt-out list at start-up: %s", exc)
 
@@ -101,7 +102,8 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
         # Voice time up to this moment was counted before the choice: credit it, then stop.
         stats.voice.update(guild.id, user.id, None, stats.clock())
         try:
-            added = await asyncio.to_thread(stats.opt_out, guild.id, user.id)
+            added = await asyncio.to_thread(stats.save_opt_out, guild.id, user.id)
+            stats.keyring.forget(guild.id, user.id)  # on the loop: its next event looks it up
         finally:
             self._resync_voice(ctx)
         text = (
@@ -120,7 +122,8 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
     async def optin(self, ctx: Context) -> None:
         """Be counted again in this server's statistics (undoes optout)."""
         assert ctx.guild is not None
-        removed = await asyncio.to_thread(self.stats.opt_in, ctx.guild.id, ctx.author.id)
+        removed = await asyncio.to_thread(self.stats.save_opt_in, ctx.guild.id, ctx.author.id)
+        self.stats.keyring.forget(ctx.guild.id, ctx.author.id)  # on the loop
         self._resync_voice(ctx)
         text = (
             "Done: you are counted again in this server, from now on."

@@ -160,16 +160,16 @@ class Keyring:
     def drop_guilds(self, guild_ids: Iterable[int]) -> None:
         """Forget cached pseudonyms of guilds whose opt-out list changed (recomputed lazily).
 
-        May run in a worker thread: it only removes whole cache entries.
+        On the loop, like every change of the caches the listeners read.
         """
         wanted = set(guild_ids)
-        for pair in [p for p in list(self._cache) if p[0] in wanted]:
+        for pair in [p for p in self._cache if p[0] in wanted]:
             self._cache.pop(pair, None)
 
     def forget(self, guild_id: int | None, user_id: int) -> list[tuple[int, int, str]]:
         """Drop a user's cached pseudonyms; returns ``(guild, month, label)`` of each."""
         dropped = []
-        for (guild, month), cache in list(self._cache.items()):  # may run in a thread
+        for (guild, month), cache in self._cache.items():  # on the loop
             if guild_id is not None and guild != guild_id:
                 continue
             label = cache.pop(user_id, None)
