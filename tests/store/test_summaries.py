@@ -75,8 +75,12 @@ class Oracle:
             return [
                 (int(h), int(e), int(c), int(m), int(n))
                 for h, e, c, m, n in conn.execute(
-                    text("SELECT hour, event, channel_id, member_id, count FROM activity "
-                         "WHERE guild_id = :g"), {"g": guild})  # fmt: skip
+                    text(
+                        "SELECT hour, event, channel_id, member_id, count FROM activity "
+                        "WHERE guild_id = :g"
+                    ),
+                    {"g": guild},
+                )
             ]
 
     def observe(self) -> None:
@@ -133,16 +137,24 @@ class Oracle:
                 stored = {
                     (int(r[0]), int(r[1])): tuple(None if v is None else int(v) for v in r[2:])
                     for r in conn.execute(
-                        text("SELECT day, channel_id, messages, voice_seconds, active_users, "
-                             "voice_users, joins, parts, member_total FROM day_summaries "
-                             "WHERE guild_id = :g"), {"g": guild})  # fmt: skip
+                        text(
+                            "SELECT day, channel_id, messages, voice_seconds, active_users, "
+                            "voice_users, joins, parts, member_total FROM day_summaries "
+                            "WHERE guild_id = :g"
+                        ),
+                        {"g": guild},
+                    )
                 }
                 assert stored == self.expected_days(guild)
                 months = {
                     (int(m), int(c)): (int(a), int(v))
                     for m, c, a, v in conn.execute(
-                        text("SELECT month, channel_id, active_users, voice_users "
-                             "FROM month_users WHERE guild_id = :g"), {"g": guild})  # fmt: skip
+                        text(
+                            "SELECT month, channel_id, active_users, voice_users "
+                            "FROM month_users WHERE guild_id = :g"
+                        ),
+                        {"g": guild},
+                    )
                 }
                 expected = self.expected_months(guild)
                 assert {k: v for k, v in months.items() if v != (0, 0)} == {
@@ -158,7 +170,8 @@ def _counts(guilds: list[int], store: Store, drawn: dict[Any, int]) -> dict[Any,
         if event == TOTAL:
             key = (guild, bucket, event, "", 0)
         else:
-            key = (guild, bucket, event, f"h${member:032x}", 0 if event in (JOIN, PART) else channel)
+            where = 0 if event in (JOIN, PART) else channel
+            key = (guild, bucket, event, f"h${member:032x}", where)
         out[key] = count
     return out
 
@@ -208,7 +221,9 @@ def _run(store: Store, ops: list[tuple[Any, ...]]) -> None:
                 assert left == 0
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=operations)
 def test_summaries_equal_the_hourly_rows_after_any_writes(
     store_factory: Callable[..., Store], ops: list[tuple[Any, ...]]

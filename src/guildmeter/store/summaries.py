@@ -163,7 +163,8 @@ def day_buckets(calendar: GuildCalendar, day: int) -> tuple[int, ...]:
     """Every bucket of a local day (23, 24 or 25 of them; fewer at a zone change)."""
     if calendar.is_utc:
         return tuple(range(day * 24, day * 24 + 24))
-    return tuple(b for b in range(day * 24 - 16, day * 24 + 40) if day_of_bucket(calendar, b) == day)
+    window = range(day * 24 - 16, day * 24 + 40)
+    return tuple(b for b in window if day_of_bucket(calendar, b) == day)
 
 
 # -- maintenance -------------------------------------------------------------------------------
@@ -389,9 +390,7 @@ def forget_member(
     """After a member's rows of ``hours`` were deleted: their bits go, their days are
     recomputed."""
     conn.execute(
-        text(
-            "DELETE FROM member_days WHERE guild_id = :g AND month = :m AND member_id = :i"
-        ),
+        text("DELETE FROM member_days WHERE guild_id = :g AND month = :m AND member_id = :i"),
         {"g": guild_id, "m": month, "i": member_id},
     )
     refresh(conn, calendars, {guild_id: list(hours)})
