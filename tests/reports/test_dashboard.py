@@ -15,6 +15,7 @@ from guildmeter.reports.dashboard import (
     channel_table,
     dashboard_period,
     heatmap,
+    live_figures,
     series,
     tiles,
 )
@@ -185,6 +186,10 @@ def test_summary_figures_equal_the_hourly_rows_on_a_local_clock(store: Store) ->
         for channel in (None, *{c for (_, _, c, _) in rows if c}):
             values = {t.key: t.value for t in tiles(store, guild, period, channel)}
             first, last = period.range.first_day, period.range.last_day
+            whole = live_figures(store, guild, period.range, channel, None)[0]
+            assert values["member_total"] == whole.member_total
+            assert values["new_members"] == whole.new_members
+            assert values["voice_hours"] == pytest.approx(whole.voice_hours)
             assert (values["messages"], values["active_users"]) == live(
                 first, last + timedelta(days=1), channel)  # fmt: skip
             points = series(store, guild, period, channel)

@@ -61,6 +61,8 @@ __all__ = [
     "dashboard_period",
     "guild_channels",
     "heatmap",
+    "live_channel_figures",
+    "live_figures",
     "series",
     "tiles",
 ]
@@ -461,12 +463,32 @@ def _summary_figures(
     return {b: Figures(**entry) for b, entry in values.items()}
 
 
-def _hourly_figures(
-    store: Store, guild_id: int, daterange: DateRange, channel_id: int | None
+def live_figures(
+    store: Store,
+    guild_id: int,
+    daterange: DateRange,
+    channel_id: int | None,
+    granularity: Granularity | None,
 ) -> dict[int, Figures]:
-    """Figures per bucket (hour) from the hourly rows: a range of a day or so."""
+    """Figures per bucket computed from the hourly rows of the range (every row is read).
+
+    The hour-by-hour series uses it (a day's rows); for longer ranges it is what the day
+    summaries replace — the benchmarks' baseline.
+    """
     act = schema.activity
-    bucket = act.c.hour.label("b")
+    calendar = daterange.calendar
+    local_day = local_hours(act.c.hour, daterange) // 24
+    bucket: Any
+    if granularity == "hour":
+        bucket = act.c.hour
+    elif granularity is None:
+        bucket = literal_column("0")
+    elif granularity == "day":
+        bucket = local_day
+    else:
+        bucket = (local_day + 3) // 7
+    bucket = bucket.label("b")
+    by_bucket = [] if granularity is None else [bucket]
     in_range = and_(
         act.c.guild_id == guild_id,
         act.c.hour >= daterange.start_hour,
@@ -477,14 +499,14 @@ def _hourly_figures(
     counted = (
         select(act.c.event, bucket, func.sum(act.c.count), people)
         .where(in_range, act.c.event.in_([_MSG, _VOICE]), *channel)
-        .group_by(act.c.event, bucket)
+        .group_by(act.c.event, *by_bucket)
     )
     members = (
         select(act.c.event, bucket, func.sum(act.c.count))
         .where(in_range, act.c.event.in_([_JOIN, _PART]))
-        .group_by(act.c.event, bucket)
+        .group_by(act.c.event, *by_bucket)
     )
-    totals = select(bucket, act.c.count).where(in_range, act.c.event == _TOTAL)
+    totals = select(bucket, act.c.hour, act.c.count).where(in_range, act.c.event == _TOTAL)
     gaps = uncollected_hours
     missing = select(gaps.c.hour).where(
         gaps.c.guild_id == guild_id,
@@ -493,6 +515,7 @@ def _hourly_figures(
         gaps.c.hour < daterange.end_hour,
     )
     values: dict[int, dict[str, Any]] = {}
+    latest: dict[int, int] = {}
     with store.engine.connect() as conn:
         for event, b, total, users in conn.execute(counted):
             entry = values.setdefault(int(b), {})
@@ -502,11 +525,42 @@ def _hourly_figures(
                 entry["voice_hours"], entry["voice_users"] = int(total) / 3600, int(users)
         for event, b, total in conn.execute(members):
             values.setdefault(int(b), {})["joins" if event == _JOIN else "parts"] = int(total)
-        for b, total in conn.execute(totals):
-            values.setdefault(int(b), {})["member_total"] = int(total)
-        for b in conn.scalars(missing):
-            values.setdefault(int(b), {}).update(joins=None, parts=None)
+        for b, hour, total in conn.execute(totals):
+            if int(hour) >= latest.get(int(b), int(hour)):
+                latest[int(b)] = int(hour)
+                values.setdefault(int(b), {})["member_total"] = int(total)
+        for hour in conn.scalars(missing):
+            b = int(hour)
+            if granularity != "hour":
+                b = _bucket_of_day(granularity, day_of_bucket(calendar, b))
+            values.setdefault(b, {}).update(joins=None, parts=None)
     return {b: Figures(**entry) for b, entry in values.items()}
+
+
+def live_channel_figures(store: Store, guild_id: int, daterange: DateRange) -> dict[int, Figures]:
+    """Messages, users and voice per channel from the hourly rows (the baseline of
+    `channel_table`)."""
+    act = schema.activity
+    people = func.count(distinct(case((act.c.member_id != 0, act.c.member_id))))
+    query = (
+        select(act.c.channel_id, act.c.event, func.sum(act.c.count), people)
+        .where(
+            act.c.guild_id == guild_id,
+            act.c.event.in_([_MSG, _VOICE]),
+            act.c.hour >= daterange.start_hour,
+            act.c.hour < daterange.end_hour,
+        )
+        .group_by(act.c.channel_id, act.c.event)
+    )
+    per_channel: dict[int, dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for channel_id, event, total, users in conn.execute(query):
+            entry = per_channel.setdefault(int(channel_id), {})
+            if event == _MSG:
+                entry["messages"], entry["active_users"] = int(total), int(users)
+            else:
+                entry["voice_hours"], entry["voice_users"] = int(total) / 3600, int(users)
+    return {c: Figures(**entry) for c, entry in per_channel.items()}
 
 
 def _period_figures(
@@ -555,7 +609,7 @@ def series(
     granularity = period.granularity
     calendar = period.range.calendar
     if granularity == "hour":
-        found = _hourly_figures(store, guild_id, period.range, channel_id)
+        found = live_figures(store, guild_id, period.range, channel_id, granularity)
         indices = list(range(period.range.start_hour, period.range.end_hour))
         starts = [calendar.bucket_start(i) for i in indices]
     else:
