@@ -3,7 +3,7 @@ small cells by the suppress module's rule."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -15,6 +15,7 @@ from guildmeter.reports.dashboard import (
     channel_table,
     dashboard_period,
     heatmap,
+    live_figures,
     series,
     tiles,
 )
@@ -145,3 +146,60 @@ def test_periods() -> None:
     ):
         with pytest.raises(DashboardError):
             dashboard_period(**bad, now=NOW)  # type: ignore[arg-type]
+
+
+def test_summary_figures_equal_the_hourly_rows_on_a_local_clock(store: Store) -> None:
+    """New York's clock, across a month boundary and the end of DST (1 November 2026):
+    every bucket's messages and distinct users equal a count over the hourly rows."""
+    guild = 78
+    store.set_timezone(guild, "America/New_York", NOW)
+    stats = ActivityStats(store)
+    simulate(stats, start=datetime(2026, 10, 27, tzinfo=UTC), end=datetime(2026, 11, 5, tzinfo=UTC),
+             guild_id=guild, users=25, messages_per_day=200, text_channels=3, voice_channels=1,
+             seed=5)  # fmt: skip
+    calendar = store.calendars.get(guild)
+    rows = store.activity_totals(guild)
+
+    messages_at = [
+        (calendar.bucket_start(hour).date(), channel_id, (calendar.month_of_bucket(hour), label), n)
+        for (hour, event, channel_id, label), n in rows.items()
+        if event == 1
+    ]
+
+    def live(first: date, end: date, channel: int | None) -> tuple[int, int]:
+        messages, users = 0, set()
+        for day, channel_id, member, count in messages_at:
+            if first <= day < end and channel in (None, channel_id):
+                messages += count
+                users.add(member)
+        return messages, len(users)
+
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    for period in (
+        dashboard_period(
+            "custom", start="2026-10-28", end="2026-11-03", now=now, calendar=calendar
+        ),
+        dashboard_period("30d", now=now, calendar=calendar),
+        dashboard_period("month", month="2026-10", now=now, calendar=calendar),
+        dashboard_period("12m", now=now, calendar=calendar),
+    ):
+        for channel in (None, *{c for (_, _, c, _) in rows if c}):
+            values = {t.key: t.value for t in tiles(store, guild, period, channel)}
+            first, last = period.range.first_day, period.range.last_day
+            whole = live_figures(store, guild, period.range, channel, None)[0]
+            assert values["member_total"] == whole.member_total
+            assert values["new_members"] == whole.new_members
+            assert values["voice_hours"] == pytest.approx(whole.voice_hours)
+            assert (values["messages"], values["active_users"]) == live(
+                first, last + timedelta(days=1), channel)  # fmt: skip
+            points = series(store, guild, period, channel)
+            for point, following in zip(points, [*points[1:], None], strict=True):
+                day = calendar.local(point.start).date()
+                end = last + timedelta(days=1) if following is None else calendar.local(
+                    following.start).date()  # fmt: skip
+                got = (point.figures.messages, point.figures.active_users)
+                assert got == live(day, end, channel)
+        by_channel = {r.channel_id: (r.messages, r.active_users)
+                      for r in channel_table(store, guild, period) if r.messages}  # fmt: skip
+        end = period.range.last_day + timedelta(days=1)
+        assert by_channel == {c: live(period.range.first_day, end, c) for c in by_channel}

@@ -1,9 +1,15 @@
 """The dashboard's figures: tiles, one series over time, the heatmap and the channels table.
 
-Everything is computed by the database from the hourly rows (the dashboard never runs SQL
-of its own). A page names a *period* (today, the last 7 or 30 days, a calendar month, the
-last 12 months, or custom days) and optionally one channel; each panel compares against the
-previous period of equal length.
+Everything is computed by the database (the dashboard never runs SQL of its own), from the
+day summaries of `guildmeter.store.summaries` wherever they hold the answer: tiles, daily
+and weekly series and the channels table read one row per day and channel, and distinct
+users over several days are counted from the members' day bits of each month (or the
+month's own count when the period holds the whole month). The heatmap reads the hour sums;
+hour-by-hour series ("today") and the public heatmap (whose small-cell rule needs distinct
+users per weekday and hour) read the hourly rows of their range. A page names a *period*
+(today, the last 7 or 30 days, a calendar month, the last 12 months, or custom days) on
+the guild's clock (its local days, as reports) and optionally one channel; each panel
+compares against the previous period of equal length.
 
 Active users are distinct pseudonyms. Members get a new pseudonym every month, so over a
 period that spans months a member active in two of them counts once in each: the figures
@@ -20,19 +26,28 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, distinct, func, literal_column, select
+from sqlalchemy import Connection, and_, case, distinct, func, literal_column, select, text
 
 from guildmeter.errors import GuildmeterError
 from guildmeter.events import EventKind
-from guildmeter.reports.compute import ReportRow
+from guildmeter.reports.compute import ReportRow, local_hours
 from guildmeter.reports.daterange import EARLIEST, DateRange
 from guildmeter.reports.suppress import hidden_cells
 from guildmeter.store import Store, schema
 from guildmeter.store.coverage import MEMBER_EVENTS, uncollected_hours
-from guildmeter.timeutil import EPOCH, add_months, month_of, month_start, utcnow
+from guildmeter.store.summaries import (
+    WHOLE_GUILD,
+    day_buckets,
+    day_of_bucket,
+    day_summaries,
+    hour_summaries,
+    month_first_day,
+)
+from guildmeter.timeutil import add_months, utcnow
+from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
 __all__ = [
     "METRICS",
@@ -46,6 +61,8 @@ __all__ = [
     "dashboard_period",
     "guild_channels",
     "heatmap",
+    "live_channel_figures",
+    "live_figures",
     "series",
     "tiles",
 ]
@@ -98,11 +115,13 @@ def dashboard_period(
     start: str | None = None,
     end: str | None = None,
     now: datetime | None = None,
+    calendar: GuildCalendar = UTC_CALENDAR,
 ) -> Period:
     """The period a page asks for (``month`` YYYY-MM; ``start``/``end`` YYYY-MM-DD, both
-    days included). Refuses what it cannot show with a one-line `DashboardError`."""
+    days included), in local days on ``calendar`` (the guild's clock). Refuses what it
+    cannot show with a one-line `DashboardError`."""
     now = (now or utcnow()).astimezone(UTC)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = calendar.local(now).date()
     tomorrow = today + timedelta(days=1)
     granularity: Granularity = "day"
     if name == "today":
@@ -110,15 +129,18 @@ def dashboard_period(
     elif name in ("7d", "30d"):
         first, last = tomorrow - timedelta(days=int(name[:-1])), tomorrow
     elif name == "month":
-        wanted = month_of(now)
+        wanted = today.year * 100 + today.month
         if month:
             found = _MONTH.fullmatch(month)
             if found is None or not 1 <= int(found[2]) <= 12:
                 raise DashboardError("month must be YYYY-MM")
             wanted = int(found[1]) * 100 + int(found[2])
-        first, last = month_start(wanted), min(month_start(add_months(wanted, 1)), tomorrow)
+        following = add_months(wanted, 1)
+        first = date(wanted // 100, wanted % 100, 1)
+        last = min(date(following // 100, following % 100, 1), tomorrow)
     elif name == "12m":
-        first, last, granularity = month_start(add_months(month_of(now), -11)), tomorrow, "week"
+        back = add_months(today.year * 100 + today.month, -11)
+        first, last, granularity = date(back // 100, back % 100, 1), tomorrow, "week"
     elif name == "custom":
         first, last = _day(start, "start"), _day(end, "end") + timedelta(days=1)
         if last <= first:
@@ -130,17 +152,21 @@ def dashboard_period(
             granularity = "week"
     else:
         raise DashboardError(f"period must be one of {', '.join(PERIODS)}")
-    if first < EARLIEST or first >= tomorrow:
+    if first < EARLIEST.date() or first >= tomorrow:
         raise DashboardError(f"the period must start between {EARLIEST:%Y-%m-%d} and today")
     length = last - first
-    return Period(name, DateRange(first, last), DateRange(first - length, first), granularity)
+
+    def span(a: date, b: date) -> DateRange:
+        return DateRange(calendar.midnight(a), calendar.midnight(b), calendar)
+
+    return Period(name, span(first, last), span(first - length, first), granularity)
 
 
-def _day(text: str | None, which: str) -> datetime:
+def _day(text: str | None, which: str) -> date:
     if not text or _DAY.fullmatch(text) is None:
         raise DashboardError(f"{which} must be a day, YYYY-MM-DD")
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return date.fromisoformat(text)
     except ValueError:
         raise DashboardError(f"{which} is not a day of the calendar") from None
 
@@ -253,41 +279,222 @@ def guild_channels(store: Store, guild_id: int) -> dict[int, str]:
     return {int(cid): str(name) for cid, name in rows}
 
 
-def _bucket(granularity: Granularity | None, hour: Any) -> Any:
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+def _local_day(day: date) -> int:
+    return (day - _EPOCH_DAY).days
+
+
+def _week(day: int) -> int:
+    return (day + 3) // 7  # Monday-start weeks (1970-01-01 was a Thursday)
+
+
+def _days(daterange: DateRange) -> tuple[int, int]:
+    """The range's local days, [first, end)."""
+    return _local_day(daterange.first_day), _local_day(daterange.last_day) + 1
+
+
+def _bucket_of_day(granularity: Granularity | None, day: int) -> int:
     if granularity is None:
-        return literal_column("0")  # one bucket: the whole period (never grouped by)
-    if granularity == "hour":
-        return hour
+        return 0
+    return day if granularity == "day" else _week(day)
+
+
+def _bucket_days(granularity: Granularity | None, index: int, first: int, end: int) -> range:
+    """The local days of a bucket, within [first, end)."""
+    if granularity is None:
+        return range(first, end)
     if granularity == "day":
-        return hour // 24
-    return (hour // 24 + 3) // 7  # Monday-start weeks (1970-01-01 was a Thursday)
+        return range(max(index, first), min(index + 1, end))
+    return range(max(index * 7 - 3, first), min(index * 7 + 4, end))
 
 
-def _bucket_start(granularity: Granularity, index: int) -> datetime:
-    if granularity == "hour":
-        return EPOCH + timedelta(hours=index)
-    if granularity == "day":
-        return EPOCH + timedelta(days=index)
-    return EPOCH + timedelta(days=index * 7 - 3)
+def _month_days(calendar: GuildCalendar, month: int) -> tuple[int, int]:
+    """A statistics month's local days, [first, end)."""
+    following = calendar.first_bucket(add_months(month, 1))
+    return month_first_day(calendar, month), day_of_bucket(calendar, following - 1) + 1
 
 
-def _figures(
+def _months(calendar: GuildCalendar, first: int, end: int) -> list[int]:
+    """The statistics months holding any of the local days [first, end)."""
+    low = calendar.month_of_bucket(day_buckets(calendar, first)[0])
+    high = calendar.month_of_bucket(day_buckets(calendar, end - 1)[-1])
+    months = [low]
+    while months[-1] < high:
+        months.append(add_months(months[-1], 1))
+    return months
+
+
+UserCounts = dict[tuple[int, int], tuple[int, int]]
+
+
+def _users(
+    conn: Connection,
+    guild_id: int,
+    calendar: GuildCalendar,
+    buckets: dict[int, range],
+    channel_id: int | None,
+) -> UserCounts:
+    """Distinct active and voice users per (bucket, channel) for buckets of local days.
+
+    ``channel_id`` None: every channel (not the whole guild). Per statistics month: its
+    own count when the bucket holds all of its days, otherwise the members whose day bits
+    meet the bucket's days.
+    """
+    found: dict[tuple[int, int], list[int]] = {}
+    whole: dict[int, list[int]] = {}
+    partial: dict[int, list[tuple[int, int]]] = {}
+    for index, days in buckets.items():
+        if not days:
+            continue
+        for month in _months(calendar, days.start, days.stop):
+            first, end = _month_days(calendar, month)
+            low, high = max(first, days.start), min(end, days.stop)
+            if low >= high:
+                continue
+            if low == first and high == end:
+                whole.setdefault(month, []).append(index)
+            else:
+                bits = ((1 << (high - first)) - 1) ^ ((1 << (low - first)) - 1)
+                partial.setdefault(month, []).append((index, bits))
+    channel = "channel_id <> :w" if channel_id is None else "channel_id = :c"
+    params = {"g": guild_id, "w": WHOLE_GUILD, "c": channel_id}
+
+    def add(index: int, channel: int, active: Any, voice: Any) -> None:
+        entry = found.setdefault((index, int(channel)), [0, 0])
+        entry[0] += int(active or 0)
+        entry[1] += int(voice or 0)
+
+    if whole:
+        months = ", ".join(str(int(m)) for m in whole)
+        for month, channel_found, active, voice in conn.execute(
+            text(
+                "SELECT month, channel_id, active_users, voice_users FROM month_users "
+                f"WHERE guild_id = :g AND month IN ({months}) AND {channel}"
+            ),
+            params,
+        ):
+            for index in whole[int(month)]:
+                add(index, channel_found, active, voice)
+    for month, pieces in partial.items():
+        sums = ", ".join(
+            f"SUM(CASE WHEN (msg_days & {bits}) <> 0 THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN (voice_days & {bits}) <> 0 THEN 1 ELSE 0 END)"
+            for _, bits in pieces
+        )
+        query = text(
+            f"SELECT channel_id, {sums} FROM member_days WHERE guild_id = :g "
+            f"AND month = {int(month)} AND {channel} GROUP BY channel_id"
+        )
+        for row in conn.execute(query, params):
+            for i, (index, _) in enumerate(pieces):
+                add(index, row[0], row[1 + 2 * i], row[2 + 2 * i])
+    return {key: (a, v) for key, (a, v) in found.items()}
+
+
+def _summary_figures(
     store: Store,
     guild_id: int,
     daterange: DateRange,
     channel_id: int | None,
     granularity: Granularity | None,
 ) -> dict[int, Figures]:
-    """Figures per bucket (one bucket, 0, when ``granularity`` is None)."""
+    """Figures per bucket of local days (one bucket, 0, when ``granularity`` is None),
+    from the day summaries."""
+    calendar = daterange.calendar
+    first, end = _days(daterange)
+    if end <= first:
+        return {}
+    days = day_summaries
+    channel = WHOLE_GUILD if channel_id is None else channel_id
+    values: dict[int, dict[str, Any]] = {}
+    latest: dict[int, tuple[int, int, int]] = {}
+    buckets: dict[int, range] = {}
+    in_range = (days.c.guild_id == guild_id, days.c.day >= first, days.c.day < end)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                days.c.day, days.c.channel_id, days.c.messages, days.c.voice_seconds,
+                days.c.joins, days.c.parts, days.c.member_total, days.c.member_total_hour,
+            ).where(*in_range, days.c.channel_id.in_({channel, WHOLE_GUILD}))
+        )  # fmt: skip
+        for day, row_channel, messages, voice, joins, parts, total, total_hour in rows:
+            b = _bucket_of_day(granularity, int(day))
+            entry = values.setdefault(b, {})
+            if row_channel == channel:
+                entry["messages"] = entry.get("messages", 0) + int(messages)
+                entry["voice_hours"] = entry.get("voice_hours", 0.0) + int(voice) / 3600
+            if row_channel == WHOLE_GUILD:
+                entry["joins"] = entry.get("joins", 0) + int(joins)
+                entry["parts"] = entry.get("parts", 0) + int(parts)
+                if total is not None and (b not in latest or latest[b][:2] < (day, total_hour)):
+                    latest[b] = (int(day), int(total_hour), int(total))
+        for b in values:
+            buckets[b] = _bucket_days(granularity, b, first, end)
+        if granularity == "day":
+            users = {
+                (int(d), channel): (int(a), int(v))
+                for d, a, v in conn.execute(
+                    select(days.c.day, days.c.active_users, days.c.voice_users).where(
+                        *in_range, days.c.channel_id == channel
+                    )
+                )
+            }
+        else:
+            users = _users(conn, guild_id, calendar, buckets, channel)
+        gaps = uncollected_hours
+        missing = conn.scalars(
+            select(gaps.c.hour).where(
+                gaps.c.guild_id == guild_id,
+                gaps.c.statistic == MEMBER_EVENTS,
+                gaps.c.hour >= daterange.start_hour,
+                gaps.c.hour < daterange.end_hour,
+            )
+        ).all()
+    for b, entry in values.items():
+        active, voice = users.get((b, channel), (0, 0))
+        entry.update(active_users=active, voice_users=voice)
+        if b in latest:
+            entry["member_total"] = latest[b][2]
+    for hour in missing:
+        b = _bucket_of_day(granularity, day_of_bucket(calendar, int(hour)))
+        values.setdefault(b, {}).update(joins=None, parts=None)
+    return {b: Figures(**entry) for b, entry in values.items()}
+
+
+def live_figures(
+    store: Store,
+    guild_id: int,
+    daterange: DateRange,
+    channel_id: int | None,
+    granularity: Granularity | None,
+) -> dict[int, Figures]:
+    """Figures per bucket computed from the hourly rows of the range (every row is read).
+
+    The hour-by-hour series uses it (a day's rows); for longer ranges it is what the day
+    summaries replace — the benchmarks' baseline.
+    """
     act = schema.activity
-    bucket = _bucket(granularity, act.c.hour).label("b")
+    calendar = daterange.calendar
+    local_day = local_hours(act.c.hour, daterange) // 24
+    bucket: Any
+    if granularity == "hour":
+        bucket = act.c.hour
+    elif granularity is None:
+        bucket = literal_column("0")
+    elif granularity == "day":
+        bucket = local_day
+    else:
+        bucket = (local_day + 3) // 7
+    bucket = bucket.label("b")
+    by_bucket = [] if granularity is None else [bucket]
     in_range = and_(
         act.c.guild_id == guild_id,
         act.c.hour >= daterange.start_hour,
         act.c.hour < daterange.end_hour,
     )
     channel = [] if channel_id is None else [act.c.channel_id == channel_id]
-    by_bucket = [] if granularity is None else [bucket]
     people = func.count(distinct(case((act.c.member_id != 0, act.c.member_id))))
     counted = (
         select(act.c.event, bucket, func.sum(act.c.count), people)
@@ -299,31 +506,16 @@ def _figures(
         .where(in_range, act.c.event.in_([_JOIN, _PART]))
         .group_by(act.c.event, *by_bucket)
     )
-    ranked = (
-        select(
-            bucket,
-            act.c.count,
-            func.row_number()
-            .over(partition_by=by_bucket or None, order_by=act.c.hour.desc())
-            .label("rank"),
-        )
-        .where(in_range, act.c.event == _TOTAL)
-        .subquery()
-    )
-    totals = select(ranked.c.b, ranked.c["count"]).where(ranked.c.rank == 1)
+    totals = select(bucket, act.c.hour, act.c.count).where(in_range, act.c.event == _TOTAL)
     gaps = uncollected_hours
-    gap_bucket = _bucket(granularity, gaps.c.hour)
-    missing = (
-        select(gap_bucket)
-        .where(
-            gaps.c.guild_id == guild_id,
-            gaps.c.statistic == MEMBER_EVENTS,
-            gaps.c.hour >= daterange.start_hour,
-            gaps.c.hour < daterange.end_hour,
-        )
-        .distinct()
+    missing = select(gaps.c.hour).where(
+        gaps.c.guild_id == guild_id,
+        gaps.c.statistic == MEMBER_EVENTS,
+        gaps.c.hour >= daterange.start_hour,
+        gaps.c.hour < daterange.end_hour,
     )
     values: dict[int, dict[str, Any]] = {}
+    latest: dict[int, int] = {}
     with store.engine.connect() as conn:
         for event, b, total, users in conn.execute(counted):
             entry = values.setdefault(int(b), {})
@@ -333,17 +525,48 @@ def _figures(
                 entry["voice_hours"], entry["voice_users"] = int(total) / 3600, int(users)
         for event, b, total in conn.execute(members):
             values.setdefault(int(b), {})["joins" if event == _JOIN else "parts"] = int(total)
-        for b, total in conn.execute(totals):
-            values.setdefault(int(b), {})["member_total"] = int(total)
-        for b in conn.scalars(missing):
-            values.setdefault(int(b), {}).update(joins=None, parts=None)
+        for b, hour, total in conn.execute(totals):
+            if int(hour) >= latest.get(int(b), int(hour)):
+                latest[int(b)] = int(hour)
+                values.setdefault(int(b), {})["member_total"] = int(total)
+        for hour in conn.scalars(missing):
+            b = int(hour)
+            if granularity != "hour":
+                b = _bucket_of_day(granularity, day_of_bucket(calendar, b))
+            values.setdefault(b, {}).update(joins=None, parts=None)
     return {b: Figures(**entry) for b, entry in values.items()}
+
+
+def live_channel_figures(store: Store, guild_id: int, daterange: DateRange) -> dict[int, Figures]:
+    """Messages, users and voice per channel from the hourly rows (the baseline of
+    `channel_table`)."""
+    act = schema.activity
+    people = func.count(distinct(case((act.c.member_id != 0, act.c.member_id))))
+    query = (
+        select(act.c.channel_id, act.c.event, func.sum(act.c.count), people)
+        .where(
+            act.c.guild_id == guild_id,
+            act.c.event.in_([_MSG, _VOICE]),
+            act.c.hour >= daterange.start_hour,
+            act.c.hour < daterange.end_hour,
+        )
+        .group_by(act.c.channel_id, act.c.event)
+    )
+    per_channel: dict[int, dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for channel_id, event, total, users in conn.execute(query):
+            entry = per_channel.setdefault(int(channel_id), {})
+            if event == _MSG:
+                entry["messages"], entry["active_users"] = int(total), int(users)
+            else:
+                entry["voice_hours"], entry["voice_users"] = int(total) / 3600, int(users)
+    return {c: Figures(**entry) for c, entry in per_channel.items()}
 
 
 def _period_figures(
     store: Store, guild_id: int, daterange: DateRange, channel_id: int | None
 ) -> Figures:
-    return _figures(store, guild_id, daterange, channel_id, None).get(0, Figures())
+    return _summary_figures(store, guild_id, daterange, channel_id, None).get(0, Figures())
 
 
 def tiles(
@@ -384,28 +607,27 @@ def series(
 ) -> list[Point]:
     """Every bucket of the period (hour, day or week), empty ones included."""
     granularity = period.granularity
-    found = _figures(store, guild_id, period.range, channel_id, granularity)
-    first = _index(granularity, period.range.start)
-    last = _index(granularity, period.range.end - timedelta(seconds=1))
-    indices = list(range(first, last + 1))
+    calendar = period.range.calendar
+    if granularity == "hour":
+        found = live_figures(store, guild_id, period.range, channel_id, granularity)
+        indices = list(range(period.range.start_hour, period.range.end_hour))
+        starts = [calendar.bucket_start(i) for i in indices]
+    else:
+        found = _summary_figures(store, guild_id, period.range, channel_id, granularity)
+        first, end = _days(period.range)
+        indices = list(range(_bucket_of_day(granularity, first),
+                             _bucket_of_day(granularity, end - 1) + 1))  # fmt: skip
+        starts = [
+            max(calendar.midnight(_EPOCH_DAY + timedelta(days=_bucket_days(
+                granularity, i, first, end).start)), period.range.start)
+            for i in indices
+        ]  # fmt: skip
     figures = [found.get(i, Figures()) for i in indices]
     hidden: Sequence[frozenset[str]] = [frozenset()] * len(indices)
     if min_cell_users is not None:
         whole = _period_figures(store, guild_id, period.range, channel_id)
         hidden = _public_cells(figures, whole, min_cell_users)
-    return [
-        Point(max(_bucket_start(granularity, i), period.range.start), f, h)
-        for i, f, h in zip(indices, figures, hidden, strict=True)
-    ]
-
-
-def _index(granularity: Granularity, when: datetime) -> int:
-    hours = int(when.timestamp() // 3600)
-    if granularity == "hour":
-        return hours
-    if granularity == "day":
-        return hours // 24
-    return (hours // 24 + 3) // 7
+    return [Point(s, f, h) for s, f, h in zip(starts, figures, hidden, strict=True)]
 
 
 def _public_cells(parts: Sequence[Figures], whole: Figures, min_users: int) -> list[frozenset[str]]:
@@ -431,28 +653,49 @@ def heatmap(
     *,
     min_cell_users: int | None = None,
 ) -> list[list[int | None]]:
-    """Messages per weekday (0 = Monday) × hour of day, UTC; None: a hidden cell."""
-    act = schema.activity
-    weekday = ((act.c.hour // 24 + 3) % 7).label("wd")
-    hour_of_day = (act.c.hour % 24).label("hd")
-    where = [
-        act.c.guild_id == guild_id,
-        act.c.event == _MSG,
-        act.c.hour >= period.range.start_hour,
-        act.c.hour < period.range.end_hour,
-    ]
-    if channel_id is not None:
-        where.append(act.c.channel_id == channel_id)
-    people = func.count(distinct(case((act.c.member_id != 0, act.c.member_id))))
-    query = (
-        select(weekday, hour_of_day, func.sum(act.c.count), people)
-        .where(*where)
-        .group_by(weekday, hour_of_day)
-    )
+    """Messages per weekday (0 = Monday) × hour of day, local; None: a hidden cell.
+
+    From the hour sums; the public view needs distinct users per cell (its small-cell
+    rule), which only the hourly rows hold.
+    """
+    daterange = period.range
     cells = [[Figures() for _ in range(24)] for _ in range(7)]
+    if min_cell_users is None:
+        hours = hour_summaries
+        local = local_hours(hours.c.hour, daterange)
+        weekday, hour_of_day = ((local // 24 + 3) % 7).label("wd"), (local % 24).label("hd")
+        query = (
+            select(weekday, hour_of_day, func.sum(hours.c.messages), literal_column("0"))
+            .where(
+                hours.c.guild_id == guild_id,
+                hours.c.channel_id == (WHOLE_GUILD if channel_id is None else channel_id),
+                hours.c.hour >= daterange.start_hour,
+                hours.c.hour < daterange.end_hour,
+            )
+            .group_by(weekday, hour_of_day)
+        )
+    else:
+        act = schema.activity
+        local = local_hours(act.c.hour, daterange)
+        weekday, hour_of_day = ((local // 24 + 3) % 7).label("wd"), (local % 24).label("hd")
+        where = [
+            act.c.guild_id == guild_id,
+            act.c.event == _MSG,
+            act.c.hour >= daterange.start_hour,
+            act.c.hour < daterange.end_hour,
+        ]
+        if channel_id is not None:
+            where.append(act.c.channel_id == channel_id)
+        people = func.count(distinct(case((act.c.member_id != 0, act.c.member_id))))
+        query = (
+            select(weekday, hour_of_day, func.sum(act.c.count), people)
+            .where(*where)
+            .group_by(weekday, hour_of_day)
+        )
     with store.engine.connect() as conn:
         for wd, hd, total, users in conn.execute(query):
-            cells[int(wd)][int(hd)] = Figures(messages=int(total), active_users=int(users))
+            if total:
+                cells[int(wd)][int(hd)] = Figures(messages=int(total), active_users=int(users))
     grid: list[list[int | None]] = [[c.messages for c in row] for row in cells]
     if min_cell_users is not None:
         flat = [c for row in cells for c in row]
@@ -471,26 +714,28 @@ def channel_table(
     min_cell_users: int | None = None,
 ) -> list[ChannelRow]:
     """Every channel with activity in the period, busiest first."""
-    act = schema.activity
-    people = func.count(distinct(case((act.c.member_id != 0, act.c.member_id))))
-    query = (
-        select(act.c.channel_id, act.c.event, func.sum(act.c.count), people)
-        .where(
-            act.c.guild_id == guild_id,
-            act.c.event.in_([_MSG, _VOICE]),
-            act.c.hour >= period.range.start_hour,
-            act.c.hour < period.range.end_hour,
-        )
-        .group_by(act.c.channel_id, act.c.event)
-    )
+    days = day_summaries
+    first, end = _days(period.range)
     per_channel: dict[int, dict[str, Any]] = {}
     with store.engine.connect() as conn:
-        for channel_id, event, total, users in conn.execute(query):
-            entry = per_channel.setdefault(int(channel_id), {})
-            if event == _MSG:
-                entry["messages"], entry["active_users"] = int(total), int(users)
-            else:
-                entry["voice_hours"], entry["voice_users"] = int(total) / 3600, int(users)
+        rows = conn.execute(
+            select(days.c.channel_id, func.sum(days.c.messages), func.sum(days.c.voice_seconds))
+            .where(
+                days.c.guild_id == guild_id,
+                days.c.day >= first,
+                days.c.day < end,
+                days.c.channel_id != WHOLE_GUILD,
+            )
+            .group_by(days.c.channel_id)
+        )
+        for channel_id, messages, voice in rows:
+            if messages or voice:
+                per_channel[int(channel_id)] = {
+                    "messages": int(messages), "voice_hours": int(voice) / 3600,
+                }  # fmt: skip
+        users = _users(conn, guild_id, period.range.calendar, {0: range(first, end)}, None)
+    for channel_id, entry in per_channel.items():
+        entry["active_users"], entry["voice_users"] = users.get((0, channel_id), (0, 0))
     names = guild_channels(store, guild_id)
     busiest = {
         c: (-v.get("messages", 0), -v.get("voice_hours", 0), c) for c, v in per_channel.items()
@@ -503,13 +748,13 @@ def channel_table(
         hidden = _public_cells(figures, whole, min_cell_users)
     all_messages = sum(f.messages for f in figures) or 1
     all_voice = sum(f.voice_hours for f in figures) or 1.0
-    rows = []
+    out = []
     for channel_id, f, h in zip(ids, figures, hidden, strict=True):
         share = f.messages / all_messages if f.messages else f.voice_hours / all_voice
         if "messages" in h or ("voice_hours" in h and not f.messages):
             h = h | {"share"}
-        rows.append(
+        out.append(
             ChannelRow(channel_id, names.get(channel_id, str(channel_id)), f.messages,
                        f.active_users, f.voice_hours, share, h)
         )  # fmt: skip
-    return rows
+    return out

@@ -41,7 +41,7 @@ from guildmeter.errors import StoreUnavailableError
 from guildmeter.events import NO_USER, EventKind
 from guildmeter.privacy.anonymize import new_token
 from guildmeter.privacy.keyring import PSEUDONYM_PREFIX, is_pseudonym
-from guildmeter.store import schema
+from guildmeter.store import schema, summaries
 from guildmeter.store.engine import make_engine
 from guildmeter.store.migrations import apply_migrations
 from guildmeter.store.timezones import TimezoneChange, read_calendars, set_timezone
@@ -147,6 +147,8 @@ class Store:
         """Give a guild a zone from its next local month (at once when it has no statistics)."""
         with self._begin() as conn:
             change = set_timezone(conn, self.calendars, guild_id, zone, now)
+            fresh = read_calendars(conn, self.default_zone, self.calendars)
+            summaries.after_zone_change(conn, fresh, guild_id, change.from_month)
         self.reload_calendars()
         return change
 
@@ -300,6 +302,7 @@ class Store:
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
         self._upsert_activity(conn, rows)
+        summaries.refresh_rows(conn, calendars, rows)  # the touched days' summaries
         if channel_names:
             self._upsert_channels(conn, channel_names)
         return len(rows)
@@ -457,6 +460,7 @@ class Store:
             for table in (schema.activity, schema.members, schema.channels, schema.guild_keys):
                 result = conn.execute(delete(table).where(table.c.guild_id == guild_id))
                 deleted += int(result.rowcount or 0)
+            summaries.delete_guild(conn, guild_id)
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[0] != guild_id}
         return deleted
 

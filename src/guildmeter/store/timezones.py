@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select
 
-from guildmeter.store import schema
+from guildmeter.store import schema, summaries
 from guildmeter.timeutil import add_months
 from guildmeter.zones import Calendars, GuildCalendar, check_zone
 
@@ -98,4 +98,5 @@ def _has_statistics(conn: Connection, guild_id: int) -> bool:
     found = conn.execute(
         select(act.c.guild_id).where(act.c.guild_id == guild_id, act.c.member_id != 0).limit(1)
     ).first()
-    return found is not None
+    # Distinct users counted in day summaries outlive member rows folded at month end.
+    return found is not None or summaries.has_member_days(conn, guild_id)

@@ -20,6 +20,7 @@ from guildmeter.reports import dashboard
 from guildmeter.reports.dashboard import DashboardError, Period, dashboard_period
 from guildmeter.store import Store
 from guildmeter.store.settings import GuildSettings, SettingsStore
+from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
 __all__ = ["MAX_RUNNING", "PANELS", "PUBLIC_CACHE_S", "PUBLIC_PANELS", "DashboardData",
            "period_of"]  # fmt: skip
@@ -34,13 +35,15 @@ _CSV_COLUMNS = ("start", "messages", "active_users", "new_members", "voice_hours
                 "member_total")  # fmt: skip
 
 
-def period_of(query: Mapping[str, str]) -> Period:
-    """The period a page's query string names (``period``, ``month``, ``start``, ``end``)."""
+def period_of(query: Mapping[str, str], calendar: GuildCalendar = UTC_CALENDAR) -> Period:
+    """The period a page's query string names (``period``, ``month``, ``start``, ``end``),
+    in local days on ``calendar`` (the guild's clock)."""
     return dashboard_period(
         query.get("period", "30d"),
         month=query.get("month"),
         start=query.get("start"),
         end=query.get("end"),
+        calendar=calendar,
     )
 
 
@@ -98,8 +101,8 @@ class DashboardData:
     def _panel(
         self, guild_id: int, name: str, query: Mapping[str, str], min_cell: int | None
     ) -> dict[str, Any]:
-        period = period_of(query)
         store = self.store
+        period = period_of(query, store.calendars.get(guild_id))
         head: dict[str, Any] = {
             "period": period.name, "label": period.label, "granularity": period.granularity,
             "start": period.range.start.isoformat(), "end": period.range.end.isoformat(),
@@ -141,7 +144,7 @@ class DashboardData:
 
     async def dump(self, guild_id: int, query: Mapping[str, str]) -> bytes:
         """The raw dump (`.userstats`) of the period, gzip CSV: moderators only."""
-        period = period_of(query)
+        period = period_of(query, self.store.calendars.get(guild_id))
         async with self._running:
             return await asyncio.to_thread(self._dump, guild_id, period)
 

@@ -109,8 +109,9 @@
   }
 
   function label(iso, granularity) {
-    const d = new Date(iso);
-    if (granularity === "hour") return `${String(d.getUTCHours()).padStart(2, "0")}:00`;
+    // Times carry the server's offset: its local wall clock is the text before it.
+    if (granularity === "hour") return `${iso.slice(11, 13)}:00`;
+    const d = new Date(`${iso.slice(0, 10)}T00:00:00Z`);
     const text = d.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
     return granularity === "week" ? `week of ${text}` : text;
   }
@@ -164,7 +165,7 @@
       row.forEach((value, hour) => {
         const cell = document.createElement("span");
         cell.className = "cell";
-        const when = `${DAYS[day]} ${String(hour).padStart(2, "0")}:00 UTC`;
+        const when = `${DAYS[day]} ${String(hour).padStart(2, "0")}:00 (server time)`;
         if (value === null) {
           cell.classList.add("hidden");
           cell.title = `${when}: ${shown(null, true)}`;

@@ -1,0 +1,117 @@
+"""Twelve months of the large server: a year's daily history from the day summaries.
+
+The server is bench_reports' (about 1,000,000 activity rows a month: 20,000 posting users,
+50 text and 5 voice channels), for the twelve months December 2025 to November 2026.
+March 2026 is written through Store.write_batch (the flush's path, summaries kept as it
+goes); the other months are copies of it (same rhythm, each month's own members) whose
+summaries are then computed by the upgrade's path (`summaries.rebuild_guilds`, as
+migration 0011 fills an existing database).
+
+``history_12m_s``: daily messages and active users per channel over the twelve months
+(`guildmeter.reports.history.channel_days`), best of five. Baseline, same run: the same
+answer computed from the hourly rows (`channel_days_live`), which must be equal.
+SQLite; PostgreSQL (keys with ``_postgresql``) when reachable and GUILDMETER_BENCH_PG_YEAR
+is set (filling twelve million rows there takes several minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sqlalchemy import text
+
+import bench_reports
+from bench_reports import GUILD, populate
+from guildmeter.reports import DateRange
+from guildmeter.reports.history import channel_days, channel_days_live
+from guildmeter.store import Store, summaries
+from guildmeter.timeutil import add_months
+
+from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
+
+#: The written month (bench_reports.MONTH) and the year around it.
+WRITTEN = 202603
+MONTHS = [add_months(202512, i) for i in range(12)]
+YEAR = DateRange.month(MONTHS[0])
+YEAR = DateRange(YEAR.start, DateRange.month(MONTHS[-1]).end)
+
+
+def populate_year(store: Store) -> int:
+    """The twelve months (see the module docstring); returns the activity rows."""
+    assert DateRange.month(WRITTEN) == bench_reports.MONTH
+    rows = populate(store)
+    calendar = store.calendars.get(GUILD)
+    source = calendar.first_bucket(WRITTEN)
+    length = calendar.first_bucket(add_months(WRITTEN, 1)) - source
+    for month in MONTHS:
+        if month == WRITTEN:
+            continue
+        start = calendar.first_bucket(month)
+        hours = min(length, calendar.first_bucket(add_months(month, 1)) - start)
+        params = {"g": GUILD, "m": month, "src": WRITTEN, "s": source, "n": hours,
+                  "off": start - source}  # fmt: skip
+        with store.transaction() as conn:
+            conn.execute(
+                text("INSERT INTO members (guild_id, month, label) SELECT guild_id, :m, label "
+                     "FROM members WHERE guild_id = :g AND month = :src"), params)  # fmt: skip
+            copied = conn.execute(
+                text(
+                    "INSERT INTO activity (guild_id, event, hour, channel_id, member_id, count) "
+                    "SELECT a.guild_id, a.event, a.hour + :off, a.channel_id, "
+                    "COALESCE(n.id, 0), a.count FROM activity a "
+                    "LEFT JOIN members o ON o.id = a.member_id "
+                    "LEFT JOIN members n ON n.guild_id = :g AND n.month = :m "
+                    "AND n.label = o.label "
+                    "WHERE a.guild_id = :g AND a.hour >= :s AND a.hour < :s + :n"
+                ),
+                params,
+            )
+            rows += int(copied.rowcount or 0)
+            touched = list(range(start, start + hours))
+            summaries.refresh(conn, store.calendars, {GUILD: touched})
+    return rows
+
+
+def measure(store: Store, suffix: str) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    start = time.perf_counter()
+    figures[f"activity_rows{suffix}"] = populate_year(store)
+    store.analyze()
+    figures[f"populate_s{suffix}"] = time.perf_counter() - start
+    summarised = channel_days(store, GUILD, YEAR)
+    live = channel_days_live(store, GUILD, YEAR)
+    assert summarised == live, "the day summaries differ from the hourly rows"
+    figures[f"history_days{suffix}"] = len(summarised)
+    figures[f"history_12m_s{suffix}"] = best_of(5, lambda: channel_days(store, GUILD, YEAR))
+    figures[f"history_12m_s{suffix}_baseline"] = best_of(
+        1, lambda: channel_days_live(store, GUILD, YEAR)
+    )
+    return figures
+
+
+def main() -> None:
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store.open(str(Path(folder) / "bench.db"))
+        figures.update(measure(store, ""))
+        store.close()
+    figures["peak_rss_mb"] = peak_rss_mb()
+    if postgresql_available() and os.environ.get("GUILDMETER_BENCH_PG_YEAR"):
+        with pg_schema() as kwargs:
+            pg = Store.open(PG_URL, **kwargs)
+            figures.update(measure(pg, "_postgresql"))
+            pg.close()
+    else:
+        print("PostgreSQL year skipped (set GUILDMETER_BENCH_PG_YEAR)", file=sys.stderr)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
