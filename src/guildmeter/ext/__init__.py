@@ -34,7 +34,7 @@ async def setup(bot: commands.Bot) -> None:
             max_dump_days=config.max_dump_days,
         )
     )
-    await bot.add_cog(MonthlyReports(bot, stats, runtime))
+    await bot.add_cog(MonthlyReports(bot, stats, runtime, retention_months=config.retention_months))
     await bot.add_cog(
         UsageCog(
             bot,

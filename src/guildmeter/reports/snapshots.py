@@ -162,8 +162,10 @@ def build_month_snapshots(store: Store, guild_id: int, month: int) -> bool:
             for ids in groups:
                 shared = set(ids) & set(active)
                 if len(shared) > 1:
-                    found = channel_parts(conn, store, guild_id, kind, span, sorted(shared))
-                    parts[(kind, _part_key(shared))] = _dump_part(found.get(None) or ChannelPart())
+                    grouped = channel_parts(conn, store, guild_id, kind, span, sorted(shared))
+                    parts[(kind, _part_key(shared))] = _dump_part(
+                        grouped.get(None) or ChannelPart()
+                    )
     stored = finish_build(store, guild_id, month, token, parts)
     if stored:
         log.info("stored the report snapshots of month %d (%d parts)", month, len(parts))
