@@ -126,7 +126,7 @@ def refuse_if_retired(store: Store, guild_id: int, daterange: DateRange) -> None
     raise ReportError(
         f"the member-level rows of {month // 100}-{month % 100:02d} were deleted under this "
         f"server's retention setting (retention_months = {setting}: per-member counts are "
-        f"kept {setting} months after a month ends). Only whole-month reports of it remain "
+        f"kept {setting} month(s) after a month ends). Only whole-month reports of it remain "
         f"(from its snapshot); ask for the whole month, or for a range from "
         f"{first_held // 100}-{first_held % 100:02d} on, the first month still held."
     )

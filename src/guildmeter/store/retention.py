@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, text, update
 
@@ -28,7 +29,16 @@ from guildmeter.store.snapshots import month_snapshots
 from guildmeter.store.sql import Store
 from guildmeter.timeutil import add_months, utcnow
 
-__all__ = ["RetentionResult", "apply_retention", "delete_member_rows", "retention_due"]
+if TYPE_CHECKING:
+    from guildmeter.store.settings import GuildSettings
+
+__all__ = [
+    "RetentionResult",
+    "apply_retention",
+    "delete_member_rows",
+    "describe_retention",
+    "retention_due",
+]
 
 _MEMBER_USAGE = (
     schema.usage_commands,
@@ -147,3 +157,15 @@ def apply_retention(store: Store, due: list[tuple[int, int, int]]) -> list[Reten
         if result is not None:
             done.append(result)
     return done
+
+
+def describe_retention(settings: GuildSettings, default_months: int = 0) -> str:
+    """The retention in force: the guild's own ``retention_months`` or the bot's default."""
+    months = default_months if settings.retention_months is None else settings.retention_months
+    source = "the bot's default" if settings.retention_months is None else "this server's"
+    if months <= 0:
+        return f"Retention: everything is kept ({source} setting)"
+    return (
+        f"Retention: member-level rows of a month are deleted {months} month(s) after it "
+        f"ends; its totals and whole-month reports stay ({source} setting)"
+    )
