@@ -232,7 +232,7 @@ async def test_the_monthly_job_builds_snapshots_and_applies_the_servers_retentio
     assert await monthly.maintain_months() == ([month], [])  # type: ignore[attr-defined]
     running.clock.now = datetime(2026, 7, 1, 0, 5, tzinfo=UTC)
     await running.cog.flush()
-    built, retired = await monthly.maintain_months()  # type: ignore[attr-defined]
+    _built, retired = await monthly.maintain_months()  # type: ignore[attr-defined]
     assert retired == [month]
 
     _, whole = await running.say("mods", ANN, ".userstats report full all May 2026", answers=2)
