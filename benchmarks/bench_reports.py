@@ -6,6 +6,12 @@ written through Store.write_batch in 100,000-row batches (memory stays low).
 
 Baseline, same run: the reports computed KazTron's way — reading the month's gzip CSV
 dump row by row into Python dictionaries — which is what "loading rows into Python" costs.
+
+Then the month is closed: anonymised, its snapshots built (`snapshot_build_s`), and every
+report of it read from them (`report_month_snapshot_s`: the slowest of full, weekday and
+hourly, for all channels and for one; baseline: the same reports computed live), and its
+member rows deleted by retention: `db_bytes_per_row` is the database's used bytes per
+activity row of the month before and after (`…_after_retention`).
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from guildmeter.collect import Batch
 from guildmeter.export import import_files, write_dump
 from guildmeter.reports import DateRange, compute_report
+from guildmeter.reports.compute import compute_live_report
+from guildmeter.reports.snapshots import build_month_snapshots
 from guildmeter.store import Store
+from guildmeter.store.retention import delete_member_rows
 from guildmeter.zones import GuildCalendar
 
 from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
@@ -136,6 +145,62 @@ def measure(store: Store, folder: Path, suffix: str) -> dict[str, float]:
     result = import_files(store, GUILD + 1, [dump_path])
     figures[f"import_s{suffix}"] = time.perf_counter() - start
     figures[f"import_rows{suffix}"] = result.rows
+    store.delete_guild(GUILD + 1)
+    figures.update(measure_closed_month(store, suffix, figures[f"activity_rows{suffix}"]))
+    return figures
+
+
+def used_bytes(store: Store) -> int:
+    """Bytes the database holds in use (free pages and dead tuples excluded)."""
+    if store.dialect == "sqlite":
+        with store.engine.connect() as conn:
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT (page_count - freelist_count) * page_size "
+                    "FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()"
+                ).scalar()
+                or 0
+            )
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM")
+        return int(
+            conn.exec_driver_sql(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+            ).scalar()
+            or 0
+        )
+
+
+def measure_closed_month(store: Store, suffix: str, rows: float) -> dict[str, float]:
+    """Close the month: snapshots, reports read from them, retention (see the docstring)."""
+    figures: dict[str, float] = {}
+    month = 202603
+    figures[f"db_bytes_per_row{suffix}"] = used_bytes(store) / rows
+    store.anonymise_month(GUILD, month)
+    start = time.perf_counter()
+    assert build_month_snapshots(store, GUILD, month)
+    figures[f"snapshot_build_s{suffix}"] = time.perf_counter() - start
+    read = live = 0.0
+    for kind in ("full", "weekday", "hourly"):
+        for channel in (None, ONE_CHANNEL):
+            read = max(
+                read,
+                best_of(5, lambda k=kind, c=channel: compute_report(store, GUILD, k, MONTH, c)),
+            )
+            live = max(
+                live,
+                best_of(
+                    1, lambda k=kind, c=channel: compute_live_report(store, GUILD, k, MONTH, c)
+                ),
+            )
+    figures[f"report_month_snapshot_s{suffix}"] = read
+    figures[f"report_month_snapshot_s_baseline{suffix}"] = live
+    start = time.perf_counter()
+    assert delete_member_rows(store, GUILD, month, retention_months=1) is not None
+    figures[f"retention_s{suffix}"] = time.perf_counter() - start
+    figures[f"db_bytes_per_row_after_retention{suffix}"] = used_bytes(store) / rows
     return figures
 
 

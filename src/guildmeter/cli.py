@@ -572,6 +572,23 @@ def report(
         store.close()
 
 
+def _say_if_snapshot_missing(store: Store, guild: int, daterange: DateRange) -> None:
+    """A closed month without its snapshot was computed live: say so (the bot's monthly
+    job builds it; nothing here writes)."""
+    from guildmeter.reports.snapshots import closed_month_of
+    from guildmeter.store.snapshots import markers
+
+    month = closed_month_of(daterange)
+    if month is None or store.anonymised_at(guild, month) is None:
+        return
+    found = markers(store, guild).get(month)
+    if found is None or found.ready_at is None:
+        _say(
+            "Computed from the hourly rows: this closed month has no stored snapshot yet "
+            "(the bot's monthly job builds one; reports of the month then read it)."
+        )
+
+
 def _report(
     store: Store,
     guild: int,
@@ -585,6 +602,7 @@ def _report(
 
     result = compute_report(store, guild, kind, daterange, channel)  # type: ignore[arg-type]
     _require_data(store, guild, daterange)  # after the report's own checks (month, channel)
+    _say_if_snapshot_missing(store, guild, daterange)
     if fmt == "csv":
         from guildmeter.export.csv_gz import write_report_csv
         from guildmeter.outputs import atomic_file
@@ -742,9 +760,16 @@ def forget(obj: _Context, user_id: int, guild: int | None, dry_run: bool) -> Non
     "statistics follow its local hours, days and months from the guild's next month "
     "(at once when it has no statistics yet).",
 )
+@click.option(
+    "--retention-months",
+    type=click.IntRange(0, 600),
+    help="Months after its end a month keeps member-level rows (0: keep everything); "
+    "overrides the configuration's retention_months for this guild.",
+)
 @click.pass_obj
-def settings(obj: _Context, guild: int, timezone: str | None) -> None:
-    """Print a guild's settings (what `statsconfig show` lists), or set its timezone.
+def settings(obj: _Context, guild: int, timezone: str | None, retention_months: int | None) -> None:
+    """Print a guild's settings (what `statsconfig show` lists), or set its timezone or
+    retention.
 
     Without an option it only prints. A guild without any setting shows the defaults
     (the timezone from the configuration's default_timezone, UTC unless set).
@@ -753,7 +778,9 @@ def settings(obj: _Context, guild: int, timezone: str | None) -> None:
 
     store = obj.open_store()
     try:
-        run_settings(store, guild, timezone)
+        run_settings(
+            store, guild, timezone, retention_months, default_retention=obj.config.retention_months
+        )
     finally:
         store.close()
 

@@ -19,8 +19,17 @@ if TYPE_CHECKING:
 __all__ = ["run_settings"]
 
 
-def run_settings(store: Store, guild: int, timezone: str | None) -> None:
-    """Set the guild's timezone if asked (checked first), then print its settings."""
+def run_settings(
+    store: Store,
+    guild: int,
+    timezone: str | None,
+    retention_months: int | None = None,
+    *,
+    default_retention: int = 0,
+) -> None:
+    """Set the guild's timezone and retention if asked (checked first), then print its
+    settings."""
+    from guildmeter.store.retention import describe_retention
     from guildmeter.store.settings import SettingsStore
     from guildmeter.timeutil import utcnow
     from guildmeter.zonetext import describe_change, describe_timezone
@@ -30,6 +39,8 @@ def run_settings(store: Store, guild: int, timezone: str | None) -> None:
         zone = check_zone(timezone)  # one line with suggestions, before any write
         change = store.set_timezone(guild, zone, now)
         click.echo(describe_change(change, store.calendars.get(guild)))
+    if retention_months is not None:
+        SettingsStore(store).set_single(guild, "retention_months", retention_months)
     settings = SettingsStore(store).read(guild)
 
     def ids(values: frozenset[int]) -> str:
@@ -45,5 +56,6 @@ def run_settings(store: Store, guild: int, timezone: str | None) -> None:
         f"Smallest public cell: {settings.min_cell_users} members",
         "Anonymised months keep: "
         + ("aggregate counts only" if settings.aggregates_only else "a row per member's token"),
+        describe_retention(settings, default_retention),
     ]
     click.echo("\n".join(lines))

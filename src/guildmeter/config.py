@@ -80,6 +80,10 @@ class Config:
     discord_api_base: str = "https://discord.com/api/v10"
     #: The IANA timezone of guilds that never set one (``statsconfig timezone``).
     default_timezone: str = "UTC"
+    #: Months after its end a month keeps its member-level rows (hourly counts under a
+    #: token, usage records with member ids); then only its totals and stored reports stay.
+    #: 0 keeps everything. A guild's ``statsconfig retention`` overrides it.
+    retention_months: int = 0
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -139,6 +143,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     ):
         if values.get(name, 1) <= 0:
             raise GuildmeterError(f"setting {name} must be positive")
+    if values.get("retention_months", 0) < 0:
+        raise GuildmeterError("setting retention_months must be 0 (keep everything) or more")
     heavy_work = values.get("heavy_work", defaults.heavy_work)
     if heavy_work not in HEAVY_WORK_MODES:
         raise GuildmeterError(

@@ -19,7 +19,15 @@ from guildmeter.reports.daterange import DateRange
 from guildmeter.reports.usage import UsageSummary
 from guildmeter.store import Store, StoreSpec
 
-__all__ = ["DumpTooLargeError", "dump", "full_report", "table_report", "usage"]
+__all__ = [
+    "DumpTooLargeError",
+    "build_snapshots",
+    "dump",
+    "full_report",
+    "retention",
+    "table_report",
+    "usage",
+]
 
 _stores: dict[str, Store] = {}
 
@@ -99,3 +107,25 @@ def usage(
 
     summary = usage_summary(_store(spec), guild_id, days, now=now)
     return summary, render_usage_png(summary)
+
+
+def build_snapshots(
+    spec: StoreSpec | Store, months: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Build and store the report snapshots of these anonymised guild-months (reads every
+    row of each: a worker's job); returns those stored (a late write discards a build)."""
+    from guildmeter.reports.snapshots import build_month_snapshots
+
+    store = _store(spec)
+    store.reload_calendars()  # a fresh worker must read each guild's clock
+    return [(g, m) for g, m in months if build_month_snapshots(store, g, m)]
+
+
+def retention(spec: StoreSpec | Store, due: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """Delete the member-level rows of ``(guild, month, retention_months)`` (see
+    `guildmeter.store.retention`); returns the months done."""
+    from guildmeter.store.retention import apply_retention
+
+    store = _store(spec)
+    store.reload_calendars()
+    return [(r.guild_id, r.month) for r in apply_retention(store, due)]

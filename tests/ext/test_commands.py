@@ -213,3 +213,31 @@ async def test_the_month_end_report_is_posted_once_even_across_restarts(
     await asyncio.wait_for(task, 15)
     stats.store.close()
     assert len(running.emulator.sent) == before + 1
+
+
+async def test_the_monthly_job_builds_snapshots_and_applies_the_servers_retention(
+    running: Running,
+) -> None:
+    await _feed(running)
+    await _make_mod_channel(running)
+    monthly = running.bot.get_cog("Monthly reports")
+    assert monthly is not None
+    assert await monthly.maintain_months() == ([], [])  # type: ignore[attr-defined]
+    (reply,) = await running.say("mods", ANN, ".statsconfig retention 1")
+    assert "deleted 1 month(s) after it ends" in reply.content
+
+    running.clock.now = datetime(2026, 6, 1, 0, 5, tzinfo=UTC)
+    assert [a.month for a in (await running.cog.flush()).anonymised] == [202605]
+    month = (running.alpha.id, 202605)
+    assert await monthly.maintain_months() == ([month], [])  # type: ignore[attr-defined]
+    running.clock.now = datetime(2026, 7, 1, 0, 5, tzinfo=UTC)
+    await running.cog.flush()
+    _built, retired = await monthly.maintain_months()  # type: ignore[attr-defined]
+    assert retired == [month]
+
+    _, whole = await running.say("mods", ANN, ".userstats report full all May 2026", answers=2)
+    assert _fields(whole.embeds[0])["Messages"] == "8"
+    assert _fields(whole.embeds[0])["Active users"] == "2"  # from the snapshot
+    replies = await running.say("mods", ANN, f".userstats report full all {DAY}", answers=2)
+    assert "retention_months = 1" in replies[-1].content
+    assert "2026-06 on" in replies[-1].content

@@ -67,3 +67,21 @@ def test_without_privileged_intents_the_statement_claims_only_what_is_counted() 
     assert "`.privacy optout`" not in minimal  # prefix forms cannot be read: not offered
     no_content = statement(Collection(members=True, message_content=False))
     assert "your joins and leaves" in no_content and "`.privacy optout`" not in no_content
+
+
+def test_the_statement_says_the_retention_in_force() -> None:
+    def statement(retention_months: int) -> str:
+        return privacy_statement(
+            guild_name="x" * 500,
+            now=datetime(2026, 2, 3, tzinfo=UTC),
+            grace=timedelta(0),
+            min_cell_users=5,
+            aggregates_only=False,
+            opted_out=False,
+            retention_months=retention_months,
+        )
+
+    assert "no retention period is set" in statement(0)
+    kept = statement(6)
+    assert len(kept) <= 2000
+    assert "for 6 month(s); then they are deleted and only the month's totals" in kept

@@ -32,9 +32,10 @@ async def setup(bot: commands.Bot) -> None:
             cooldown_uses=config.cooldown_uses,
             cooldown_seconds=config.cooldown_seconds,
             max_dump_days=config.max_dump_days,
+            retention_months=config.retention_months,
         )
     )
-    await bot.add_cog(MonthlyReports(bot, stats, runtime))
+    await bot.add_cog(MonthlyReports(bot, stats, runtime, retention_months=config.retention_months))
     await bot.add_cog(
         UsageCog(
             bot,
@@ -46,7 +47,11 @@ async def setup(bot: commands.Bot) -> None:
     )
     await bot.add_cog(
         PrivacyCommands(
-            bot, stats, runtime.settings, anonymise_grace_seconds=config.anonymise_grace_seconds
+            bot,
+            stats,
+            runtime.settings,
+            anonymise_grace_seconds=config.anonymise_grace_seconds,
+            retention_months=config.retention_months,
         )
     )
     if config.dashboard:

@@ -39,6 +39,7 @@ from guildmeter.intents import collection_of
 from guildmeter.reports import DateRange, Report, parse_daterange
 from guildmeter.reports.compute import check_report_range, resolve_channel
 from guildmeter.store.catalog import data_span, has_statistics
+from guildmeter.store.retention import describe_retention
 from guildmeter.store.settings import AGGREGATES_ONLY, KEEP_MEMBER_ROWS, GuildSettings
 from guildmeter.zones import GuildCalendar, zone_choices
 from guildmeter.zonetext import describe_change, describe_timezone
@@ -109,6 +110,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         cooldown_uses: int = 3,
         cooldown_seconds: float = 60.0,
         max_dump_days: int = 366,
+        retention_months: int = 0,
     ) -> None:
         self.bot = bot
         self.stats = stats
@@ -117,6 +119,8 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         self.cooldown_uses = cooldown_uses
         self.cooldown_seconds = cooldown_seconds
         self.max_dump_days = max_dump_days
+        #: The configured ``retention_months`` (a guild's own setting overrides it).
+        self.retention_months = retention_months
 
     # -- who may ask, and where ---------------------------------------------------------------
 
@@ -260,7 +264,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         settings = await self.guild_settings(ctx.guild.id)
         collected = collection_of(self.bot.intents).lines()
         text = (
-            _describe(settings)
+            _describe(settings, self.retention_months)
             + "\n"
             + describe_timezone(self._calendar(ctx), self.stats.clock())
             + "\n**Collected here:**\n"
@@ -339,6 +343,24 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
         await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "anonymised_rows", value)
         self.runtime.forget_settings(ctx.guild.id)
         await send(ctx, _describe_anonymised(keep == "aggregates"), ephemeral=True)
+
+    @commands.guild_only()
+    @configurers_only()
+    @statsconfig.command(name="retention")  # type: ignore[arg-type]
+    async def retention(self, ctx: Context, months: commands.Range[int, 0, 600]) -> None:
+        """How long past months keep member-level rows (0: keep everything).
+
+        Parameters
+        ----------
+        months:
+            Months after its end a month keeps its per-member rows; then only its totals
+            and its stored whole-month reports stay. 0 keeps everything.
+        """
+        assert ctx.guild is not None
+        await asyncio.to_thread(self.settings.set_single, ctx.guild.id, "retention_months", months)
+        self.runtime.forget_settings(ctx.guild.id)
+        settings = await self.guild_settings(ctx.guild.id)
+        await send(ctx, describe_retention(settings, self.retention_months), ephemeral=True)
 
     @commands.guild_only()
     @configurers_only()
@@ -558,7 +580,7 @@ def _where_to_ask(ctx: Context, settings: GuildSettings) -> str:
     )
 
 
-def _describe(settings: GuildSettings) -> str:
+def _describe(settings: GuildSettings, default_retention: int = 0) -> str:
     def listed(ids: frozenset[int], mention: Callable[[int], str]) -> str:
         return ", ".join(mention(i) for i in sorted(ids)) or "none"
 
@@ -578,6 +600,7 @@ def _describe(settings: GuildSettings) -> str:
             + (channel(settings.report_channel) if settings.report_channel else "none"),
             f"Smallest public cell: {settings.min_cell_users} members",
             _describe_anonymised(settings.aggregates_only),
+            describe_retention(settings, default_retention),
             _describe_public(settings),
         ]
     )

@@ -1,8 +1,12 @@
-"""The monthly job: after a month ends, post its full report to each guild's report channel.
+"""The monthly job: snapshots, retention, and each guild's post of its month's report.
 
-Anonymisation itself happens in the flush (see `guildmeter.activity`); this job posts a
-guild's report once its month is anonymised, exactly once across restarts and processes
-(a claim in ``monthly_posts`` is taken before posting and released if posting fails).
+Anonymisation itself happens in the flush (see `guildmeter.activity`). Every check, this
+job first builds the report snapshots of anonymised months that lack them and then
+deletes the member rows of months past retention (`guildmeter.store.retention`) — both in
+the heavy-work pool, after a cheap check on small tables says there is work — and then
+posts a guild's report once its month is anonymised, exactly once across restarts and
+processes (a claim in ``monthly_posts`` is taken before posting and released if posting
+fails).
 """
 
 from __future__ import annotations
@@ -20,18 +24,31 @@ from guildmeter.ext.replies import NO_MENTIONS
 from guildmeter.ext.runtime import Runtime
 from guildmeter.reports import DateRange
 from guildmeter.reports.suppress import suppress_report
+from guildmeter.store.retention import retention_due
 from guildmeter.store.settings import GuildSettings, MonthlyPosts
+from guildmeter.store.snapshots import missing_snapshots
 
 __all__ = ["MonthlyReports", "readable_by_members"]
 
 log = logging.getLogger(__name__)
 
+#: Guild-months whose snapshots one check builds at most (the rest follow next check).
+_SNAPSHOTS_PER_CHECK = 20
+
 
 class MonthlyReports(commands.Cog, name="Monthly reports"):
     """Checks every ten minutes (and when connected) for a report to post."""
 
-    def __init__(self, bot: commands.Bot, stats: ActivityStats, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        bot: commands.Bot,
+        stats: ActivityStats,
+        runtime: Runtime,
+        *,
+        retention_months: int = 0,
+    ) -> None:
         self.bot = bot
+        self.retention_months = retention_months
         self.stats = stats
         self.runtime = runtime
         self.settings = runtime.settings
@@ -48,9 +65,33 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
     async def check_loop(self) -> None:
         await self.bot.wait_until_ready()
         try:
+            await self.maintain_months()
+        except Exception:  # the database may be down: try again next time
+            log.exception("month snapshots or retention failed")
+        try:
             await self.post_due_reports()
         except Exception:  # the database may be down: try again next time
             log.exception("monthly report check failed")
+
+    async def maintain_months(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Build missing snapshots, then apply retention; returns the months of each done.
+
+        The checks read two small tables (in a thread); the work itself reads or rewrites
+        whole months and runs in the heavy-work pool, never in the flush or on the loop.
+        """
+        store = self.stats.store
+        async with self._lock:
+            missing = await asyncio.to_thread(missing_snapshots, store, _SNAPSHOTS_PER_CHECK)
+            built: list[tuple[int, int]] = []
+            if missing:
+                built = await self.runtime.in_heavy_worker(jobs.build_snapshots, missing)
+            now = self.stats.clock()
+            due = await asyncio.to_thread(retention_due, store, now, self.retention_months)
+            retired: list[tuple[int, int]] = []
+            if due:
+                retired = await self.runtime.in_heavy_worker(jobs.retention, due)
+                log.info("retention deleted the member rows of %d month(s)", len(retired))
+            return built, retired
 
     async def post_due_reports(self) -> list[int]:
         """Post last month's report where due; returns the guild ids posted to."""

@@ -56,11 +56,14 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
         settings: SettingsStore,
         *,
         anonymise_grace_seconds: float = 0.0,
+        retention_months: int = 0,
     ) -> None:
         self.bot = bot
         self.stats = stats
         self.settings = settings
         self.anonymise_grace_seconds = anonymise_grace_seconds
+        #: The configured default; a guild's own ``statsconfig retention`` overrides it.
+        self.retention_months = retention_months
 
     async def cog_load(self) -> None:
         # Before the first event: an opt-out must hold from the first message after a restart.
@@ -88,6 +91,9 @@ class PrivacyCommands(commands.Cog, name="Privacy"):
             else self.stats.optouts.blocks(ctx.guild.id, ctx.author.id),
             collection=collection_of(self.bot.intents),
             calendar=self.stats.collector.calendar(0 if guild is None else guild.id),
+            retention_months=self.retention_months
+            if settings.retention_months is None
+            else settings.retention_months,
         )
         await self._answer(ctx, text)
 

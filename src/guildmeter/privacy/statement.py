@@ -30,7 +30,9 @@ END_USER_DATA_STATEMENT = (
     "Within a month a pseudonym links one member's activity across channels. Members can "
     "opt out (`privacy optout`: nothing about them is counted from then on) and ask to be "
     "forgotten (`privacy forget`: their rows of months not yet anonymised are deleted); "
-    "deletion requests relayed by Discord are handled the same way by the bot owner."
+    "deletion requests relayed by Discord are handled the same way by the bot owner. "
+    "Where a retention period is set, each month's per-member rows are deleted that many "
+    "months after it ends; only its totals and whole-month reports stay."
 )
 
 #: The honest limit of a monthly token, said wherever we promise privacy.
@@ -65,16 +67,19 @@ def privacy_statement(
     opted_out: bool | None = None,
     collection: Collection = ALL_COLLECTED,
     calendar: GuildCalendar = UTC_CALENDAR,
+    retention_months: int = 0,
 ) -> str:
     """The `/privacy` answer (well under Discord's 2,000 characters).
 
     ``collection``: what this bot's intents let it count (joins and leaves need Server
     Members, prefix commands Message Content); the statement never claims more.
+    ``retention_months``: the retention in force for the guild (0: everything is kept).
     """
     where = f"in **{guild_name[:80]}**" if guild_name else "in each server"
     destroyed = key_destroyed_at(now, grace, calendar)
     kept = (
-        "only the month's aggregate counts are kept: per-member rows are dropped"
+        "only the month's aggregate counts are kept: per-member rows are dropped (its "
+        "bot-usage records keep their tokens)"
         if aggregates_only
         else "the month's counts are kept under random tokens (one per member per month)"
     )
@@ -90,8 +95,14 @@ def privacy_statement(
         "a random token. "
         "Until then the bot can still recompute your pseudonym, so this month's rows are "
         "your personal data.",
-        f"**How long:** after the month ends {kept}, until the server's administrators "
-        f"delete them. Outputs other members can read show rows with fewer than "
+        f"**How long:** after the month ends {kept}"
+        + (
+            f", for {retention_months} month(s); then they are deleted and only the month's "
+            "totals and whole-month reports stay. "
+            if retention_months > 0
+            else ", until the server's administrators delete them (no retention period is set). "
+        )
+        + "Outputs other members can read show rows with fewer than "
         f"{min_cell_users} members as “fewer than {min_cell_users}”.",
         f"**Honest limit:** {LINKAGE_WARNING}",
         "**Your choices:** `/privacy optout` — nothing about you is counted here from then on"

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, select
+from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, or_, select
 from sqlalchemy import case as sql_case
 
 from guildmeter.errors import GuildmeterError
@@ -29,15 +29,23 @@ from guildmeter.store.coverage import MEMBER_EVENTS, uncollected_hours
 __all__ = [
     "REPORT_COLUMNS",
     "WEEKDAYS",
+    "ChannelPart",
     "Report",
     "ReportError",
     "ReportKind",
     "ReportRow",
+    "ServerPart",
+    "assemble_report",
     "case_expression",
+    "case_filters",
+    "channel_parts",
     "check_report_range",
+    "compute_live_report",
     "compute_report",
     "local_hours",
+    "report_channel_name",
     "resolve_channel",
+    "server_part",
 ]
 
 ReportKind = Literal["full", "weekday", "hourly"]
@@ -179,6 +187,29 @@ def resolve_channel(store: Store, guild_id: int, channel: str | None) -> list[in
     raise ReportError(f"no channel named #{name} in this server's statistics.{hint}")
 
 
+@dataclass(frozen=True)
+class ChannelPart:
+    """What a report takes from the channels it covers (one, several, or all).
+
+    ``users``: per (event, case) the number of members with counts, the sum of their
+    counts and the sum of the squares of their per-member sums; ``nobody``: per (event,
+    case) the counts stored for nobody (months kept as aggregates only).
+    """
+
+    users: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
+    nobody: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerPart:
+    """What a report takes server-wide, whatever its channel: joins and parts per (event,
+    case), the latest member total per case, and the cases holding an uncollected hour."""
+
+    sums: dict[tuple[int, int], int] = field(default_factory=dict)
+    totals: dict[int, int] = field(default_factory=dict)
+    uncollected: frozenset[int] = frozenset()
+
+
 def compute_report(
     store: Store,
     guild_id: int,
@@ -186,12 +217,134 @@ def compute_report(
     daterange: DateRange,
     channel: str | None = None,
 ) -> Report:
-    """Compute a report; ranges crossing a month boundary are refused (see ReportError)."""
-    labels = _case_labels(kind)  # validates kind first
+    """Compute a report; ranges crossing a month boundary are refused (see ReportError).
+
+    A report over exactly one closed month is read from the month's snapshot when there
+    is one (`guildmeter.reports.snapshots`); a range inside a month whose member rows were
+    deleted under the retention setting is refused; anything else is computed live.
+    """
+    from guildmeter.reports.snapshots import refuse_if_retired, snapshot_report
+
+    _case_labels(kind)  # validates kind first
     check_report_range(daterange)
     channel_ids = resolve_channel(store, guild_id, channel)
+    found = snapshot_report(store, guild_id, kind, daterange, channel, channel_ids)
+    if found is not None:
+        return found
+    refuse_if_retired(store, guild_id, daterange)
+    return _live_report(store, guild_id, kind, daterange, channel, channel_ids)
+
+
+def compute_live_report(
+    store: Store,
+    guild_id: int,
+    kind: ReportKind,
+    daterange: DateRange,
+    channel: str | None = None,
+) -> Report:
+    """`compute_report` from the hourly rows, never from a snapshot."""
+    _case_labels(kind)
+    check_report_range(daterange)
+    channel_ids = resolve_channel(store, guild_id, channel)
+    return _live_report(store, guild_id, kind, daterange, channel, channel_ids)
+
+
+def _live_report(
+    store: Store,
+    guild_id: int,
+    kind: ReportKind,
+    daterange: DateRange,
+    channel: str | None,
+    channel_ids: list[int] | None,
+) -> Report:
+    with store.engine.connect() as conn:
+        part = channel_parts(conn, store, guild_id, kind, daterange, channel_ids)
+        server = server_part(conn, guild_id, kind, daterange)
+    return assemble_report(
+        kind, guild_id, report_channel_name(channel, channel_ids), daterange,
+        part.get(None, ChannelPart()), server,
+    )  # fmt: skip
+
+
+def report_channel_name(channel: str | None, channel_ids: list[int] | None) -> str:
+    return "all" if channel_ids is None else (channel or "").strip().removeprefix("#")
+
+
+def assemble_report(
+    kind: ReportKind,
+    guild_id: int,
+    channel_name: str,
+    daterange: DateRange,
+    part: ChannelPart,
+    server: ServerPart,
+) -> Report:
+    """The report's rows from its parts (live or from a snapshot: the same arithmetic)."""
+    sums = dict(server.sums)
+    sums.update(part.nobody)  # different events: messages and voice, joins and parts
+    rows = [
+        _row(
+            label,
+            index,
+            part.users,
+            sums,
+            server.totals,
+            members_collected=index not in server.uncollected,
+        )
+        for index, label in enumerate(_case_labels(kind))
+    ]
+    return Report(kind, guild_id, channel_name, daterange, rows)
+
+
+def case_filters(kind: ReportKind, hour: Any, daterange: DateRange) -> list[ColumnElement[bool]]:
+    """One condition per case on a bucket column (empty for full), in local time.
+
+    Each case's condition is an OR over the range's DST runs of "in this run and the
+    local hour (bucket + the run's shift) falls in the case": a comparison per case per
+    row, no CASE expression.
+    """
+    if kind == "full":
+        return []
+    runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour) or [
+        (daterange.start_hour, daterange.end_hour, 0)
+    ]
+    count = 7 if kind == "weekday" else 24
+
+    def case_of(local: Any) -> Any:
+        if kind == "weekday":
+            return (local // 24 + 3) % 7  # 1970-01-01 was a Thursday (3)
+        return local % 24
+
+    filters = []
+    for index in range(count):
+        terms = []
+        for run_start, run_stop, delta in runs:
+            local = hour if delta == 0 else hour + delta
+            term = case_of(local) == index
+            if len(runs) > 1:
+                term = and_(hour >= run_start, hour < run_stop, term)
+            terms.append(term)
+        filters.append(terms[0] if len(terms) == 1 else or_(*terms))
+    return filters
+
+
+def channel_parts(
+    conn: Connection,
+    store: Store,
+    guild_id: int,
+    kind: ReportKind,
+    daterange: DateRange,
+    channel_ids: list[int] | None,
+    *,
+    by_channel: bool = False,
+) -> dict[int | None, ChannelPart]:
+    """The channel part of a report: of ``channel_ids`` (None: all) under key None, or,
+    ``by_channel``, of every channel with counts under its id (one pass for a snapshot).
+
+    Per-user sums come from one grouped query per member (in index order, no sort for a
+    whole-server report), with one filtered sum per case: each member's row carries their
+    sum in every case, and the outer query counts, sums and squares them per case.
+    """
     act = schema.activity
-    case = case_expression(kind, act.c.hour, daterange).label("c")
     in_range = and_(
         act.c.guild_id == guild_id,
         act.c.hour >= daterange.start_hour,
@@ -215,33 +368,72 @@ def compute_report(
         )
     channel_filter = [] if channel_ids is None else [act.c.channel_id.in_(channel_ids)]
     per_user_filter += channel_filter
-    # Grouping in index order (event, member) lets the full report stream; a constant
-    # case in the GROUP BY would make the database sort every row.
-    by_case = [] if kind == "full" else [case]  # never group by a constant
-    grouping = [act.c.event, act.c.member_id, *by_case]
+    filters = case_filters(kind, act.c.hour, daterange)
+    sums = (
+        [func.sum(act.c.count).filter(f).label(f"s{i}") for i, f in enumerate(filters)]
+        if filters
+        else [func.sum(act.c.count).label("s0")]
+    )
+    channel_col = [act.c.channel_id] if by_channel else []
     per_user = (
-        select(act.c.event, case, act.c.member_id, func.sum(act.c.count).label("s"))
+        select(act.c.event, *channel_col, act.c.member_id, *sums)
         .where(in_range, *per_user_filter)
-        .group_by(*grouping)
+        .group_by(act.c.event, *channel_col, act.c.member_id)
         .subquery()
     )
-    user_stats = select(
-        per_user.c.event,
-        per_user.c.c,
-        func.count().label("n"),
-        func.sum(per_user.c.s).label("total"),
-        func.sum(per_user.c.s * per_user.c.s).label("squares"),
-    ).group_by(per_user.c.event, per_user.c.c)
-    # Months kept as aggregates only (see store.rights): totals count, no user does.
+    cases = range(len(sums))
+    outer_channel = [per_user.c.channel_id] if by_channel else []
+    columns = []
+    for i in cases:
+        s = per_user.c[f"s{i}"]
+        columns += [func.count(s), func.sum(s), func.sum(s * s)]
+    user_stats = select(per_user.c.event, *outer_channel, *columns).group_by(
+        per_user.c.event, *outer_channel
+    )
+    case = case_expression(kind, act.c.hour, daterange).label("c")
+    by_case = [] if kind == "full" else [case]  # never group by a constant
     for_nobody = (
-        select(act.c.event, case, func.sum(act.c.count).label("total"))
+        select(act.c.event, *channel_col, case, func.sum(act.c.count).label("total"))
         .where(
             in_range,
             act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)]),
             act.c.member_id == 0,
             *channel_filter,
         )
-        .group_by(act.c.event, *by_case)
+        .group_by(act.c.event, *channel_col, *by_case)
+    )
+    parts: dict[int | None, ChannelPart] = {}
+
+    def part_of(row: Any) -> ChannelPart:
+        key = int(row.channel_id) if by_channel else None
+        found = parts.get(key)
+        if found is None:
+            found = parts[key] = ChannelPart()
+        return found
+
+    skip = 2 if by_channel else 1
+    for row in conn.execute(user_stats):
+        users = part_of(row).users
+        for i in cases:
+            n, total, squares = row[skip + 3 * i : skip + 3 * i + 3]
+            if n:
+                users[(int(row.event), i)] = (int(n), int(total), int(squares))
+    for row in conn.execute(for_nobody):
+        part_of(row).nobody[(int(row.event), int(row.c))] = int(row.total)
+    return parts
+
+
+def server_part(
+    conn: Connection, guild_id: int, kind: ReportKind, daterange: DateRange
+) -> ServerPart:
+    """Joins, parts, member totals and uncollected hours of the range (server-wide)."""
+    act = schema.activity
+    case = case_expression(kind, act.c.hour, daterange).label("c")
+    by_case = [] if kind == "full" else [case]
+    in_range = and_(
+        act.c.guild_id == guild_id,
+        act.c.hour >= daterange.start_hour,
+        act.c.hour < daterange.end_hour,
     )
     server_wide = (
         select(act.c.event, case, func.sum(act.c.count).label("total"))
@@ -271,27 +463,10 @@ def compute_report(
         )
         .distinct()
     )
-
-    stats: dict[tuple[int, int], tuple[int, int, int]] = {}
-    sums: dict[tuple[int, int], int] = {}
-    totals: dict[int, int] = {}
-    with store.engine.connect() as conn:
-        for row in conn.execute(user_stats):
-            stats[(row.event, row.c)] = (int(row.n), int(row.total), int(row.squares))
-        for row in conn.execute(server_wide):
-            sums[(row.event, row.c)] = int(row.total)
-        for row in conn.execute(for_nobody):
-            sums[(row.event, row.c)] = int(row.total)
-        for row in conn.execute(latest_totals):
-            totals[row.c] = int(row[1])
-        uncollected = {int(c) for c in conn.scalars(members_uncollected)}
-
-    rows = [
-        _row(label, index, stats, sums, totals, members_collected=index not in uncollected)
-        for index, label in enumerate(labels)
-    ]
-    channel_name = "all" if channel_ids is None else (channel or "").strip().removeprefix("#")
-    return Report(kind, guild_id, channel_name, daterange, rows)
+    sums = {(int(row.event), int(row.c)): int(row.total) for row in conn.execute(server_wide)}
+    totals = {int(row.c): int(row[1]) for row in conn.execute(latest_totals)}
+    uncollected = frozenset(int(c) for c in conn.scalars(members_uncollected))
+    return ServerPart(sums, totals, uncollected)
 
 
 def _row(

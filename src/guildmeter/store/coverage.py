@@ -40,6 +40,12 @@ def mark_uncollected(
         for guild, hour in sorted(set(guild_hours))
     ]
     if rows:
+        from guildmeter.store.snapshots import invalidate_months
+
         with store.transaction() as conn:  # an outage: StoreUnavailableError
             conn.execute(store.insert(uncollected_hours).on_conflict_do_nothing(), rows)
+            # A closed month's snapshot shows its joins and parts: marked late, it is stale.
+            calendars = store.calendars
+            touched = {(row["guild_id"], row["hour"]) for row in rows}
+            invalidate_months(conn, {(g, calendars.get(g).month_of_bucket(h)) for g, h in touched})
     return len(rows)

@@ -31,10 +31,10 @@ __all__ = [
 
 SettingName = Literal[
     "mod_channel", "mod_role", "manager_role", "report_channel",
-    "min_cell_users", "anonymised_rows", "public_view",
+    "min_cell_users", "anonymised_rows", "public_view", "retention_months",
 ]  # fmt: skip
 _SINGLE: frozenset[str] = frozenset(
-    {"report_channel", "min_cell_users", "anonymised_rows", "public_view"}
+    {"report_channel", "min_cell_users", "anonymised_rows", "public_view", "retention_months"}
 )
 
 #: Members' rights (issue 11): public outputs hide rows with fewer users than this.
@@ -53,6 +53,9 @@ class GuildSettings:
     aggregates_only: bool = False
     #: The dashboard's read-only public page (small cells suppressed) is on.
     public_view: bool = False
+    #: Months after its end a month keeps member-level rows (issue 13; 0: all); None: the
+    #: configured ``retention_months``.
+    retention_months: int | None = None
 
 
 class SettingsStore:
@@ -116,6 +119,7 @@ def _settings_of(values: dict[str, set[int]]) -> GuildSettings:
         min_cell_users=min(values.get("min_cell_users", {DEFAULT_MIN_CELL_USERS})),
         aggregates_only=AGGREGATES_ONLY in values.get("anonymised_rows", set()),
         public_view=1 in values.get("public_view", set()),
+        retention_months=min(retention) if (retention := values.get("retention_months")) else None,
     )
 
 

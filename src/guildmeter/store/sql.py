@@ -287,7 +287,14 @@ class Store:
         channel_names: dict[tuple[int, int], str],
         session_ids: dict[tuple[int, int, str], int],
     ) -> int:
-        """Upsert counts (and channel names) inside the caller's transaction."""
+        """Upsert counts (and channel names) inside the caller's transaction.
+
+        Months the counts touch lose their report snapshots (late counts of a closed month:
+        `guildmeter.store.snapshots`); counts of months past retention are discarded.
+        """
+        from guildmeter.store.snapshots import after_write, settle_late_counts
+
+        counts = settle_late_counts(self, conn, counts)
         self._pin_new_guilds(conn, counts)
         self._resolve_members(conn, counts, session_ids)
         cache = self._member_ids
@@ -303,6 +310,7 @@ class Store:
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
         self._upsert_activity(conn, rows)
         summaries.refresh_rows(conn, calendars, rows)  # the touched days' summaries
+        after_write(self, conn, counts)  # closed months' snapshots touched
         if channel_names:
             self._upsert_channels(conn, channel_names)
         return len(rows)
@@ -461,6 +469,9 @@ class Store:
                 result = conn.execute(delete(table).where(table.c.guild_id == guild_id))
                 deleted += int(result.rowcount or 0)
             summaries.delete_guild(conn, guild_id)
+            from guildmeter.store.snapshots import drop_snapshots
+
+            drop_snapshots(conn, guild_id)
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[0] != guild_id}
         return deleted
 

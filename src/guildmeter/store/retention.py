@@ -1,0 +1,171 @@
+"""Retention: member-level rows of old months deleted once their snapshots exist.
+
+``retention_months`` (the config's default, or a guild's own ``statsconfig retention``)
+says how many months after its end a month keeps its member-level rows: the hourly counts
+under each member's token, and the bot-usage records and daily-user rows that carry a
+member id. Then, in one transaction: the month's counts are folded into per-hour,
+per-channel totals for nobody (messages, voice time, joins and parts stay exact, as with
+``statsconfig anonymised aggregates``), the member rows and the month's tokens are
+deleted, and the month's marker records when and under which setting
+(`guildmeter.store.snapshots`). Whole-month reports of it then answer from its snapshot;
+ranges inside it are refused. 0 (the default) keeps everything.
+
+Only an anonymised month with a stored snapshot is ever touched: a month whose snapshot
+is missing or stale keeps its rows until a worker has built it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select, text, update
+
+from guildmeter.events import EventKind
+from guildmeter.store import schema
+from guildmeter.store.rights import _COLLAPSE_SQL, _DROP_MEMBER_ROWS_SQL
+from guildmeter.store.snapshots import month_snapshots
+from guildmeter.store.sql import Store
+from guildmeter.timeutil import add_months, utcnow
+
+if TYPE_CHECKING:
+    from guildmeter.store.settings import GuildSettings
+
+__all__ = [
+    "RetentionResult",
+    "apply_retention",
+    "delete_member_rows",
+    "describe_retention",
+    "retention_due",
+]
+
+_MEMBER_USAGE = (
+    schema.usage_commands,
+    schema.usage_generations,
+    schema.usage_activity,
+    schema.usage_daily_users,
+)
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    guild_id: int
+    month: int
+    retention_months: int
+    activity_rows_deleted: int
+    usage_rows_deleted: int
+    members_deleted: int
+
+
+def retention_due(
+    store: Store, now: datetime, default_months: int = 0
+) -> list[tuple[int, int, int]]:
+    """``(guild, month, retention_months)`` whose member rows are now due for deletion:
+    snapshot stored, rows not yet deleted, and the month ended more than the guild's
+    ``retention_months`` (its own setting, else ``default_months``; 0 keeps all) ago.
+
+    Cheap: the small marker table and the settings of the guilds in it.
+    """
+    from guildmeter.store.settings import SettingsStore
+
+    table = month_snapshots
+    with store.engine.connect() as conn:
+        pending = [
+            (int(row.guild_id), int(row.month))
+            for row in conn.execute(
+                select(table.c.guild_id, table.c.month).where(
+                    table.c.ready_at.is_not(None), table.c.members_deleted_at.is_(None)
+                )
+            )
+        ]
+    if not pending:
+        return []
+    settings = SettingsStore(store).read_many({g for g, _ in pending})
+    due = []
+    for guild_id, month in sorted(pending):
+        own = settings[guild_id].retention_months
+        keep = default_months if own is None else own
+        if keep <= 0:
+            continue
+        if store.calendars.get(guild_id).month_start(add_months(month, 1 + keep)) <= now:
+            due.append((guild_id, month, keep))
+    return due
+
+
+def delete_member_rows(
+    store: Store, guild_id: int, month: int, retention_months: int
+) -> RetentionResult | None:
+    """Fold and delete one month's member-level rows (one transaction); None when the
+    month has no stored snapshot (or was done already)."""
+    marks = month_snapshots
+    calendar = store.calendars.get(guild_id)
+    start, end = calendar.first_bucket(month), calendar.first_bucket(add_months(month, 1))
+    events = ", ".join(
+        str(int(k)) for k in (EventKind.MSG, EventKind.JOIN, EventKind.PART, EventKind.VOICE)
+    )
+    params = {"guild": guild_id, "start": start, "end": end}
+    members = schema.members
+    with store.transaction() as conn:
+        # First a write: it takes the marker's lock (PostgreSQL) or the write lock (SQLite)
+        # before anything is read, so no late count slips in between.
+        claimed = conn.execute(
+            update(marks)
+            .where(
+                marks.c.guild_id == guild_id,
+                marks.c.month == month,
+                marks.c.ready_at.is_not(None),
+                marks.c.members_deleted_at.is_(None),
+            )
+            .values(members_deleted_at=utcnow(), retention_months=retention_months)
+        ).rowcount
+        if claimed != 1:
+            return None
+        conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
+        activity = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
+        month_members = select(members.c.id).where(
+            members.c.guild_id == guild_id, members.c.month == month
+        )
+        usage = 0
+        for table in _MEMBER_USAGE:
+            usage += int(
+                conn.execute(
+                    delete(table).where(
+                        table.c.guild_id == guild_id, table.c.member_id.in_(month_members)
+                    )
+                ).rowcount
+                or 0
+            )
+        gone = conn.execute(
+            delete(members).where(members.c.guild_id == guild_id, members.c.month == month)
+        ).rowcount
+    return RetentionResult(
+        guild_id,
+        month,
+        retention_months,
+        int(activity.rowcount or 0),
+        usage,
+        int(gone or 0),
+    )
+
+
+def apply_retention(store: Store, due: list[tuple[int, int, int]]) -> list[RetentionResult]:
+    """`delete_member_rows` for each of ``due`` (from `retention_due`)."""
+    done = []
+    for guild_id, month, keep in due:
+        result = delete_member_rows(store, guild_id, month, keep)
+        if result is not None:
+            done.append(result)
+    return done
+
+
+def describe_retention(settings: GuildSettings, default_months: int = 0) -> str:
+    """The retention in force: the guild's own ``retention_months`` or the bot's default."""
+    months = default_months if settings.retention_months is None else settings.retention_months
+    source = "the bot's default" if settings.retention_months is None else "this server's"
+    if months <= 0:
+        return f"Retention: everything is kept ({source} setting)"
+    return (
+        f"Retention: member-level rows of a month are deleted {months} month(s) after it "
+        f"ends; its totals and whole-month reports stay ({source} setting)"
+    )
