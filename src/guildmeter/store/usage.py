@@ -8,40 +8,25 @@ and per day the members seen.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, insert, select
 
 from guildmeter.store import schema
 from guildmeter.store.sql import Store
-
-if TYPE_CHECKING:
-    from guildmeter.usage.tracker import Record
+from guildmeter.usage_records import (
+    LATENCY_BASE_MS,
+    LATENCY_GROWTH,
+    ActivityRecord,
+    CommandUse,
+    Generation,
+    LabelledUsage,
+    latency_bucket,
+)
 
 __all__ = ["LATENCY_BASE_MS", "LATENCY_GROWTH", "LabelledUsage", "UsageStore", "latency_bucket"]
-
-LATENCY_BASE_MS = 0.1
-LATENCY_GROWTH = 1.05  # each histogram bucket is 5 % wider than the one before
-
-
-def latency_bucket(duration_ms: float) -> int:
-    """The histogram bucket of a duration: its upper bound is 0.1 ms × 1.05^bucket."""
-    if duration_ms <= LATENCY_BASE_MS:
-        return 0
-    return min(32767, math.ceil(math.log(duration_ms / LATENCY_BASE_MS, LATENCY_GROWTH) - 1e-9))
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledUsage:
-    """A record with its user turned into a pseudonym (the raw id is not read again)."""
-
-    record: Record
-    hour: int
-    label: str
 
 
 class UsageStore:
@@ -49,8 +34,6 @@ class UsageStore:
         self.store = store
 
     def write(self, batch_id: str, items: Sequence[LabelledUsage]) -> None:
-        from guildmeter.usage.tracker import ActivityRecord, CommandUse, Generation
-
         store = self.store
         session: dict[tuple[int, int, str], int] = {}
         with store.transaction() as conn:
