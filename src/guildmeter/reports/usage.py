@@ -17,7 +17,6 @@ Definitions (also in the README):
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,7 +26,6 @@ from sqlalchemy import (
     Connection,
     and_,
     case,
-    cast,
     func,
     literal,
     or_,
@@ -197,15 +195,20 @@ def usage_summary(
                    func.sum(dc.c.total_ms))
             .where(*window(dc)).group_by(dc.c.command)
         ).all()  # fmt: skip
-        histogram: Counter[tuple[str, int]] = Counter()
+        histogram: dict[tuple[str, int], int] = {}
         total_users = active_users = 0
         for scope in scopes:
             if use_rollups:
-                histogram.update(_histogram(conn, scope))
+                part = _histogram(conn, scope)
                 users = _users(conn, scope)
             else:
-                histogram.update(_histogram_from_days(conn, scope))
+                part = _histogram_from_days(conn, scope)
                 users = _users_from_days(conn, scope)
+            if histogram:
+                for key, uses in part.items():
+                    histogram[key] = histogram.get(key, 0) + uses
+            else:
+                histogram = part
             total_users, active_users = total_users + users[0], active_users + users[1]
         generations = conn.execute(
             select(dg.c.is_video, func.sum(dg.c.jobs), func.sum(dg.c.total_seconds))
@@ -325,7 +328,7 @@ def _histogram(conn: Connection, scope: _Scope) -> dict[tuple[str, int], int]:
     rows = union_all(*parts).subquery()
     total = func.sum(rows.c.uses)
     query = select(rows.c.command, rows.c.bucket, total).group_by(rows.c.command, rows.c.bucket)
-    return {(c, int(b)): int(n) for c, b, n in conn.execute(query.having(total != 0))}
+    return {(c, int(b)): int(n) for c, b, n in conn.execute(query.having(total != 0)).all()}
 
 
 def _histogram_from_days(conn: Connection, scope: _Scope) -> dict[tuple[str, int], int]:
@@ -335,25 +338,27 @@ def _histogram_from_days(conn: Connection, scope: _Scope) -> dict[tuple[str, int
         .where(scope.where(lat))
         .group_by(lat.c.command, lat.c.bucket)
     )
-    return {(c, int(b)): int(n) for c, b, n in conn.execute(query)}
+    return {(c, int(b)): int(n) for c, b, n in conn.execute(query).all()}
 
 
 def _users(conn: Connection, scope: _Scope) -> tuple[int, int]:
     """Distinct members of the scope's days and those active on two days or more, from
     each member-month's day mask: ``x = mask & window``; x & (x - 1) is 0 for one day."""
     mu = rollups.monthly_users
-    masks = rollups.month_masks(scope.first, scope.last)
-    window = case(
-        {month: cast(literal(mask), BigInteger) for month, mask in masks.items()},
-        value=mu.c.month_day,
-        else_=cast(literal(0), BigInteger),
-    )
-    seen = mu.c.days_mask.op("&")(window)
-    days = case((seen == 0, 0), (seen.op("&")(seen - 1) == 0, 1), else_=2)  # min(days, 2)
+    months = []
+    for month, mask in rollups.month_masks(scope.first, scope.last).items():
+        seen = mu.c.days_mask.op("&")(literal(mask, BigInteger))
+        months.append(
+            select(
+                mu.c.guild_id,
+                mu.c.member_id,
+                case((seen.op("&")(seen - 1) == 0, 1), else_=2).label("days"),  # min(days, 2)
+            ).where(*scope.guild_filter(mu), mu.c.month_day == month, seen != 0)
+        )
+    rows = union_all(*months).subquery()
     per_member = (
-        select(func.sum(days).label("days"))
-        .where(*scope.guild_filter(mu), mu.c.month_day.in_(list(masks)))
-        .group_by(mu.c.guild_id, mu.c.member_id)
+        select(func.sum(rows.c.days).label("days"))
+        .group_by(rows.c.guild_id, rows.c.member_id)
         .subquery()
     )
     total, active = conn.execute(
