@@ -1,7 +1,15 @@
-"""The bot-usage summary behind ``/stats`` and ``guildmeter stats``, from the daily tables.
+"""The bot-usage summary behind ``/stats`` and ``guildmeter stats``, from the day summaries
+and their roll-ups.
 
-Only the daily summaries are read (never the raw rows), so the cost depends on the number
-of days, commands and daily users, not on how many commands were ever run.
+Never the raw rows: counts, failures, times and generations come from the day summaries
+(a few rows per day), the latency histogram and the distinct and active members from the
+roll-ups (`guildmeter.store.rollups`), with the day rows only at a window's edges. So a
+30-day window costs about what a 7-day one costs, and neither depends on how many
+commands were ever run.
+
+Days are each guild's local days (its timezone, `guildmeter.zones`): one guild's window is
+its last N local days; over every guild, each guild's own last N local days (the summary
+then spans the earliest first and the latest last of those dates).
 
 Definitions (also in the README):
 
