@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from guildmeter.reports.usage import EACH_GUILDS_DATES, usage_summary
-from guildmeter.store import Store, rollups
+from guildmeter.store import Store, rollups, schema
 from guildmeter.store.migrations.m0015_usage_rollups import backfill
 from guildmeter.store.rights import RightsStore
 from guildmeter.store.usage import UsageStore
@@ -184,3 +185,26 @@ def test_windows_of_any_length_read_few_pieces(days: int, most: int) -> None:
     """The worst window of each length over a year of end days."""
     worst = max(len(rollups.plan(last - days + 1, last)) for last in range(20_400, 20_800))
     assert worst == most  # the day rows alone: ``days`` pieces
+
+
+def test_migration_0015_fills_the_rollups_of_an_existing_database(
+    store_factory: Callable[..., Store],
+) -> None:
+    store = store_factory()
+    _set_zones(store)
+    drawn = [(g, u, h * 29, c, d, j) for g in GUILDS for u in range(3)
+             for h, (c, d, j) in enumerate([("draw", 40.0, False), ("ping", 1.0, False),
+                                            ("img", 12.0, True)] * 20)]  # fmt: skip
+    _write(store, drawn)
+    before = [usage_summary(store, g, days, now=NOW) for g in (*GUILDS, None) for days in (7, 30)]
+    kept = _rollup_rows(store)
+    with store.transaction() as conn:  # the database as it was before migration 0015
+        for table in rollups.rollup_tables:
+            table.drop(conn)
+        done = schema.schema_migrations
+        conn.execute(delete(done).where(done.c.version == 15))
+    store.close()
+    again = store_factory()
+    assert _rollup_rows(again) == kept
+    after = [usage_summary(again, g, days, now=NOW) for g in (*GUILDS, None) for days in (7, 30)]
+    assert after == before and before[1].commands_total > 0
