@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from guildmeter.reports.usage import EACH_GUILDS_DATES, usage_summary
+from guildmeter.reports.usage import EACH_GUILDS_DAYS, usage_summary
 from guildmeter.store import Store, rollups, schema
 from guildmeter.store.migrations.m0015_usage_rollups import backfill
 from guildmeter.store.rights import RightsStore
@@ -163,7 +163,7 @@ def test_over_every_guild_each_guild_counts_its_own_last_days(store: Store) -> N
     _write(store, drawn)
     today = usage_summary(store, None, 1, now=asked)
     # Apr 10 for the UTC and Los Angeles guilds, Apr 11 for the UTC+14 one.
-    assert today.commands_total == 3 and today.zone == EACH_GUILDS_DATES
+    assert today.commands_total == 3 and today.zone == EACH_GUILDS_DAYS
     assert (today.start.isoformat(), today.end.isoformat()) == ("2026-04-10", "2026-04-11")
     assert [d.commands for d in today.daily] == [2, 1]
     assert usage_summary(store, None, 2, now=asked).commands_total == 4

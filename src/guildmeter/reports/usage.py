@@ -47,7 +47,7 @@ from guildmeter.timeutil import EPOCH, utcnow
 from guildmeter.zones import UTC_NAME, GuildCalendar
 
 __all__ = [
-    "EACH_GUILDS_DATES",
+    "EACH_GUILDS_DAYS",
     "CommandFigures",
     "DailyUsage",
     "UsageSummary",
@@ -112,7 +112,7 @@ class UsageSummary:
 
 
 #: `UsageSummary.zone` over every guild when their clocks differ.
-EACH_GUILDS_DATES = "each server's own local days"
+EACH_GUILDS_DAYS = "each server's own local days"
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def usage_summary(
     elif len(scopes) == 1 and all(c.is_utc for c in store.calendars.all()):
         zone = UTC_NAME
     else:
-        zone = EACH_GUILDS_DATES
+        zone = EACH_GUILDS_DAYS
     first = min(scope.first for scope in scopes)
     last = max(scope.last for scope in scopes)
 
