@@ -5,9 +5,13 @@ host), beside the floor of appending a tuple to a list.
 
 stats: 1,000,000 command rows and 200,000 generation rows over 30 days (5,000 users, 40
 commands, one guild), written through the real write path (raw rows plus daily
-summaries); then the /stats summary for 7 and 30 days, beside a raw-query baseline of the
-same run that computes the same counts, means and distinct users from the raw tables
-(without percentiles, which it would have to sort for).
+summaries and their roll-ups); then the /stats summary for 7 and 30 days from the roll-ups
+(``stats_*_s``), beside two baselines of the same run: the same summary from the day rows
+only, as /stats read them before the roll-ups (``*_day_rows``), and a raw-query baseline
+that computes the same counts, means and distinct users from the raw tables (without
+percentiles, which it would have to sort for). ``*_worst_end_s``: of the windows of that
+length inside the data, the one that reads the most roll-up pieces. ``rollup_backfill_s``:
+migration 0015's backfill of the roll-ups from this data's day rows.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import text
+from sqlalchemy import delete, text
 
 from guildmeter.activity import ActivityStats
 from guildmeter.privacy import Keyring
 from guildmeter.reports.usage import usage_summary
-from guildmeter.store import Store
+from guildmeter.store import Store, rollups
+from guildmeter.store.migrations.m0015_usage_rollups import backfill
 from guildmeter.usage.tracker import Generation, UsageTracker
 
 from _common import best_of, emit, peak_rss_mb
@@ -90,6 +95,16 @@ def populate(stats: ActivityStats) -> float:
     return written / (time.perf_counter() - start)
 
 
+def backfill_time(store: Store) -> float:
+    """Migration 0015's backfill of the roll-ups from the day rows of this data."""
+    with store.transaction() as conn:
+        for table in rollups.rollup_tables:
+            conn.execute(delete(table))
+        start = time.perf_counter()
+        backfill(conn)
+        return time.perf_counter() - start
+
+
 def main() -> None:
     figures: dict[str, float | int] = dict(track_rate())
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,8 +116,12 @@ def main() -> None:
         last_day = int(NOW.timestamp() // 86400)
         for days in (7, 30):
             summary = usage_summary(store, GUILD, days, now=NOW)
+            assert summary == usage_summary(store, GUILD, days, now=NOW, use_rollups=False)
             figures[f"stats_{days}d_s"] = best_of(
-                3, lambda d=days: usage_summary(store, GUILD, d, now=NOW)
+                5, lambda d=days: usage_summary(store, GUILD, d, now=NOW)
+            )
+            figures[f"stats_{days}d_s_day_rows"] = best_of(
+                5, lambda d=days: usage_summary(store, GUILD, d, now=NOW, use_rollups=False)
             )
 
             def raw(d: int = days) -> None:
@@ -112,6 +131,24 @@ def main() -> None:
 
             figures[f"stats_{days}d_s_baseline"] = best_of(3, raw)
             figures[f"stats_{days}d_commands"] = summary.commands_total
+
+            # The costliest window of this length inside the data: the one whose roll-up
+            # plan has the most pieces (where its edges fall in their months).
+            def pieces(back: int, d: int = days) -> int:
+                last = last_day - back
+                return len(rollups.plan(last - d + 1, last))
+
+            worst_now = NOW - timedelta(days=max(range(DAYS - days + 1), key=pieces))
+            worst = best_of(5, lambda d=days, n=worst_now: usage_summary(store, GUILD, d, now=n))
+            figures[f"stats_{days}d_worst_end_pieces"] = pieces((NOW - worst_now).days)
+            figures[f"stats_{days}d_worst_end_s"] = worst
+            figures[f"stats_{days}d_worst_end_s_day_rows"] = best_of(
+                5,
+                lambda d=days, n=worst_now: usage_summary(
+                    store, GUILD, d, now=n, use_rollups=False
+                ),
+            )
+        figures["rollup_backfill_s"] = backfill_time(store)
         store.close()
     figures["peak_rss_mb"] = peak_rss_mb()
     for key, value in figures.items():

@@ -107,6 +107,19 @@ CASES: list[tuple[str, list[str], str]] = [
         "unknown timezone 'Asia/Kolkatta' — did you mean Asia/Kolkata",
     ),
     ("settings without a guild", ["settings"], "Missing option '--guild'"),
+    ("bare time", [*REPORT, "--range", "00:00"], "'00:00' is a time of day, not a date"),
+    ("no such ISO week", [*REPORT, "--range", "2025-W53"], "2025 has ISO weeks 1 to 52"),
+]
+
+LONG = "x" * 400
+LONG_INPUTS: list[list[str]] = [
+    [*REPORT, "--range", "2018-01-01 to " + "z" * 180],
+    [*REPORT, "--format", LONG],
+    ["stats", "--days", "9" * 400],
+    ["stats", "--guild", "7" * 400],
+    [*REPORT, "--channel", LONG],
+    ["settings", "--guild", str(GUILD), "--timezone", LONG],
+    [LONG],
 ]
 
 
@@ -117,6 +130,28 @@ def test_known_bad_inputs_get_one_line_and_exit_2(
     result = invoke(["--db", str(stats_db), *args])
     assert_one_line_refusal(result)
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("args", LONG_INPUTS, ids=range(len(LONG_INPUTS)))
+def test_errors_echo_at_most_sixty_characters_of_a_long_input(
+    stats_db: Path, args: list[str]
+) -> None:
+    result = invoke(["--db", str(stats_db), *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output + result.stderr
+    assert result.stderr.lower().startswith("error: ")
+    assert max(len(word) for word in result.stderr.split()) <= 64, result.stderr
+    assert len(result.stderr) < 400, result.stderr
+
+
+def test_a_range_given_end_first_is_used_the_right_way_and_said(stats_db: Path) -> None:
+    day = month_start(add_months(month_of(utcnow()), -1)).replace(day=10)
+    following = day + timedelta(days=1)
+    args = ["report", "full", "--guild", str(GUILD), "--range"]
+    result = invoke(["--db", str(stats_db), *args, f"{following:%Y-%m-%d} to {day:%Y-%m-%d}"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert f"{day:%Y-%m-%d} (UTC; the ends were given in reverse order)" in result.output
+    forward = invoke(["--db", str(stats_db), *args, f"{day:%Y-%m-%d} to {following:%Y-%m-%d}"])
+    assert forward.exit_code == 0 and "reverse" not in forward.output
 
 
 @pytest.mark.parametrize(

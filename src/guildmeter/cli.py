@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,13 +50,35 @@ def _say(text: str) -> None:
     _console().print(text, markup=False, soft_wrap=True)
 
 
+#: Longest word of an error line: what the user typed is echoed at most this long.
+ECHO_LIMIT = 60
+_LONG_WORD = re.compile(rf"\S{{{ECHO_LIMIT + 1},}}")
+_CLOSING = "'\".,:;)]"
+
+
+def clip_echoes(message: str) -> str:
+    """``message`` with each word longer than `ECHO_LIMIT` cut (an ellipsis in its place,
+    closing quotes and punctuation kept): an error never prints a long input back."""
+
+    def cut(found: re.Match[str]) -> str:
+        word = found.group()
+        body = word.rstrip(_CLOSING)
+        return body[: ECHO_LIMIT - 1] + "…" + word[len(body) :][:3]
+
+    return _LONG_WORD.sub(cut, message)
+
+
+def _error_line(message: str) -> str:
+    return f"error: {clip_echoes(message)}"
+
+
 class _Refusal(click.ClickException):
     """A one-line answer on stderr: exit 2, the user's input to fix."""
 
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        click.echo(_error_line(self.format_message()), err=True)
 
 
 class _InternalError(_Refusal):
@@ -80,10 +103,13 @@ class _Group(click.Group):
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "guildmeter"
-            click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+            click.echo(_error_line(f"{exc.format_message()} (see '{command} --help')"), err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
+            if isinstance(exc, _Refusal):
+                exc.show()
+            else:  # click's own, as click shows it, but with long echoes cut
+                click.echo(f"Error: {clip_echoes(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("Aborted.", err=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guildmeter.reports import parse_daterange
@@ -136,3 +136,97 @@ def test_any_text_is_a_range_within_the_supported_span_or_a_one_line_error(text:
         assert "\n" not in str(exc) and len(str(exc)) < 400
     else:
         assert utc(2015, 1, 1) <= parsed.start < parsed.end <= utc(2026, 11, 23)
+
+
+def test_a_range_given_end_first_is_read_the_right_way_and_says_so() -> None:
+    parsed = parse_daterange("2018-01-14 to 2018-01-12", now=NOW)
+    assert (parsed.start, parsed.end) == (utc(2018, 1, 12), utc(2018, 1, 14))
+    assert parsed.reversed_input
+    assert parsed.describe() == (
+        "2018-01-12 to 2018-01-13 (inclusive, UTC; the ends were given in reverse order)"
+    )
+    forward = parse_daterange("2018-01-12 to 2018-01-14", now=NOW)
+    assert forward == parsed and not forward.reversed_input
+    assert "reverse" not in forward.describe()
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("2026-W19", utc(2026, 5, 4), utc(2026, 5, 11)),  # Monday to Sunday
+        ("2026w19", utc(2026, 5, 4), utc(2026, 5, 11)),
+        ("2026-W01", utc(2025, 12, 29), utc(2026, 1, 5)),  # ISO years start on a Monday
+        ("2020-W53", utc(2020, 12, 28), utc(2021, 1, 4)),
+        ("2026-W19 to 2026-W20", utc(2026, 5, 4), utc(2026, 5, 18)),  # a period end: included
+        ("2026-W47", utc(2026, 11, 16), utc(2026, 11, 23)),  # this week, up to today
+        ("2026-05-06 to 2026-W20", utc(2026, 5, 6), utc(2026, 5, 18)),
+    ],
+)
+def test_iso_weeks_are_that_week_whole_days(text: str, start: object, end: object) -> None:
+    parsed = parse_daterange(text, now=NOW)
+    assert (parsed.start, parsed.end) == (start, end)
+
+
+def test_iso_weeks_on_a_guilds_clock_start_at_its_monday_midnight() -> None:
+    from guildmeter.zones import GuildCalendar
+
+    kolkata = GuildCalendar(((0, "Asia/Kolkata"),))
+    parsed = parse_daterange("2026-W19", now=NOW, calendar=kolkata)
+    assert parsed.start == utc(2026, 5, 3, 18, 30) and parsed.days[0].isoformat() == "2026-05-04"
+    assert len(parsed.days) == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2025-W53", "2025 has ISO weeks 1 to 52, no week 53"),
+        ("2026-W00", "no week 0"),
+        ("2026-W48", "is in the future"),
+        ("1999-W10", "outside the dates kept"),
+    ],
+)
+def test_impossible_iso_weeks_are_refused(text: str, message: str) -> None:
+    with pytest.raises(DateRangeError, match=message):
+        parse_daterange(text, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "text", ["00:00", "23:59", "12:30:00", "3pm", "3 PM", "10:15am", "noon", "midnight",
+             "2018-01-01 to 10:00"],
+)  # fmt: skip
+def test_a_bare_time_of_day_is_refused(text: str) -> None:
+    with pytest.raises(DateRangeError, match="is a time of day, not a date: statistics cover"):
+        parse_daterange(text, now=NOW)
+
+
+def test_a_date_with_a_time_is_still_its_day() -> None:
+    parsed = parse_daterange("2018-01-12 00:00", now=NOW)
+    assert (parsed.start, parsed.end) == (utc(2018, 1, 12), utc(2018, 1, 13))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2018-01-01 to " + "z" * 180,
+        "y" * 199,
+        "2018-01-01 to " + "blursday " * 20,
+        "31/" + "1" * 150,
+    ],
+)
+def test_errors_echo_at_most_sixty_characters_of_the_input(text: str) -> None:
+    with pytest.raises(DateRangeError) as raised:
+        parse_daterange(text, now=NOW)
+    message = str(raised.value)
+    quoted = message.split("'")[1::2]
+    assert quoted and all(len(q) <= 60 for q in quoted), message
+    assert len(message) < 400
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=61, max_size=200))
+def test_no_error_echoes_a_long_input_back(text: str) -> None:
+    try:
+        parse_daterange(text, now=NOW)
+    except DateRangeError as exc:
+        typed = " ".join(text.split())
+        assert len(typed) <= 60 or typed[:61] not in str(exc)

@@ -132,6 +132,11 @@ def test_reset_deletes_one_guild_and_says_what(stats: ActivityStats) -> None:
     assert deleted["usage_commands"] == 25 and deleted["usage_generations"] == 1
     assert usage.row_counts(GUILD) == dict.fromkeys(deleted, 0)
     assert usage.row_counts(OTHER)["usage_commands"] == 1
+    # The roll-ups go with the rows: /stats of the other guild stays, this one's is empty.
+    assert deleted["usage_latency_rollups"] > 0 and deleted["usage_monthly_users"] == 6
+    assert usage.row_counts(OTHER)["usage_monthly_users"] == 1
+    assert usage_summary(stats.store, GUILD, 30, now=NOW).total_users == 0
+    assert usage_summary(stats.store, OTHER, 30, now=NOW).total_users == 1
 
 
 def test_latency_buckets_are_five_percent_wide() -> None:

@@ -42,6 +42,8 @@ _TABLE_LABELS = {
     "usage_daily_latency": "latency histogram rows",
     "usage_daily_generations": "daily generation summaries",
     "usage_daily_users": "daily user rows",
+    "usage_latency_rollups": "latency roll-up rows",
+    "usage_monthly_users": "monthly user rows",
 }
 ErrorHandler = Callable[
     [discord.Interaction[Any], app_commands.AppCommandError], Coroutine[Any, Any, None]

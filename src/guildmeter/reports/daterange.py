@@ -5,9 +5,13 @@ default): ranges are parsed on the local wall clock, then each end is mapped to 
 instant of that local midnight. Each side of ``a to b`` names a *period*: a day
 (``2018-01-12``, ``yesterday``, ``5 days ago``), a month (``October 2026``, ``2026-10``,
 ``last month``, a bare ``October``: its most recent occurrence), a Monday-start week
-(``last week``), a year, or the last N days (``last 7 days``, today included). A single
-period is the whole period. In ``a to b`` a period ``b`` is included, but a single day
-``b`` is excluded, as KazTron's ``2018-01-12 to 2018-01-14`` always meant.
+(``last week``), an ISO week (``2026-W19``: Monday to Sunday, whole days), a year, or the
+last N days (``last 7 days``, today included). A single period is the whole period. In
+``a to b`` a period ``b`` is included, but a single day ``b`` is excluded, as KazTron's
+``2018-01-12 to 2018-01-14`` always meant. A range given end first (``b to a``) is read
+as ``a to b``, and `DateRange.describe` says so. A bare time of day (``00:00``, ``3pm``)
+is refused: ranges are whole days. Echoes of the input in errors are cut to 60
+characters.
 
 Common forms are parsed here, without dateparser (it costs a tenth of a second to load);
 dateparser reads the rest. Numeric dates whose day and month could be swapped are refused:
@@ -77,6 +81,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
         ("relative", r"(?P<which>last|this|previous|current)\s+(?P<unit>week|month|year)"),
+        ("iso_week", r"(?P<year>\d{4})-?W(?P<week>\d{1,2})"),
+        ("time", r"\d{1,2}(?::\d{2}){1,2}(?:\s*[ap]\.?m\.?)?|\d{1,2}\s*[ap]\.?m\.?|noon|midnight"),
         ("days", r"(?:the\s+)?(?:last|past|previous)\s+(?P<n>\d+)\s+(?P<unit>day|week)s?"),
         ("ago", r"(?P<n>\d+)\s+(?P<unit>day|week)s?\s+ago"),
         ("named_day", r"today|yesterday"),
@@ -109,7 +115,7 @@ class DateRangeError(GuildmeterError, ValueError):
     """Text that is not a date or a range of dates, or a range outside what we keep."""
 
 
-def quote_input(text: str, limit: int = 100) -> str:
+def quote_input(text: str, limit: int = 60) -> str:
     """``text`` quoted for an error message, cut to ``limit`` characters (bots echo it)."""
     text = " ".join(text.split())
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
@@ -122,6 +128,8 @@ class DateRange:
     start: datetime
     end: datetime
     calendar: GuildCalendar = field(default=UTC_CALENDAR, compare=False, repr=False)
+    #: The text gave the later end first (``b to a``): read as ``a to b``, and said so.
+    reversed_input: bool = field(default=False, compare=False)
 
     @property
     def start_hour(self) -> int:
@@ -171,6 +179,8 @@ class DateRange:
     def describe(self) -> str:
         """The days covered, both ends included, e.g. ``2026-10-01 to 2026-10-31``."""
         zone = self.zone_label
+        if self.reversed_input:
+            zone += "; the ends were given in reverse order"
         if self.first_day == self.last_day:
             return f"{self.first_day:%Y-%m-%d} ({zone})"
         return f"{self.first_day:%Y-%m-%d} to {self.last_day:%Y-%m-%d} (inclusive, {zone})"
@@ -203,8 +213,9 @@ def parse_daterange(
 ) -> DateRange:
     """Parse a period or ``a to b`` (see the module docstring); empty means last month.
 
-    Dates are the guild's local dates (``calendar``). Reversed ranges are swapped. Errors
-    are DateRangeError, one line, quoting the input.
+    Dates are the guild's local dates (``calendar``). A range given end first is read the
+    right way round (``reversed_input``: `DateRange.describe` says so). Errors are
+    DateRangeError, one line, quoting at most 60 characters of the input.
     """
     now = now or utcnow()
     if text is None or not text.strip():
@@ -214,7 +225,10 @@ def parse_daterange(
     wall = calendar.local(now).replace(tzinfo=UTC)
     found = _parse_wall(text, wall)
     return DateRange(
-        calendar.midnight(found.start.date()), calendar.midnight(found.end.date()), calendar
+        calendar.midnight(found.start.date()),
+        calendar.midnight(found.end.date()),
+        calendar,
+        reversed_input=found.reversed_input,
     )
 
 
@@ -228,6 +242,7 @@ def _parse_wall(text: str, now: datetime) -> DateRange:
             "`2018-01-12 to 2018-01-14`, or a single date"
         )
     parts = _SEPARATOR.split(whole, maxsplit=1)
+    reversed_input = False
     if len(parts) == 1:
         period = _parse_period(parts[0], whole, now)
         start, end = period.start, period.end
@@ -235,6 +250,7 @@ def _parse_wall(text: str, now: datetime) -> DateRange:
         first, second = (_parse_period(part, whole, now) for part in parts)
         if second.start < first.start:
             first, second = second, first
+            reversed_input = True
         start = first.start
         end = second.start if second.is_day else second.end
         if end <= start:
@@ -242,7 +258,8 @@ def _parse_wall(text: str, now: datetime) -> DateRange:
                 f"the range {quote_input(whole)} is empty: the end date is excluded. "
                 f"For that single day, give just {start:%Y-%m-%d}."
             )
-    return _within_supported_span(start, end, whole, now)
+    found = _within_supported_span(start, end, whole, now)
+    return DateRange(found.start, found.end, reversed_input=reversed_input)
 
 
 def _within_supported_span(start: datetime, end: datetime, whole: str, now: datetime) -> DateRange:
@@ -273,6 +290,13 @@ def _parse_period(part: str, whole: str, now: datetime) -> _Period:
 def _period(kind: str, found: re.Match[str], part: str, now: datetime) -> _Period:
     groups = found.groupdict()
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "time":
+        raise DateRangeError(
+            f"{quote_input(part)} is a time of day, not a date: statistics cover whole days. "
+            "Give a day, as in `2018-01-12` or `yesterday`."
+        )
+    if kind == "iso_week":
+        return _iso_week(int(groups["year"]), int(groups["week"]), part)
     if kind == "named_day":
         return _day(today - timedelta(days=0 if part.lower() == "today" else 1))
     if kind == "relative":
@@ -353,6 +377,21 @@ def _month(year: int, month: int, part: str) -> _Period:
         raise _unsupported(part)
     first = year * 100 + month
     return _Period(month_start(first), month_start(add_months(first, 1)), is_day=False)
+
+
+def _iso_week(year: int, week: int, part: str) -> _Period:
+    """ISO week ``week`` of ``year``: Monday to Sunday, whole days."""
+    if not 2000 <= year <= 9998:
+        raise _unsupported(part)
+    try:
+        monday = date.fromisocalendar(year, week, 1)
+    except ValueError:
+        last = date(year, 12, 28).isocalendar().week
+        raise DateRangeError(
+            f"{quote_input(part)}: {year} has ISO weeks 1 to {last}, no week {week}"
+        ) from None
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+    return _Period(start, start + timedelta(weeks=1), is_day=False)
 
 
 def _year(year: int, part: str) -> _Period:

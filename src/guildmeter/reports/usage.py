@@ -1,7 +1,15 @@
-"""The bot-usage summary behind ``/stats`` and ``guildmeter stats``, from the daily tables.
+"""The bot-usage summary behind ``/stats`` and ``guildmeter stats``, from the day summaries
+and their roll-ups.
 
-Only the daily summaries are read (never the raw rows), so the cost depends on the number
-of days, commands and daily users, not on how many commands were ever run.
+Never the raw rows: counts, failures, times and generations come from the day summaries
+(a few rows per day), the latency histogram and the distinct and active members from the
+roll-ups (`guildmeter.store.rollups`), with the day rows only at a window's edges. So a
+30-day window costs about what a 7-day one costs, and neither depends on how many
+commands were ever run.
+
+Days are each guild's local days (its timezone, `guildmeter.zones`): one guild's window is
+its last N local days; over every guild, each guild's own last N local days (the summary
+then spans the earliest first and the latest last of those dates).
 
 Definitions (also in the README):
 
@@ -21,14 +29,30 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 
-from guildmeter.store import Store, schema
+from guildmeter.store import Store, rollups, schema
 from guildmeter.store.usage import LATENCY_BASE_MS, LATENCY_GROWTH
 from guildmeter.timeutil import EPOCH, utcnow
-from guildmeter.zones import UTC_CALENDAR
+from guildmeter.zones import UTC_NAME, GuildCalendar
 
-__all__ = ["CommandFigures", "DailyUsage", "UsageSummary", "usage_summary"]
+__all__ = [
+    "EACH_GUILDS_DAYS",
+    "CommandFigures",
+    "DailyUsage",
+    "UsageSummary",
+    "usage_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -87,37 +111,113 @@ class UsageSummary:
         return data
 
 
+#: `UsageSummary.zone` over every guild when their clocks differ.
+EACH_GUILDS_DAYS = "each server's own local days"
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Guilds that share a window of day numbers [first, last]: ``guilds`` (None: every
+    guild but ``others``)."""
+
+    guilds: tuple[int, ...] | None
+    others: tuple[int, ...]
+    first: int
+    last: int
+
+    def guild_filter(self, table: Any) -> list[Any]:
+        if self.guilds is not None:
+            if len(self.guilds) == 1:
+                return [table.c.guild_id == self.guilds[0]]
+            return [table.c.guild_id.in_(self.guilds)]
+        return [table.c.guild_id.not_in(self.others)] if self.others else []
+
+    def where(self, table: Any) -> Any:
+        return and_(*self.guild_filter(table), table.c.day >= self.first, table.c.day <= self.last)
+
+
+def _scopes(store: Store, guild_id: int | None, days: int, now: datetime) -> list[_Scope]:
+    """Each guild's last ``days`` local days, grouped by the guilds' local today."""
+
+    def day_of(calendar: GuildCalendar) -> int:
+        return (calendar.local(now).date() - EPOCH.date()).days
+
+    if guild_id is not None:
+        last = day_of(store.calendars.get(guild_id))
+        return [_Scope((guild_id,), (), last - days + 1, last)]
+    calendars = store.calendars
+    by_day: dict[int, list[int]] = {}
+    for guild in sorted(calendars.known):
+        by_day.setdefault(day_of(calendars.get(guild)), []).append(guild)
+    default_day = day_of(calendars.default)
+    scopes = []
+    for last in sorted({default_day, *by_day}):
+        if last == default_day:
+            others = tuple(g for d, gs in by_day.items() if d != last for g in gs)
+            scopes.append(_Scope(None, others, last - days + 1, last))
+        else:
+            scopes.append(_Scope(tuple(by_day[last]), (), last - days + 1, last))
+    return scopes
+
+
 def usage_summary(
-    store: Store, guild_id: int | None, days: int = 7, *, now: datetime | None = None
+    store: Store,
+    guild_id: int | None,
+    days: int = 7,
+    *,
+    now: datetime | None = None,
+    use_rollups: bool = True,
 ) -> UsageSummary:
-    """The last ``days`` days, today included, for one guild (its local days: the daily
-    summaries are kept by the guild's local day) or (None) all (UTC days)."""
+    """The last ``days`` days, today included, for one guild or (None) all.
+
+    Days are each guild's local days (the day summaries are kept by them): for one guild,
+    its last ``days`` local days. Over every guild, each guild's own last ``days`` local
+    days: when the guilds' clocks are on different dates now, ``start`` is the earliest
+    first day and ``end`` the latest last day (so ``daily`` may hold a day or two more),
+    and ``zone`` says "each server's own local days".
+
+    ``use_rollups=False`` reads only the day rows (the way before the roll-ups; kept as the
+    baseline the roll-ups must equal).
+    """
     if not 1 <= days <= 3660:
         raise ValueError("days must be between 1 and 3660")
     now = now or utcnow()
-    calendar = UTC_CALENDAR if guild_id is None else store.calendars.get(guild_id)
-    last = (calendar.local(now).date() - EPOCH.date()).days
-    first = last - days + 1
+    scopes = _scopes(store, guild_id, days, now)
+    if guild_id is not None:
+        calendar = store.calendars.get(guild_id)
+        zone = calendar.zone_name_for_month(calendar.month_of(now))
+    elif len(scopes) == 1 and all(c.is_utc for c in store.calendars.all()):
+        zone = UTC_NAME
+    else:
+        zone = EACH_GUILDS_DAYS
+    first = min(scope.first for scope in scopes)
+    last = max(scope.last for scope in scopes)
 
     def window(table: Any) -> list[Any]:
-        where = [table.c.day >= first, table.c.day <= last]
-        if guild_id is not None:
-            where.append(table.c.guild_id == guild_id)
-        return where
+        return [or_(*(scope.where(table) for scope in scopes))]
 
-    dc, lat = schema.usage_daily_commands, schema.usage_daily_latency
-    dg, du = schema.usage_daily_generations, schema.usage_daily_users
+    dc, dg = schema.usage_daily_commands, schema.usage_daily_generations
     with store.engine.connect() as conn:
         per_command = conn.execute(
             select(dc.c.command, func.sum(dc.c.uses), func.sum(dc.c.failures),
                    func.sum(dc.c.total_ms))
             .where(*window(dc)).group_by(dc.c.command)
         ).all()  # fmt: skip
-        histogram = conn.execute(
-            select(lat.c.command, lat.c.bucket, func.sum(lat.c.uses))
-            .where(*window(lat))
-            .group_by(lat.c.command, lat.c.bucket)
-        ).all()
+        histogram: dict[tuple[str, int], int] = {}
+        total_users = active_users = 0
+        for scope in scopes:
+            if use_rollups:
+                part = _histogram(conn, scope)
+                users = _users(conn, scope)
+            else:
+                part = _histogram_from_days(conn, scope)
+                users = _users_from_days(conn, scope)
+            if histogram:
+                for key, uses in part.items():
+                    histogram[key] = histogram.get(key, 0) + uses
+            else:
+                histogram = part
+            total_users, active_users = total_users + users[0], active_users + users[1]
         generations = conn.execute(
             select(dg.c.is_video, func.sum(dg.c.jobs), func.sum(dg.c.total_seconds))
             .where(*window(dg))
@@ -140,21 +240,11 @@ def usage_summary(
                 select(dg.c.day, func.sum(dg.c.jobs)).where(*window(dg)).group_by(dg.c.day)
             ).all()
         )
-        per_member = (
-            select(du.c.guild_id, du.c.member_id, func.count().label("days"))
-            .where(*window(du))
-            .group_by(du.c.guild_id, du.c.member_id)
-            .subquery()
-        )
-        total_users, active_users = conn.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((per_member.c.days >= 2, 1), else_=0)), 0),
-            ).select_from(per_member)
-        ).one()
 
     buckets: dict[str, list[tuple[int, int]]] = {}
-    for command, bucket, uses in histogram:
+    for (command, bucket), uses in histogram.items():
+        if not uses:
+            continue
         buckets.setdefault(command, []).append((int(bucket), int(uses)))
     figures = []
     for command, uses, failures, total_ms in per_command:
@@ -177,9 +267,8 @@ def usage_summary(
     videos, video_seconds = by_kind.get(True, (0, 0.0))
     first_day = (EPOCH + timedelta(days=first)).date()
     last_day = (EPOCH + timedelta(days=last)).date()
-    months = len(
-        {calendar.month_of(calendar.midnight(first_day + timedelta(days=d))) for d in range(days)}
-    )
+    # A guild's month is its local calendar month: the month of the local date.
+    months = len(rollups.month_masks(first, last))
     return UsageSummary(
         guild_id=guild_id,
         days=days,
@@ -204,7 +293,7 @@ def usage_summary(
             )
             for d in range(first, last + 1)
         ],
-        zone=calendar.zone_name_for_month(calendar.month_of(now)),
+        zone=zone,
     )
 
 
@@ -220,3 +309,87 @@ def _percentile(ordered: list[tuple[int, int]], q: float) -> float:
         if seen >= rank:
             return LATENCY_BASE_MS * LATENCY_GROWTH**bucket
     return LATENCY_BASE_MS * LATENCY_GROWTH ** ordered[-1][0]  # pragma: no cover
+
+
+def _histogram(conn: Connection, scope: _Scope) -> dict[tuple[str, int], int]:
+    """(command, bucket) uses over the scope's days, from the roll-ups and edge days."""
+    lat, roll = schema.usage_daily_latency, rollups.latency_rollups
+    parts: list[Any] = []
+    pieces = rollups.plan(scope.first, scope.last)
+    for sign in (1, -1):
+        days = [start for (level, start), s in pieces.items() if s == sign and level == rollups.DAY]
+        if days:
+            parts.append(
+                select(lat.c.command, lat.c.bucket, (lat.c.uses * sign).label("uses")).where(
+                    *scope.guild_filter(lat), lat.c.day.in_(days)
+                )
+            )
+        for level in (rollups.PART, rollups.MONTH):
+            starts = [p for (lv, p), s in pieces.items() if s == sign and lv == level]
+            if starts:
+                parts.append(
+                    select(
+                        roll.c.command, roll.c.bucket, (roll.c.uses * sign).label("uses")
+                    ).where(*scope.guild_filter(roll), roll.c.level == level,
+                            roll.c.first_day.in_(starts))
+                )  # fmt: skip
+    rows = union_all(*parts).subquery()
+    total = func.sum(rows.c.uses)
+    query = select(rows.c.command, rows.c.bucket, total).group_by(rows.c.command, rows.c.bucket)
+    return {(c, int(b)): int(n) for c, b, n in conn.execute(query.having(total != 0)).all()}
+
+
+def _histogram_from_days(conn: Connection, scope: _Scope) -> dict[tuple[str, int], int]:
+    lat = schema.usage_daily_latency
+    query = (
+        select(lat.c.command, lat.c.bucket, func.sum(lat.c.uses))
+        .where(scope.where(lat))
+        .group_by(lat.c.command, lat.c.bucket)
+    )
+    return {(c, int(b)): int(n) for c, b, n in conn.execute(query).all()}
+
+
+def _users(conn: Connection, scope: _Scope) -> tuple[int, int]:
+    """Distinct members of the scope's days and those active on two days or more, from
+    each member-month's day mask: ``x = mask & window``; x & (x - 1) is 0 for one day."""
+    mu = rollups.monthly_users
+    months = []
+    for month, mask in rollups.month_masks(scope.first, scope.last).items():
+        seen = mu.c.days_mask.op("&")(literal(mask, BigInteger))
+        months.append(
+            select(
+                mu.c.guild_id,
+                mu.c.member_id,
+                case((seen.op("&")(seen - 1) == 0, 1), else_=2).label("days"),  # min(days, 2)
+            ).where(*scope.guild_filter(mu), mu.c.month_day == month, seen != 0)
+        )
+    rows = union_all(*months).subquery()
+    per_member = (
+        select(func.sum(rows.c.days).label("days"))
+        .group_by(rows.c.guild_id, rows.c.member_id)
+        .subquery()
+    )
+    total, active = conn.execute(
+        select(
+            func.coalesce(func.sum(case((per_member.c.days >= 1, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((per_member.c.days >= 2, 1), else_=0)), 0),
+        )
+    ).one()
+    return int(total), int(active)
+
+
+def _users_from_days(conn: Connection, scope: _Scope) -> tuple[int, int]:
+    du = schema.usage_daily_users
+    per_member = (
+        select(du.c.guild_id, du.c.member_id, func.count().label("days"))
+        .where(scope.where(du))
+        .group_by(du.c.guild_id, du.c.member_id)
+        .subquery()
+    )
+    total, active = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((per_member.c.days >= 2, 1), else_=0)), 0),
+        ).select_from(per_member)
+    ).one()
+    return int(total), int(active)

@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from guildmeter.events import EventKind
 from guildmeter.privacy.anonymize import new_token
-from guildmeter.store import schema, summaries
+from guildmeter.store import rollups, schema, summaries
 from guildmeter.store.sql import Store
 from guildmeter.store.usage import latency_bucket
 from guildmeter.timeutil import utcnow
@@ -167,11 +167,11 @@ class RightsStore:
     def delete_member(self, guild_id: int, month: int, label: str) -> MemberRows:
         """Delete a pseudonym's activity and usage rows, in one transaction.
 
-        The usage day summaries are aggregates without members: this member's share is
-        subtracted from them, so `/stats` changes by exactly their records. The member row
-        itself gets a fresh random token in place of the pseudonym: another process that
-        still has the old row's id cached then writes new counts to a row nothing links to
-        anyone, rather than to a deleted id.
+        The usage day summaries and their roll-ups are aggregates without members: this
+        member's share is subtracted from them, so `/stats` changes by exactly their
+        records. The member row itself gets a fresh random token in place of the pseudonym:
+        another process that still has the old row's id cached then writes new counts to a
+        row nothing links to anyone, rather than to a deleted id.
         """
         with self.store.transaction() as conn:
             found = self._rows(conn, guild_id, month, label)
@@ -180,7 +180,12 @@ class RightsStore:
                 return found
             self._subtract_usage_summaries(conn, guild_id, member_id)
             hours = summaries.member_hours(conn, guild_id, member_id)
-            for table in (schema.activity, *_RAW_USAGE, schema.usage_daily_users):
+            for table in (
+                schema.activity,
+                *_RAW_USAGE,
+                schema.usage_daily_users,
+                rollups.monthly_users,
+            ):
                 mine = and_(table.c.guild_id == guild_id, table.c.member_id == member_id)
                 conn.execute(delete(table).where(mine))
             # The day summaries of their days, without them.
@@ -283,6 +288,14 @@ class RightsStore:
         self._subtract(
             conn, guild_id, schema.usage_daily_latency, ["day", "command", "bucket"], ["uses"],
             {key: [n] for key, n in latency.items()},
+        )  # fmt: skip
+        periods: dict[tuple[int, int, str, int], list[float]] = defaultdict(lambda: [0])
+        for (day, command, bucket), n in latency.items():
+            for level, first in rollups.latency_periods(day):
+                periods[(level, first, command, bucket)][0] += n
+        self._subtract(
+            conn, guild_id, rollups.latency_rollups, ["level", "first_day", "command", "bucket"],
+            ["uses"], periods,
         )  # fmt: skip
         self._subtract(
             conn, guild_id, schema.usage_daily_generations,

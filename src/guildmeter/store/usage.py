@@ -3,45 +3,30 @@
 The daily summaries are what `/stats` reads, so that it stays fast however large the raw
 tables grow: per day and command the uses, failures and total time, a latency histogram
 (for medians and 95th percentiles), per day and kind the generation jobs and their time,
-and per day the members seen.
+and per day the members seen; and their roll-ups over months (`guildmeter.store.rollups`).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, insert, select
 
-from guildmeter.store import schema
+from guildmeter.store import rollups, schema
 from guildmeter.store.sql import Store
-
-if TYPE_CHECKING:
-    from guildmeter.usage.tracker import Record
+from guildmeter.usage_records import (
+    LATENCY_BASE_MS,
+    LATENCY_GROWTH,
+    ActivityRecord,
+    CommandUse,
+    Generation,
+    LabelledUsage,
+    latency_bucket,
+)
 
 __all__ = ["LATENCY_BASE_MS", "LATENCY_GROWTH", "LabelledUsage", "UsageStore", "latency_bucket"]
-
-LATENCY_BASE_MS = 0.1
-LATENCY_GROWTH = 1.05  # each histogram bucket is 5 % wider than the one before
-
-
-def latency_bucket(duration_ms: float) -> int:
-    """The histogram bucket of a duration: its upper bound is 0.1 ms × 1.05^bucket."""
-    if duration_ms <= LATENCY_BASE_MS:
-        return 0
-    return min(32767, math.ceil(math.log(duration_ms / LATENCY_BASE_MS, LATENCY_GROWTH) - 1e-9))
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledUsage:
-    """A record with its user turned into a pseudonym (the raw id is not read again)."""
-
-    record: Record
-    hour: int
-    label: str
 
 
 class UsageStore:
@@ -49,8 +34,6 @@ class UsageStore:
         self.store = store
 
     def write(self, batch_id: str, items: Sequence[LabelledUsage]) -> None:
-        from guildmeter.usage.tracker import ActivityRecord, CommandUse, Generation
-
         store = self.store
         session: dict[tuple[int, int, str], int] = {}
         with store.transaction() as conn:
@@ -117,6 +100,15 @@ class UsageStore:
                       [(*k, *v) for k, v in sorted(daily_generations.items())])  # fmt: skip
             self._add(conn, schema.usage_daily_users, ["guild_id", "day", "member_id"],
                       ["actions"], [(*k, v) for k, v in sorted(users.items())])  # fmt: skip
+            # The roll-ups /stats reads for long windows (see `guildmeter.store.rollups`).
+            periods = rollups.latency_rollup_counts(latency)
+            self._add(conn, rollups.latency_rollups,
+                      ["guild_id", "level", "first_day", "command", "bucket"], ["uses"],
+                      [(*k, v) for k, v in sorted(periods.items())])  # fmt: skip
+            masks = rollups.user_masks(users)
+            self._add(conn, rollups.monthly_users, ["guild_id", "month_day", "member_id"],
+                      ["days_mask"], [(*k, v) for k, v in sorted(masks.items())],
+                      combine="|")  # fmt: skip
             store.record_batch(conn, batch_id)
         store.remember_members(session)
 
@@ -127,14 +119,17 @@ class UsageStore:
         keys: list[str],
         values: list[str],
         rows: list[tuple[Any, ...]],
+        *,
+        combine: str = "+",
     ) -> None:
-        """Upsert ``rows`` (keys then values), adding the values to existing rows."""
+        """Upsert ``rows`` (keys then values), adding the values to existing rows (or, with
+        ``combine="|"``, or-ing bit masks into them)."""
         if not rows:
             return
         statement = self.store.insert(table)
         statement = statement.on_conflict_do_update(
             index_elements=keys,
-            set_={name: table.c[name] + statement.excluded[name] for name in values},
+            set_={name: table.c[name].op(combine)(statement.excluded[name]) for name in values},
         )
         names = keys + values
         conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
@@ -143,7 +138,7 @@ class UsageStore:
         """Rows per usage table, for one guild or (None) all of them."""
         out = {}
         with self.store.engine.connect() as conn:
-            for table in schema.usage_tables:
+            for table in (*schema.usage_tables, *rollups.rollup_tables):
                 query = select(func.count()).select_from(table)
                 if guild_id is not None:
                     query = query.where(table.c.guild_id == guild_id)
@@ -154,7 +149,7 @@ class UsageStore:
         """Delete every usage row of a guild (None: of every guild); rows deleted per table."""
         out = {}
         with self.store.transaction() as conn:
-            for table in schema.usage_tables:
+            for table in (*schema.usage_tables, *rollups.rollup_tables):
                 statement = delete(table)
                 if guild_id is not None:
                     statement = statement.where(table.c.guild_id == guild_id)

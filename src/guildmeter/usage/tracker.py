@@ -22,52 +22,14 @@ from datetime import UTC, datetime
 from guildmeter.privacy import Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import Store
-from guildmeter.store.usage import LabelledUsage, UsageStore
+from guildmeter.store.usage import UsageStore
 from guildmeter.timeutil import utcnow
+from guildmeter.usage_records import ActivityRecord, CommandUse, Generation, LabelledUsage, Record
 from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
 __all__ = ["ActivityRecord", "CommandUse", "Generation", "UsageTracker"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CommandUse:
-    guild_id: int  # 0 in direct messages
-    channel_id: int
-    user_id: int
-    command: str
-    kind: str  # prefix, slash, context_menu
-    at: datetime
-    duration_ms: float
-    ok: bool
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    guild_id: int
-    user_id: int
-    at: datetime
-    prompt: str | None  # None unless the owner enabled store_prompts
-    resolution: str
-    loras: tuple[str, ...]
-    upscale: float
-    seconds: float
-    is_video: bool
-    generation_type: str
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityRecord:
-    guild_id: int
-    user_id: int
-    at: datetime
-    action: str
-    details: str
-
-
-Record = CommandUse | Generation | ActivityRecord
 
 
 @dataclass
