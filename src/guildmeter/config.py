@@ -80,6 +80,8 @@ class Config:
     discord_api_base: str = "https://discord.com/api/v10"
     #: The IANA timezone of guilds that never set one (``statsconfig timezone``).
     default_timezone: str = "UTC"
+    #: Seconds between two edits of a history backfill's progress message.
+    backfill_progress_seconds: float = 5.0
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -136,6 +138,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         "max_counters_in_memory",
         "heavy_job_timeout_seconds",
         "dashboard_port",
+        "backfill_progress_seconds",
     ):
         if values.get(name, 1) <= 0:
             raise GuildmeterError(f"setting {name} must be positive")

@@ -763,6 +763,12 @@ class ImportSession:
         self._session_ids = session_ids
         self._channel_ids: dict[str, int] | None = None
 
+    @property
+    def connection(self) -> Connection:
+        """The session's transaction, for a writer's own rows that must land with the
+        counts (the backfill's cursors)."""
+        return self._conn
+
     def imported_at(self, fingerprint: str) -> datetime | None:
         """When a file with this fingerprint was imported into the guild, if ever."""
         table = schema.imports
