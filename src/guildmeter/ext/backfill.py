@@ -138,6 +138,12 @@ class BackfillCog(commands.Cog, name="Backfill"):
     async def _run(self, runner: Backfill, reply: discord.Message | None) -> Progress | None:
         reporter = asyncio.create_task(self._report(runner, reply))
         try:
+            # Live starts noted in memory (READY, the first live message of a channel) must
+            # be stored before the run reads them: the next flush writes them first.
+            counter = self.bot.get_cog("Statistics")
+            flush = getattr(counter, "flush", None)
+            if flush is not None:
+                await flush()
             progress = await runner.run()
         except BackfillBusy as exc:
             reporter.cancel()
