@@ -158,6 +158,14 @@ class History:
         channel.flags.insert(at, (1 if bot else 0) | (2 if webhook else 0))
         return mid
 
+    def extend(self, channel_id: int, ids: array[int], authors: array[int], flags: bytes) -> None:
+        """Many messages at once (ids ascending, all newer than the channel's last)."""
+        channel = self.channels[channel_id]
+        assert not channel.ids or not ids or ids[0] > channel.ids[-1]
+        channel.ids.extend(ids)
+        channel.authors.extend(authors)
+        channel.flags.extend(flags)
+
     async def live(
         self, guild: FakeGuild, channel_id: int, user_id: int, when: datetime, *,
         bot: bool = False,
