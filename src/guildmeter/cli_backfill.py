@@ -32,7 +32,7 @@ def run_backfill(
     token: str,
     api_base: str | None,
     *,
-    requests_per_second: float = 45.0,
+    requests_per_second: float = 46.0,
 ) -> None:
     """Count the guild's history back ``days`` days; prints what was done."""
     import discord

@@ -40,6 +40,7 @@ from tests.discord_emulator.history import (
     HistoryChannel,
 )
 from tests.discord_emulator.server import MANAGE_GUILD, FakeGuild
+from tests.helpers import database_bytes
 
 ZONE = "Asia/Kolkata"
 START = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)  # the bot's clock: live counting begins
@@ -247,6 +248,10 @@ async def test_backfill_with_a_restart_equals_an_independent_count(world: World)
         assert state == "done"
     finally:
         store.close()
+    raw = database_bytes(Path(world.db))
+    for user in (BOB, CYD, 2000, 2005):  # authors; no raw id anywhere in the files
+        for needle in (str(user).encode(), user.to_bytes(8, "big"), user.to_bytes(8, "little")):
+            assert needle not in raw, user
 
 
 def _check_counts(world: World, store: Store) -> None:

@@ -121,7 +121,7 @@ class Backfill:
         anonymise_grace: timedelta = timedelta(0),
         members: Callable[[], Any] | None = None,
         reply_channel_id: int | None = None,
-        concurrency: int = 4,
+        concurrency: int = 6,
         claim_seconds: float = CLAIM_SECONDS,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:

@@ -80,7 +80,7 @@ class Pacer:
 class HistorySource:
     """A guild's channels, threads, messages and members, read with ``http``."""
 
-    def __init__(self, http: HTTPClient, guild_id: int, *, requests_per_second: float = 45.0):
+    def __init__(self, http: HTTPClient, guild_id: int, *, requests_per_second: float = 46.0):
         self.http = http
         self.guild_id = guild_id
         self.pacer = Pacer(requests_per_second)
