@@ -118,9 +118,9 @@ def main() -> None:
 
 
 async def _emulator_stats(port: int) -> dict[str, float]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/_bench/stats") as response:
-            data = await response.json()
+    url = f"http://127.0.0.1:{port}/_bench/stats"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        data = await response.json()
     return {"global_429s": data["global_429s"], "bucket_429s": data["bucket_429s"],
             "emulator_errors": len(data["errors"])}  # fmt: skip
 
