@@ -141,7 +141,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                               "global_name": None, "avatar": None, "bot": False}  # fmt: skip
         guild.joined_at[uid] = joined
     guild.joined_at[BOB] = "2026-03-15T08:00:00+00:00"
-    history = History(emulator, global_per_second=15, bucket_limit=5, bucket_window=1.0)
+    history = History(emulator, global_per_second=50, bucket_limit=2, bucket_window=1.0)
     counted = _fill(history, guild, rng)
     ignored = history.add_channel(
         guild, "off-topic", TEXT, created=datetime(2025, 1, 1, tzinfo=UTC)
@@ -157,6 +157,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         for day in range(1, 60):
             history.add(channel.id, BOB, datetime(2026, 2, 1, tzinfo=UTC) + timedelta(hours=day))
     history.unreadable.add(unreadable.id)
+    mods = history.add_channel(guild, "mods", TEXT, created=datetime(2025, 1, 1, tzinfo=UTC))
+    guild.private_channels.add(mods.id)
     history.force_429 = 3
     await emulator.start(history.routes)
     use_endpoints(emulator.api_base, emulator.gateway_url)
@@ -310,3 +312,51 @@ def _check_months(world: World, store: Store) -> None:
         )
         destroyed = {int(r.month) for r in rows if r.key is None}
     assert {202601, 202602, 202603, 202604} <= destroyed
+
+
+async def test_prefix_backfill_reports_progress_and_cancel_anonymises_what_it_wrote(
+    world: World,
+) -> None:
+    emu, guild = world.emulator, world.guild
+    mods = next(c for c, n in guild.text_channels.items() if n == "mods")
+    bot, task, stats = await world.start_bot()
+
+    async def say(user: int, text: str) -> str:
+        before = len(emu.sent)
+        await emu.message(guild, mods, user, content=text)
+        sent = await emu.wait_for_post(before + 1)
+        return sent[before].content
+
+    assert "is now a moderator channel" in await say(ANN, f".statsconfig modchannel <#{mods}>")
+    assert "Manage Server or Administrator" in await say(BOB, ".userstats backfill 10")
+    assert "from 1 to 366" in await say(ANN, ".userstats backfill 400")
+    assert "No history backfill is running" in await say(ANN, ".userstats backfill cancel")
+    started = await say(ANN, f".userstats backfill {DAYS}")
+    assert "Backfill started" in started and "cannot be recovered" in started
+    cog = bot.get_cog("Backfill")
+    runner = cog.running(guild.id)  # type: ignore[union-attr]
+    await _wait(lambda: runner.progress.messages_counted > 0)
+    assert "already running" in await say(ANN, f".userstats backfill {DAYS}")
+    assert "Cancelling" in await say(ANN, ".userstats backfill cancel")
+    await _wait(lambda: runner.progress.state == "cancelled")
+    await asyncio.sleep(0.2)
+    edits = [s.content for s in emu.sent if s.channel_id == mods]
+    assert any(e.startswith("Backfill cancelled") for e in edits), edits
+    await bot.close()
+    await asyncio.wait_for(task, 15)
+    store = stats.store
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(select(backfill_runs.c.state)).scalar() == "cancelled"
+        # Past months it wrote are anonymised at once; nothing is left to resume.
+        for row in store.month_summary(guild.id):
+            if row["month"] < 202605:
+                assert row["pseudonyms"] == 0 and not row["key_present"], row
+    finally:
+        store.close()
+    bot, task, stats = await world.start_bot()
+    await asyncio.sleep(0.3)
+    assert bot.get_cog("Backfill").running(guild.id) is None  # type: ignore[union-attr]
+    await bot.close()
+    await asyncio.wait_for(task, 15)
+    stats.store.close()

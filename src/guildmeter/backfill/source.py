@@ -13,7 +13,9 @@ pairs of messages written by people (bots and webhooks are dropped here).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +27,8 @@ __all__ = ["PAGE_SIZE", "Channel", "HistorySource", "Pacer", "Page"]
 
 #: Messages per request: Discord's maximum.
 PAGE_SIZE = 100
+_ATTEMPTS = 5  # our retries of a request discord.py gave up on
+log = logging.getLogger(__name__)
 _THREADS_PER_PAGE = 100
 
 #: Channel types with a message history of their own: text, voice (its chat),
@@ -67,6 +71,10 @@ class Pacer:
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
         self._next = 0.0
 
+    def slow_down(self) -> None:
+        """After a 429 that discord.py's retries did not absorb: a quarter slower."""
+        self.interval = min(1.0, max(self.interval, 0.02) * 1.25)
+
     async def wait(self) -> None:
         if not self.interval:
             return
@@ -86,16 +94,27 @@ class HistorySource:
         self.pacer = Pacer(requests_per_second)
         self.requests = 0
 
-    async def _call(self, request: Any) -> Any:
-        await self.pacer.wait()
-        self.requests += 1
-        return await request
+    async def _call(self, make: Callable[[], Any]) -> Any:
+        """One request; when discord.py gives up on it (429s on every retry, or Discord
+        failing), wait and try again a few times, slowing our pace."""
+        for attempt in range(_ATTEMPTS):
+            await self.pacer.wait()
+            self.requests += 1
+            try:
+                return await make()
+            except discord.HTTPException as exc:
+                if attempt == _ATTEMPTS - 1 or not (exc.status == 429 or exc.status >= 500):
+                    raise
+                self.pacer.slow_down()
+                log.warning("Discord answered %d; retrying in %.0f s", exc.status, 2**attempt)
+                await asyncio.sleep(2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def channels(self, oldest: datetime) -> list[Channel]:
         """Every channel and public thread with a history, threads archived before
         ``oldest`` left out (they hold nothing newer)."""
         found: list[Channel] = []
-        listed = await self._call(self.http.get_all_guild_channels(self.guild_id))
+        listed = await self._call(lambda: self.http.get_all_guild_channels(self.guild_id))
         parents = []
         for data in listed:
             kind = int(data.get("type", -1))
@@ -105,7 +124,7 @@ class HistorySource:
             if kind in _THREAD_PARENTS:
                 parents.append(channel)
         threads: dict[int, Channel] = {}
-        active = await self._call(self.http.get_active_threads(self.guild_id))
+        active = await self._call(lambda: self.http.get_active_threads(self.guild_id))
         for data in active.get("threads", []):
             self._add_thread(threads, data)
         for parent in parents:
@@ -117,7 +136,9 @@ class HistorySource:
         while True:
             try:
                 answer = await self._call(
-                    self.http.get_public_archived_threads(parent.id, before, _THREADS_PER_PAGE)
+                    functools.partial(
+                        self.http.get_public_archived_threads, parent.id, before, _THREADS_PER_PAGE
+                    )
                 )
             except (discord.Forbidden, discord.NotFound):
                 return  # a channel the bot cannot read
@@ -154,7 +175,7 @@ class HistorySource:
         """Up to 100 messages older than ``before``; None when the bot cannot read them."""
         try:
             listed: Sequence[dict[str, Any]] = await self._call(
-                self.http.logs_from(channel_id, PAGE_SIZE, before=before)
+                lambda: self.http.logs_from(channel_id, PAGE_SIZE, before=before)
             )
         except (discord.Forbidden, discord.NotFound):
             return None
@@ -175,7 +196,9 @@ class HistorySource:
         `discord.Forbidden` without the Server Members intent."""
         after: int | None = None
         while True:
-            listed = await self._call(self.http.get_members(self.guild_id, 1000, after))
+            listed = await self._call(
+                functools.partial(self.http.get_members, self.guild_id, 1000, after)
+            )
             for data in listed:
                 user = data.get("user") or {}
                 joined = data.get("joined_at")

@@ -59,6 +59,8 @@ class BackfillCog(commands.Cog, name="Backfill"):
         self.progress_every = progress_every
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="guildmeter-backfill")
         self.runs: dict[int, tuple[Backfill, asyncio.Task[Progress | None]]] = {}
+        #: Per guild, the message its run edits (None: it reports nowhere).
+        self.replies: dict[int, discord.Message | None] = {}
         self._resume_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -96,11 +98,12 @@ class BackfillCog(commands.Cog, name="Backfill"):
         self,
         guild: discord.Guild,
         days: int | None,
-        reply: discord.Message | None,
+        reply: discord.Message | None = None,
         *,
         reply_channel_id: int | None = None,
     ) -> Backfill:
-        """Start (or, ``days`` None, resume) the guild's run; its task edits ``reply``."""
+        """Start (or, ``days`` None, resume) the guild's run; its task edits the reply
+        (given here, or later with `attach_reply`)."""
         if self._closing:
             raise GuildmeterError("the bot is shutting down")
         if self.running(guild.id) is not None:
@@ -120,9 +123,14 @@ class BackfillCog(commands.Cog, name="Backfill"):
             reply_channel_id=reply_channel_id,
             clock=stats.clock,
         )
-        task = asyncio.create_task(self._run(runner, reply), name=f"guildmeter-backfill-{guild.id}")
+        self.replies[guild.id] = reply
+        task = asyncio.create_task(self._run(runner), name=f"guildmeter-backfill-{guild.id}")
         self.runs[guild.id] = (runner, task)
         return runner
+
+    def attach_reply(self, guild_id: int, reply: discord.Message | None) -> None:
+        """The message the running backfill edits with its progress."""
+        self.replies[guild_id] = reply
 
     @staticmethod
     def _members_of(guild: discord.Guild) -> Any:
@@ -135,8 +143,9 @@ class BackfillCog(commands.Cog, name="Backfill"):
 
         return members
 
-    async def _run(self, runner: Backfill, reply: discord.Message | None) -> Progress | None:
-        reporter = asyncio.create_task(self._report(runner, reply))
+    async def _run(self, runner: Backfill) -> Progress | None:
+        guild_id = runner.guild_id
+        reporter = asyncio.create_task(self._report(runner))
         try:
             # Live starts noted in memory (READY, the first live message of a channel) must
             # be stored before the run reads them: the next flush writes them first.
@@ -147,7 +156,7 @@ class BackfillCog(commands.Cog, name="Backfill"):
             progress = await runner.run()
         except BackfillBusy as exc:
             reporter.cancel()
-            await self._edit(reply, f"Backfill not started: {exc}.")
+            await self._edit(guild_id, f"Backfill not started: {exc}.")
             return None
         except asyncio.CancelledError:
             reporter.cancel()
@@ -157,13 +166,13 @@ class BackfillCog(commands.Cog, name="Backfill"):
             log.exception("history backfill failed")
             text = "the database is unavailable" if "database" in str(exc) else "it has been logged"
             await self._edit(
-                reply,
+                guild_id,
                 f"Backfill stopped by an error ({text}): {describe(runner.progress)}. "
                 "Run it again to continue where it stopped.",
             )
             return None
         reporter.cancel()
-        await self._edit(reply, self._final(progress))
+        await self._edit(guild_id, self._final(progress))
         return progress
 
     def _final(self, progress: Progress) -> str:
@@ -182,22 +191,20 @@ class BackfillCog(commands.Cog, name="Backfill"):
             head = "Backfill done"
         return f"{head}: {describe(progress)}.{joins}{anonymised} {joins_note(members)}"
 
-    async def _report(self, runner: Backfill, reply: discord.Message | None) -> None:
+    async def _report(self, runner: Backfill) -> None:
         """Edit the reply every few seconds while the run goes on."""
-        if reply is None:
-            return
         loop = asyncio.get_running_loop()
         started = loop.time()
-        interaction = isinstance(reply, discord.InteractionMessage)
         while True:
             await asyncio.sleep(self.progress_every)
+            reply = self.replies.get(runner.guild_id)
+            interaction = isinstance(reply, discord.InteractionMessage)
             if interaction and loop.time() - started > _INTERACTION_EDITS_S:
                 return
-            text = f"Backfill running: {describe(runner.progress)}…"
-            await self._edit(reply, text)
+            await self._edit(runner.guild_id, f"Backfill running: {describe(runner.progress)}…")
 
-    @staticmethod
-    async def _edit(reply: discord.Message | None, text: str) -> None:
+    async def _edit(self, guild_id: int, text: str) -> None:
+        reply = self.replies.get(guild_id)
         if reply is None:
             return
         try:

@@ -288,6 +288,11 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
                 f"(`{ctx.clean_prefix}userstats backfill cancel` stops it)."
             )
         count = int(wanted)
+        cog.start(
+            ctx.guild,
+            count,
+            reply_channel_id=None if ctx.interaction is not None else ctx.channel.id,
+        )  # at once: a second request meanwhile finds it running
         reply = await send(
             ctx,
             f"Backfill started: reading up to {count} days of message history from before "
@@ -296,12 +301,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             f"counted. {joins_note(self.bot.intents.members)}",
             ephemeral=True,
         )
-        cog.start(
-            ctx.guild,
-            count,
-            reply if isinstance(reply, discord.Message) else None,
-            reply_channel_id=None if ctx.interaction is not None else ctx.channel.id,
-        )
+        cog.attach_reply(ctx.guild.id, reply if isinstance(reply, discord.Message) else None)
 
     # -- statsconfig ----------------------------------------------------------------------------
 
