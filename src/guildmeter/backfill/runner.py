@@ -31,7 +31,7 @@ import discord
 from guildmeter.backfill.counting import HistoryCounter
 from guildmeter.backfill.source import Channel, HistorySource
 from guildmeter.collect.accumulator import CountKey
-from guildmeter.errors import GuildmeterError
+from guildmeter.errors import GuildmeterError, StoreUnavailableError
 from guildmeter.privacy.keyring import Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import AnonymisationResult
@@ -66,6 +66,7 @@ _WRITE_PAGES = 25  # pages per transaction at most
 _WRITE_EVERY_S = 1.0  # and at least this often while pages arrive
 _BEAT_EVERY_S = 20.0  # a heartbeat when no page arrives (all waiting on rate limits)
 _QUEUE_PAGES = 32  # pages read but not yet written, at most
+_WRITE_ATTEMPTS = 7  # 1 + 2 + ... + 32 s of waiting for the database
 
 
 class BackfillBusy(GuildmeterError):
@@ -243,16 +244,20 @@ class Backfill:
             asyncio.create_task(self._reader(todo, queue, target))
             for _ in range(min(self.concurrency, len(work)) or 1)
         ]
+        reading = asyncio.gather(*readers)
         try:
-            await asyncio.gather(*readers)
+            watched: set[asyncio.Future[Any]] = {reading, writer}
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if writer.done():  # it failed (it ends only after None): readers would wait
+                writer.result()
+            await reading
+            await queue.put(None)
+            await writer
         except BaseException:
-            for task in readers:
+            for task in (*readers, writer):
                 task.cancel()
-            writer.cancel()
             await asyncio.gather(*readers, writer, return_exceptions=True)
             raise
-        await queue.put(None)
-        await writer
         if not self.stopping and self.members is not None:
             progress.state = "counting joins"
             guild_start = starts.guild if starts.guild is not None else now_id
@@ -316,10 +321,23 @@ class Backfill:
             )
             if due:
                 batch, pending = pending, []
-                counted, finished = await self._io(self._write, batch)
+                counted, finished = await self._write_retrying(batch)
                 self.progress.messages_counted += counted
                 self.progress.channels_done += finished
                 last_write = loop.time()
+
+    async def _write_retrying(self, batch: list[_Written]) -> tuple[int, int]:
+        """`_write`, retried while the database is unreachable (a transaction that failed
+        left nothing behind), for about two minutes."""
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return await self._io(self._write, batch)
+            except StoreUnavailableError as exc:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+                log.warning("backfill write failed (%s); retrying in %d s", exc, 2**attempt)
+                await asyncio.sleep(2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _write(self, batch: list[_Written]) -> tuple[int, int]:
         """In the executor: count the pages and commit them with their cursors."""

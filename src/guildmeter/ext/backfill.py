@@ -153,7 +153,14 @@ class BackfillCog(commands.Cog, name="Backfill"):
             flush = getattr(counter, "flush", None)
             if flush is not None:
                 await flush()
-            progress = await runner.run()
+            try:
+                progress = await runner.run()
+            except BackfillBusy:
+                if runner.days is not None:
+                    raise
+                # Resuming after a crash: the dead process's claim lapses after a minute.
+                await asyncio.sleep(runner.claim_seconds)
+                progress = await runner.run()
         except BackfillBusy as exc:
             reporter.cancel()
             await self._edit(guild_id, f"Backfill not started: {exc}.")
