@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: An interaction's token lasts 15 minutes: a slash reply is edited for 14 at most.
 _INTERACTION_EDITS_S = 14 * 60
-_STOP_WAIT_S = 10.0
+_STOP_WAIT_S = 5.0
 
 
 def joins_note(members_intent: bool) -> str:
@@ -63,9 +63,11 @@ class BackfillCog(commands.Cog, name="Backfill"):
         self.replies: dict[int, discord.Message | None] = {}
         self._resume_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed = asyncio.Event()
 
     async def cog_unload(self) -> None:
         self._closing = True
+        self._closed.set()
         if self._resume_task is not None:
             self._resume_task.cancel()
         tasks = []
@@ -158,8 +160,13 @@ class BackfillCog(commands.Cog, name="Backfill"):
             except BackfillBusy:
                 if runner.days is not None:
                     raise
-                # Resuming after a crash: the dead process's claim lapses after a minute.
-                await asyncio.sleep(runner.claim_seconds)
+                # Resuming after a crash: the dead process's claim lapses after a minute
+                # (a shutdown meanwhile ends the wait at once).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), runner.claim_seconds)
+                if self._closed.is_set():
+                    reporter.cancel()
+                    return None
                 progress = await runner.run()
         except BackfillBusy as exc:
             reporter.cancel()
