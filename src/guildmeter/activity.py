@@ -26,6 +26,7 @@ from guildmeter.errors import StoreUnavailableError
 from guildmeter.privacy import Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import AnonymisationResult, Store
+from guildmeter.store.backfill import backfill_holds
 from guildmeter.store.rights import RightsStore
 from guildmeter.timeutil import add_months, month_of, utcnow
 from guildmeter.usage.tracker import UsageTracker
@@ -38,6 +39,7 @@ _PRUNE_EVERY = timedelta(hours=1)
 _SATURATION_LOG_EVERY = timedelta(minutes=1)
 _SCRUB_WAIT_S = 0.5
 _ANONYMISE_PER_FLUSH = 50
+_NEVER_HELD = 10**8  # a month number above any real one
 
 #: Counters held in memory at most (about 250 bytes each: ~500 MB), the high-water mark.
 MAX_COUNTERS_IN_MEMORY = 2_000_000
@@ -374,9 +376,14 @@ def anonymise_finished_months(
     # Local months end before or after the UTC month: ask for every month up to the next
     # UTC one, then keep those whose own end has passed.
     candidates = store.months_to_anonymise(add_months(month_of(now), 1))
+    # Months a history backfill is still counting keep their key until it has finished
+    # them (it anonymises them itself, at once): one pseudonym per member and month.
+    held = backfill_holds(store, now) if candidates else {}
     for guild_id, month in candidates:
         if limit is not None and len(done) >= limit:
             break
+        if month >= held.get(guild_id, _NEVER_HELD):
+            continue
         if calendars.get(guild_id).month_start(add_months(month, 1)) + grace > now:
             continue
         done.append(store.anonymise_month(guild_id, month))

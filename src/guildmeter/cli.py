@@ -777,6 +777,45 @@ def forget(obj: _Context, user_id: int, guild: int | None, dry_run: bool) -> Non
     run_forget(obj.open_store(), user_id, guild, dry_run)
 
 
+@cli.command()
+@guild_option()
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=30,
+    show_default=True,
+    help="How many days of history to read (at most 366).",
+)
+@click.option(
+    "--api-base",
+    envvar="GUILDMETER_DISCORD_API_BASE",
+    help="Discord REST API base URL (a proxy, or the test emulator). Default: Discord's.",
+)
+@click.pass_obj
+def backfill(obj: _Context, guild: int, days: int, api_base: str | None) -> None:
+    """Count the guild's message history from before live counting began.
+
+    Reads every channel, voice chat, thread and forum post the bot can read, through
+    Discord's REST API with the bot's token (DISCORD_TOKEN), back DAYS days; counts
+    messages per local hour, channel and monthly pseudonym, as live counting does (past
+    months are anonymised at the end). Interrupted, it resumes where it stopped; it never
+    counts a message twice. Joins of current members come from when they joined; parts
+    cannot be recovered.
+    """
+    import os
+
+    token = os.environ.get("DISCORD_TOKEN", "").strip()
+    if not token:
+        raise GuildmeterError("set DISCORD_TOKEN to the bot's token (Discord developer portal)")
+    from guildmeter.cli_backfill import run_backfill
+
+    store = obj.open_store(create=True)
+    try:
+        run_backfill(store, obj.config, guild, days, token, api_base)
+    finally:
+        store.close()
+
+
 @cli.command("settings")
 @guild_option()
 @click.option(

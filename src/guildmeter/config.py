@@ -84,6 +84,8 @@ class Config:
     #: token, usage records with member ids); then only its totals and stored reports stay.
     #: 0 keeps everything. A guild's ``statsconfig retention`` overrides it.
     retention_months: int = 0
+    #: Seconds between two edits of a history backfill's progress message.
+    backfill_progress_seconds: float = 5.0
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
@@ -140,6 +142,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         "max_counters_in_memory",
         "heavy_job_timeout_seconds",
         "dashboard_port",
+        "backfill_progress_seconds",
     ):
         if values.get(name, 1) <= 0:
             raise GuildmeterError(f"setting {name} must be positive")

@@ -121,6 +121,8 @@ class FakeGuild:
     member_roles: dict[int, list[int]] = field(default_factory=dict)
     #: Channels that @everyone cannot see (an overwrite denies View Channel).
     private_channels: set[int] = field(default_factory=set)
+    #: When members joined (ISO 8601); 2020-01-01 for those not listed.
+    joined_at: dict[int, str] = field(default_factory=dict)
 
     def overwrites(self, channel_id: int) -> list[dict[str, Any]]:
         if channel_id not in self.private_channels:
@@ -149,7 +151,7 @@ class FakeGuild:
         return {
             "user": self.members[user_id],
             "roles": [str(r) for r in self.member_roles.get(user_id, [])],
-            "joined_at": "2020-01-01T00:00:00+00:00",
+            "joined_at": self.joined_at.get(user_id, "2020-01-01T00:00:00+00:00"),
             "deaf": False,
             "mute": False,
             "flags": 0,

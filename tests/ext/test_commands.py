@@ -48,7 +48,7 @@ async def test_slash_commands_are_registered_with_valid_definitions(running: Run
     commands = {c["name"]: c for c in running.emulator.global_commands}
     assert {"userstats", "statsconfig"} <= set(commands)
     subcommands = {o["name"] for o in commands["userstats"]["options"]}
-    assert subcommands == {"dump", "report"}
+    assert subcommands == {"dump", "report", "backfill"}
 
 
 async def test_prefix_full_report_in_a_mod_channel(running: Running) -> None:

@@ -6,13 +6,15 @@ from discord.ext import commands
 
 
 async def setup(bot: commands.Bot) -> None:
-    """Add the cogs: counting, the moderators' commands, the monthly job, bot usage, privacy
+    """Add the cogs: counting, the moderators' commands, the monthly job, the history
+    backfill, bot usage, privacy
     (and the web dashboard when the config says ``dashboard = true``).
 
     The host may create the engine once at start-up and pass it in as ``bot.guildmeter``
     (an ActivityStats) and ``bot.guildmeter_config``; otherwise both come from the
     environment (``GUILDMETER_DB``...).
     """
+    from guildmeter.ext.backfill import BackfillCog
     from guildmeter.ext.cog import StatsCog, config_for, settings_for, stats_for
     from guildmeter.ext.commands import UserStatsCommands
     from guildmeter.ext.monthly import MonthlyReports
@@ -36,6 +38,7 @@ async def setup(bot: commands.Bot) -> None:
         )
     )
     await bot.add_cog(MonthlyReports(bot, stats, runtime, retention_months=config.retention_months))
+    await bot.add_cog(BackfillCog(bot, stats, progress_every=config.backfill_progress_seconds))
     await bot.add_cog(
         UsageCog(
             bot,

@@ -25,6 +25,7 @@ from guildmeter.activity import ActivityStats, FlushResult
 from guildmeter.config import Config, load_config
 from guildmeter.ext.runtime import Runtime
 from guildmeter.intents import collection_of
+from guildmeter.store.backfill import GUILD_WIDE, record_live_starts, snowflake_at
 from guildmeter.store.coverage import mark_uncollected
 from guildmeter.store.settings import GuildSettings, SettingsStore
 from guildmeter.timeutil import hour_index
@@ -111,6 +112,12 @@ class StatsCog(commands.Cog, name="Statistics"):
         #: The last hour recorded per guild, so that each hour is written once (loop only).
         self._marked_through: dict[int, int] = {}
         self._announced = False
+        #: Where live counting began (`guildmeter.store.backfill`): per channel the first
+        #: message counted live, per guild the first connection; written by the next flush,
+        #: before the counts they cover (loop only).
+        self._first_live: dict[int, int] = {}
+        self._guilds_started: set[int] = set()
+        self._new_starts: dict[tuple[int, int], int] = {}
         self.flush_loop.change_interval(seconds=flush_interval)
         self.watchdog.change_interval(seconds=flush_interval)
 
@@ -213,11 +220,15 @@ class StatsCog(commands.Cog, name="Statistics"):
             keyed = time.monotonic()
             stats.take_batch(now)
             marks = self._take_uncollected(now)
+            starts, self._new_starts = self._new_starts, {}
             taken = time.monotonic()
             result, fresh, marked = await runtime.in_flush_thread(
-                self._write, now, runtime.cached_guilds(), marks
+                self._write, now, runtime.cached_guilds(), marks, starts
             )
             written = time.monotonic()
+            if result.error is not None and starts:
+                for place, first in starts.items():  # retried by the next flush
+                    self._new_starts.setdefault(place, first)
             if key_error is not None and result.error is None:
                 result.error = key_error  # counts wait for keys: not a completed flush
             stats.finish(result, now)
@@ -239,9 +250,28 @@ class StatsCog(commands.Cog, name="Statistics"):
             return result
 
     def _write(
-        self, now: datetime, guilds: list[int], marks: frozenset[tuple[int, int]]
+        self,
+        now: datetime,
+        guilds: list[int],
+        marks: frozenset[tuple[int, int]],
+        starts: dict[tuple[int, int], int],
     ) -> tuple[FlushResult, dict[int, GuildSettings], bool]:
-        """In the flush thread: write, record hours not collected, re-read settings."""
+        """In the flush thread: record live starts, write, record hours not collected,
+        re-read settings.
+
+        Live starts go first, in a transaction of their own: counts are never stored
+        without the start that keeps the history backfill from counting them again.
+        """
+        if starts:
+            try:
+                record_live_starts(self.stats.store, starts)
+            except Exception as exc:
+                error = f"could not record where live counting began: {exc}"
+                return (
+                    FlushResult(error=error, batches_waiting=self.stats.waiting_batches),
+                    {},
+                    False,
+                )
         result = self.stats.write(now)
         fresh: dict[int, GuildSettings] = {}
         marked = False
@@ -318,8 +348,12 @@ class StatsCog(commands.Cog, name="Statistics"):
         guild = message.guild
         if guild is None or message.author.bot or message.webhook_id is not None:
             return
+        channel_id = message.channel.id
+        if channel_id not in self._first_live:
+            self._first_live[channel_id] = message.id
+            self._new_starts[(guild.id, channel_id)] = message.id
         self.stats.collector.message_at_ms(
-            guild.id, message.channel.id, message.author.id, (message.id >> 22) + _DISCORD_EPOCH_MS
+            guild.id, channel_id, message.author.id, (message.id >> 22) + _DISCORD_EPOCH_MS
         )
 
     @commands.Cog.listener()
@@ -365,6 +399,7 @@ class StatsCog(commands.Cog, name="Statistics"):
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
+        self._note_start(guild.id, self.stats.clock())
         self._snapshot(guild, self.stats.clock(), None)
         if not self.collection.members:
             await self.refresh_member_totals([guild.id])
@@ -385,7 +420,14 @@ class StatsCog(commands.Cog, name="Statistics"):
         now, lost_since = self.stats.clock(), self._lost_since
         self._lost_since = None
         for guild in self.bot.guilds:
+            self._note_start(guild.id, now)
             self._snapshot(guild, now, lost_since)
+
+    def _note_start(self, guild_id: int, now: datetime) -> None:
+        """Live counting of the guild begins (if it never did before: the row is kept)."""
+        if guild_id not in self._guilds_started:
+            self._guilds_started.add(guild_id)
+            self._new_starts[(guild_id, GUILD_WIDE)] = snowflake_at(now)
 
     def _snapshot(self, guild: discord.Guild, now: datetime, lost_since: datetime | None) -> None:
         """Channel names, member total and who is in voice: after a (re)connection."""

@@ -253,6 +253,60 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             allowed_mentions=_QUIET,
         )
 
+    @commands.guild_only()
+    @configurers_only()
+    @userstats.command(name="backfill")  # type: ignore[arg-type]
+    async def backfill(self, ctx: Context, days: str | None = None) -> None:
+        """Count the message history from before the bot counted here (or `cancel` it).
+
+        Parameters
+        ----------
+        days:
+            How many days back to read (default 30, at most 366), or `cancel`.
+        """
+        assert ctx.guild is not None
+        from guildmeter.backfill import MAX_DAYS, describe
+        from guildmeter.ext.backfill import BackfillCog, joins_note
+
+        cog = self.bot.get_cog("Backfill")
+        if not isinstance(cog, BackfillCog):
+            raise NotAllowed("The history backfill is not loaded in this bot.")
+        wanted = (days or "30").strip().lower()
+        if wanted == "cancel":
+            runner = cog.running(ctx.guild.id)
+            if runner is None or not cog.cancel(ctx.guild.id):
+                raise NotAllowed("No history backfill is running in this server.")
+            await send(
+                ctx,
+                f"Cancelling the backfill after the pages being read: {describe(runner.progress)}.",
+                ephemeral=True,
+            )
+            return
+        if not wanted.isdigit() or not 1 <= int(wanted) <= MAX_DAYS:
+            raise NotAllowed(
+                f"Days must be a number from 1 to {MAX_DAYS}, or `cancel` (got {echo(days)})."
+            )
+        if cog.running(ctx.guild.id) is not None:
+            raise NotAllowed(
+                "A history backfill is already running in this server "
+                f"(`{ctx.clean_prefix}userstats backfill cancel` stops it)."
+            )
+        count = int(wanted)
+        cog.start(
+            ctx.guild,
+            count,
+            reply_channel_id=None if ctx.interaction is not None else ctx.channel.id,
+        )  # at once: a second request meanwhile finds it running
+        reply = await send(
+            ctx,
+            f"Backfill started: reading up to {count} days of message history from before "
+            "the bot began counting here, in every channel, voice chat, thread and forum post "
+            "it can read. Bots, webhooks, ignored channels and members who opted out are not "
+            f"counted. {joins_note(self.bot.intents.members)}",
+            ephemeral=True,
+        )
+        cog.attach_reply(ctx.guild.id, reply if isinstance(reply, discord.Message) else None)
+
     # -- statsconfig ----------------------------------------------------------------------------
 
     @configurers_only()

@@ -30,9 +30,11 @@ END_USER_DATA_STATEMENT = (
     "Within a month a pseudonym links one member's activity across channels. Members can "
     "opt out (`privacy optout`: nothing about them is counted from then on) and ask to be "
     "forgotten (`privacy forget`: their rows of months not yet anonymised are deleted); "
-    "deletion requests relayed by Discord are handled the same way by the bot owner. "
-    "Where a retention period is set, each month's per-member rows are deleted that many "
-    "months after it ends; only its totals and whole-month reports stay."
+    "deletion requests relayed by Discord are handled the same way by the bot owner. A "
+    "server's managers may have the bot count, the same way, the messages of up to a year "
+    "before it joined, from the channel history it can read (members who opted out are "
+    "not counted). Where a retention period is set, each month's per-member rows are "
+    "deleted that many months after it ends; only its totals and whole-month reports stay."
 )
 
 #: The honest limit of a monthly token, said wherever we promise privacy.

@@ -1,0 +1,118 @@
+"""Counting a page of channel history: local hour buckets, monthly pseudonyms, skips.
+
+Runs in the backfill's own worker thread, with a keyring of its own (no structure here is
+shared with the event loop). Keys are the store's, as for live counting: the current
+month's is the live key (so a member has one pseudonym whether counted live or from
+history), a past month's is made for it on first use and destroyed when the backfill
+anonymises the month; a month already anonymised gives anonymous tokens, as late live
+events do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from guildmeter.collect.accumulator import CountKey
+from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
+from guildmeter.privacy.keyring import OPTED_OUT, Keyring
+from guildmeter.store.backfill import DISCORD_EPOCH_MS
+from guildmeter.store.sql import Store
+
+__all__ = ["HistoryCounter"]
+
+_MSG = int(EventKind.MSG)
+_JOIN = int(EventKind.JOIN)
+
+
+class HistoryCounter:
+    """Turns ``(message id, author id)`` pairs into counts of one guild."""
+
+    def __init__(
+        self,
+        store: Store,
+        guild_id: int,
+        keyring: Keyring,
+        *,
+        ignored_users: Iterable[int] = (),
+    ) -> None:
+        self.store = store
+        self.guild_id = guild_id
+        self.keyring = keyring
+        self.ignored_users = frozenset(ignored_users)
+        #: The current bucket: (first second, end second, bucket, month).
+        self._span = (0, 0, 0, 0)
+        self._loaded: set[int] = set()
+
+    def _bucket(self, seconds: int) -> tuple[int, int]:
+        start, end, bucket, month = self._span
+        if not start <= seconds < end:
+            calendar = self.store.calendars.get(self.guild_id)
+            bucket = calendar.bucket_of_s(seconds)
+            month = calendar.month_of_bucket(bucket)
+            self._span = (
+                calendar.bucket_start_s(bucket),
+                calendar.bucket_end_s(bucket),
+                bucket,
+                month,
+            )
+        return bucket, month
+
+    def _load_keys(self, months: set[int]) -> None:
+        """Fetch (or make) the keys of these months (I/O, in this thread)."""
+        wanted = [(self.guild_id, m) for m in sorted(months - self._loaded)]
+        if wanted:
+            self.keyring.install(self.keyring.fetch(self.store, wanted))
+            self._loaded.update(m for _g, m in wanted)
+
+    def count_messages(
+        self, pages: Sequence[tuple[int, Sequence[tuple[int, int]]]], counts: dict[CountKey, int]
+    ) -> int:
+        """Add ``[(channel, [(message id, author id), ...]), ...]`` to ``counts``.
+
+        Returns the messages counted (opted-out members and ignored users are not).
+        """
+        self._load_keys(
+            {
+                self._bucket(((mid >> 22) + DISCORD_EPOCH_MS) // 1000)[1]
+                for _channel, rows in pages
+                for mid, _uid in (*rows[:1], *rows[-1:])
+            }
+        )
+        counted = 0
+        guild_id, ignored, pseudonym = self.guild_id, self.ignored_users, self.keyring.pseudonym
+        for channel_id, rows in pages:
+            for mid, uid in rows:
+                if uid in ignored:
+                    continue
+                bucket, month = self._bucket(((mid >> 22) + DISCORD_EPOCH_MS) // 1000)
+                label = pseudonym(guild_id, month, uid)
+                if label is None:  # a month inside the page whose key we did not foresee
+                    self._load_keys({month})
+                    label = pseudonym(guild_id, month, uid)
+                if label is None or label is OPTED_OUT:
+                    continue
+                key = (guild_id, bucket, _MSG, label, channel_id)
+                counts[key] = counts.get(key, 0) + 1
+                counted += 1
+        return counted
+
+    def count_joins(
+        self, joins: Iterable[tuple[int, datetime]], counts: dict[CountKey, int]
+    ) -> int:
+        """Add ``[(user id, joined at), ...]`` as joins; an opted-out member's join counts
+        for nobody, as live counting does (totals stay right, no one is linked to it)."""
+        joined = [
+            (uid, int(when.timestamp())) for uid, when in joins if uid not in self.ignored_users
+        ]
+        self._load_keys({self._bucket(seconds)[1] for _uid, seconds in joined})
+        for uid, seconds in joined:
+            bucket, month = self._bucket(seconds)
+            label = self.keyring.pseudonym(self.guild_id, month, uid)
+            if label is None:
+                continue
+            if label is OPTED_OUT:
+                label = NO_USER
+            key = (self.guild_id, bucket, _JOIN, label, NO_CHANNEL)
+            counts[key] = counts.get(key, 0) + 1
+        return len(joined)

@@ -1,0 +1,117 @@
+"""The runner alone (what ``guildmeter backfill`` runs), with discord.py's HTTP client
+against the emulator, on SQLite and PostgreSQL: runs again count nothing twice, a deeper
+run only what lies further back, and a database that stays down stops the run (no hang)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from discord.http import HTTPClient
+
+from guildmeter.backfill import Backfill, HistorySource
+from guildmeter.bot import use_endpoints
+from guildmeter.errors import StoreUnavailableError
+from guildmeter.events import EventKind
+from guildmeter.store import Store
+from guildmeter.store.backfill import read_cursors
+
+from tests.discord_emulator import Emulator
+from tests.discord_emulator.history import TEXT, History
+from tests.discord_emulator.server import FakeGuild
+
+NOW = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def discord_http() -> AsyncIterator[tuple[HTTPClient, History, FakeGuild]]:
+    emulator = Emulator()
+    guild = emulator.add_guild("Alpha", [], [], [(1001, "ann")])
+    history = History(emulator)
+    early = datetime(2025, 1, 1, tzinfo=UTC)
+    for name in ("general", "art"):
+        channel = history.add_channel(guild, name, TEXT, created=early)
+        for hour in range(0, 24 * 60, 5):  # sixty days back from NOW, one every 5 hours
+            history.add(channel.id, 2000 + hour % 7, NOW - timedelta(hours=hour + 1))
+    await emulator.start(history.routes)
+    use_endpoints(emulator.api_base, None)
+    http = HTTPClient(asyncio.get_running_loop())
+    await http.static_login("emulated-token")
+    yield http, history, guild
+    await http.close()
+    await emulator.stop()
+    assert emulator.errors == []
+
+
+def _messages(store: Store, guild_id: int) -> int:
+    return sum(
+        count for (_h, event, _c, _l), count in store.activity_totals(guild_id).items()
+        if event == int(EventKind.MSG)
+    )  # fmt: skip
+
+
+def _in_window(history: History, days: int) -> int:
+    since = NOW - timedelta(days=days)
+    return sum(
+        1
+        for channel in history.channels.values()
+        for mid in channel.ids
+        if datetime.fromtimestamp(((mid >> 22) + 1_420_070_400_000) / 1000, UTC) >= since
+    )
+
+
+async def test_runs_again_count_nothing_twice_and_deeper_runs_only_what_is_older(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild]
+) -> None:
+    http, history, guild = discord_http
+    clock = Clock()
+    with ThreadPoolExecutor(1) as executor:
+
+        async def backfill(days: int) -> None:
+            source = HistorySource(http, guild.id)
+            await Backfill(store, source, guild.id, days, executor=executor, clock=clock).run()
+
+        await backfill(20)
+        assert _messages(store, guild.id) == _in_window(history, 20)
+        await backfill(20)  # again: nothing new
+        assert _messages(store, guild.id) == _in_window(history, 20)
+        clock.now = NOW + timedelta(days=1)  # a day later, deeper: only the older part
+        await backfill(45)
+        assert _messages(store, guild.id) == _in_window(history, 44)
+        await backfill(10)  # shallower: nothing
+        assert _messages(store, guild.id) == _in_window(history, 44)
+    assert set(read_cursors(store, guild.id)) == set(history.channels)
+
+
+async def test_a_database_that_stays_down_stops_the_run(
+    store: Store,
+    discord_http: tuple[HTTPClient, History, FakeGuild],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from guildmeter.backfill import runner as module
+
+    def down(*_args: object) -> int:
+        raise StoreUnavailableError("database unavailable or busy: injected")
+
+    monkeypatch.setattr(module, "write_progress", down)
+    monkeypatch.setattr(module, "_WRITE_ATTEMPTS", 2)
+    monkeypatch.setattr(module, "_QUEUE_PAGES", 2)  # the readers fill it at once
+    http, _history, guild = discord_http
+    with ThreadPoolExecutor(1) as executor:
+        runner = Backfill(
+            store, HistorySource(http, guild.id), guild.id, 60, executor=executor, clock=Clock()
+        )
+        with pytest.raises(StoreUnavailableError):
+            await asyncio.wait_for(runner.run(), 30)
+    assert runner.progress.state == "failed"
+    assert _messages(store, guild.id) == 0
