@@ -441,3 +441,16 @@ def test_an_empty_file_may_become_a_new_database(tmp_path: Path) -> None:
     result = invoke(["--db", str(db), "import-kaztron", "--guild", "1", str(dump)])
     assert result.exit_code == 0, result.stderr
     assert "Imported 2 rows from 1 file(s) into guild 1 (2018-03-01 to 2018-03-01)" in result.output
+
+
+def test_long_words_of_an_error_are_cut_but_paths_keep_room_to_name_the_file() -> None:
+    from guildmeter.cli import clip_echoes
+
+    assert (
+        clip_echoes(f"'{'x' * 400}' is not one of 'text'.")
+        == f"'{'x' * 58}…' is not one of 'text'."
+    )
+    path = "/tmp/" + "d" * 120 + "/2018-03-01.csv.gz"
+    assert clip_echoes(f"{path}, line 2: bad") == f"{path}, line 2: bad"
+    assert len(clip_echoes("/" * 1000)) == 240
+    assert clip_echoes("short words stay") == "short words stay"

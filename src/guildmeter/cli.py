@@ -52,18 +52,24 @@ def _say(text: str) -> None:
 
 #: Longest word of an error line: what the user typed is echoed at most this long.
 ECHO_LIMIT = 60
+#: Paths are words too, and the answer must name the file: they get more room.
+PATH_LIMIT = 240
 _LONG_WORD = re.compile(rf"\S{{{ECHO_LIMIT + 1},}}")
 _CLOSING = "'\".,:;)]"
 
 
 def clip_echoes(message: str) -> str:
-    """``message`` with each word longer than `ECHO_LIMIT` cut (an ellipsis in its place,
-    closing quotes and punctuation kept): an error never prints a long input back."""
+    """``message`` with each word longer than `ECHO_LIMIT` (a path: `PATH_LIMIT`) cut, an
+    ellipsis in its place, closing quotes and punctuation kept: an error never prints a
+    long input back."""
 
     def cut(found: re.Match[str]) -> str:
         word = found.group()
         body = word.rstrip(_CLOSING)
-        return body[: ECHO_LIMIT - 1] + "…" + word[len(body) :][:3]
+        limit = PATH_LIMIT if "/" in body or "\\" in body else ECHO_LIMIT
+        if len(body) <= limit:
+            return word
+        return body[: limit - 1] + "…" + word[len(body) :][:3]
 
     return _LONG_WORD.sub(cut, message)
 

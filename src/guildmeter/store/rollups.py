@@ -42,6 +42,7 @@ __all__ = [
     "MONTH",
     "PART",
     "latency_periods",
+    "latency_rollup_counts",
     "latency_rollups",
     "month_first_day",
     "month_masks",
