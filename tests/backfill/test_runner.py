@@ -115,3 +115,39 @@ async def test_a_database_that_stays_down_stops_the_run(
             await asyncio.wait_for(runner.run(), 30)
     assert runner.progress.state == "failed"
     assert _messages(store, guild.id) == 0
+
+
+async def test_a_crash_mid_run_resumes_where_the_last_commit_left_it(
+    store: Store,
+    discord_http: tuple[HTTPClient, History, FakeGuild],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from guildmeter.backfill import runner as module
+
+    http, history, guild = discord_http
+    monkeypatch.setattr(module, "_WRITE_PAGES", 1)  # a commit per page: a crash between
+    with ThreadPoolExecutor(1) as executor:
+        first = Backfill(
+            store, HistorySource(http, guild.id, requests_per_second=10), guild.id, 60,
+            executor=executor, clock=Clock(), concurrency=1,
+        )  # fmt: skip
+        task = asyncio.create_task(first.run())
+        while first.progress.messages_counted == 0:
+            await asyncio.sleep(0.01)
+        # The process dies: no clean stop, its claim still looks alive.
+        monkeypatch.setattr(module, "release_run", lambda *_args: None)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        partial = _messages(store, guild.id)
+        assert 0 < partial < _in_window(history, 60)
+        resumed = Backfill(
+            store, HistorySource(http, guild.id), guild.id, None, executor=executor,
+            clock=Clock(), claim_seconds=0.3,
+        )  # fmt: skip
+        with pytest.raises(module.BackfillBusy):  # the dead claim has not lapsed yet
+            await resumed.run()
+        await asyncio.sleep(0.4)
+        await resumed.run()
+    assert resumed.progress.state == "done"
+    assert _messages(store, guild.id) == _in_window(history, 60)

@@ -262,8 +262,9 @@ def claim_run(
     """Start (``target_id`` given) or resume (None: the stored run) the guild's backfill.
 
     None when another process runs it (a heartbeat younger than ``claim_seconds``), or,
-    when resuming, when there is no run left to resume. A new target deeper than the stored
-    one replaces it; a shallower one keeps it (what is counted stays counted).
+    when resuming, when there is no run left to resume. A new target replaces the stored
+    one; what earlier runs counted stays counted (their cursors are lower, so channels
+    simply stop there).
     """
     table = backfill_runs
     now = utcnow()
