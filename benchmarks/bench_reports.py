@@ -162,7 +162,7 @@ def used_bytes(store: Store) -> int:
                 or 0
             )
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM")
+        conn.exec_driver_sql("VACUUM FULL")  # dead tuples and their pages given back
         return int(
             conn.exec_driver_sql(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "

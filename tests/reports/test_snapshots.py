@@ -100,7 +100,8 @@ def test_snapshots_equal_the_live_reports_also_after_late_events_and_retention(
     assert every_report(store, guild, live=False) == every_report(store, guild, live=True)
 
     feed(store, guild, late, now_day=45)  # a late shard, an import: after anonymisation
-    if late:
+    calendar = store.calendars.get(guild)
+    if any(calendar.month_of(e.when) == MONTH for e in late):
         assert MONTH not in markers(store, guild)  # the stale snapshot is gone...
     live = every_report(store, guild, live=True)
     assert every_report(store, guild, live=False) == live  # ...so reports are live

@@ -66,6 +66,7 @@ __all__ = [
     "finish_build",
     "invalidate_months",
     "markers",
+    "markers_on",
     "missing_snapshots",
     "month_snapshots",
     "month_snapshots_by_month",
@@ -122,9 +123,14 @@ class MonthMarker:
 
 def markers(store: Store, guild_id: int) -> dict[int, MonthMarker]:
     """Every month marker of a guild, by month (a small table)."""
-    table = month_snapshots
     with store.engine.connect() as conn:
-        rows = conn.execute(select(table).where(table.c.guild_id == guild_id)).all()
+        return markers_on(conn, guild_id)
+
+
+def markers_on(conn: Connection, guild_id: int) -> dict[int, MonthMarker]:
+    """`markers` on an open connection."""
+    table = month_snapshots
+    rows = conn.execute(select(table).where(table.c.guild_id == guild_id)).all()
     return {
         int(row.month): MonthMarker(
             int(row.guild_id),
@@ -209,20 +215,19 @@ def finish_build(
 
 
 def read_parts(
-    store: Store, guild_id: int, month: int, kind: str, parts: Sequence[str]
+    conn: Connection, guild_id: int, month: int, kind: str, parts: Sequence[str]
 ) -> dict[str, str]:
     """The stored payloads of ``parts`` (those that exist) — one primary-key query."""
     table = report_snapshots
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(table.c.part, table.c.payload).where(
-                table.c.guild_id == guild_id,
-                table.c.month == month,
-                table.c.kind == kind,
-                table.c.part.in_(list(parts)),
-            )
+    rows = conn.execute(
+        select(table.c.part, table.c.payload).where(
+            table.c.guild_id == guild_id,
+            table.c.month == month,
+            table.c.kind == kind,
+            table.c.part.in_(list(parts)),
         )
-        return {row.part: row.payload for row in rows}
+    )
+    return {row.part: row.payload for row in rows}
 
 
 def drop_snapshots(conn: Connection, guild_id: int) -> None:
