@@ -380,9 +380,9 @@ def channel_parts(
     channel_col = [act.c.channel_id] if by_channel else []
     case = case_expression(kind, act.c.hour, daterange).label("c")
     runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour)
-    if kind == "hourly" and len(runs) > 1:
-        # 24 cases over two DST runs: 48 comparisons a row cost more than one CASE and a
-        # sort, so this rare range (a month with a DST change) groups by case instead.
+    if kind != "full" and len(runs) > 1:
+        # Cases over two DST runs: a comparison per case per run per row costs more than one
+        # CASE and a sort, so this rare range (one with a DST change) groups by case.
         grouped = (
             select(
                 act.c.event, *channel_col, case, act.c.member_id, func.sum(act.c.count).label("s")
