@@ -187,7 +187,7 @@ def measure_closed_month(store: Store, suffix: str, rows: float) -> dict[str, fl
         for channel in (None, ONE_CHANNEL):
             read = max(
                 read,
-                best_of(5, lambda k=kind, c=channel: compute_report(store, GUILD, k, MONTH, c)),
+                best_of(20, lambda k=kind, c=channel: compute_report(store, GUILD, k, MONTH, c)),
             )
             live = max(
                 live,
