@@ -51,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
+from guildmeter.errors import StoreUnavailableError
 from guildmeter.store import schema
 from guildmeter.timeutil import utcnow
 
@@ -180,7 +181,7 @@ def begin_build(store: Store, guild_id: int, month: int) -> str | None:
             _delete_parts(conn, [(guild_id, month)])
             conn.execute(delete(table).where(where))
             conn.execute(insert(table).values(guild_id=guild_id, month=month, token=token))
-    except OperationalError as exc:  # lock_not_available: writers in flight; retried later
+    except (OperationalError, StoreUnavailableError) as exc:  # writers in flight: later
         log.info("snapshot build of month %d postponed: %s", month, str(exc).splitlines()[0])
         return None
     return token
