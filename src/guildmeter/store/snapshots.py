@@ -74,6 +74,7 @@ __all__ = [
     "read_parts",
     "report_snapshots",
     "settle_late_counts",
+    "touched_months",
 ]
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ def invalidate_months(conn: Connection, pairs: Iterable[tuple[int, int]]) -> Non
 
 
 def settle_late_counts(
-    store: Store, conn: Connection, counts: dict[CountKey, int]
+    store: Store, conn: Connection, counts: dict[CountKey, int], months: set[tuple[int, int]]
 ) -> dict[CountKey, int]:
     """Before counts are written (in the writer's transaction): drop the snapshots of the
     months they touch, and the counts of months whose member rows retention deleted.
@@ -265,7 +266,6 @@ def settle_late_counts(
     """
     if not counts:
         return counts
-    months = _touched_months(store, counts)
     table = month_snapshots
     if store.dialect == "sqlite":
         conn.execute(delete(table).where(table.c.guild_id == -1, table.c.month == -1))
@@ -296,16 +296,17 @@ def settle_late_counts(
     return kept
 
 
-def after_write(store: Store, conn: Connection, counts: dict[CountKey, int]) -> None:
+def after_write(store: Store, conn: Connection, months: set[tuple[int, int]]) -> None:
     """After counts are written (PostgreSQL): a build that claimed one of their months
     while this transaction ran is invalidated too (see the module docstring)."""
-    if store.dialect != "postgresql" or not counts:
+    if store.dialect != "postgresql" or not months:
         return
-    found = _markers_of(conn, _touched_months(store, counts))
+    found = _markers_of(conn, months)
     invalidate_months(conn, [pair for pair, deleted in found.items() if not deleted])
 
 
-def _touched_months(store: Store, counts: Iterable[CountKey]) -> set[tuple[int, int]]:
+def touched_months(store: Store, counts: Iterable[CountKey]) -> set[tuple[int, int]]:
+    """The (guild, month) pairs of counts (one pass over their keys, in C)."""
     calendars = store.calendars
     touched = {key[:2] for key in counts}
     return {(g, calendars.get(g).month_of_bucket(h)) for g, h in touched}

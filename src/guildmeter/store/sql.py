@@ -290,9 +290,10 @@ class Store:
         Months the counts touch lose their report snapshots (late counts of a closed month:
         `guildmeter.store.snapshots`); counts of months past retention are discarded.
         """
-        from guildmeter.store.snapshots import after_write, settle_late_counts
+        from guildmeter.store.snapshots import after_write, settle_late_counts, touched_months
 
-        counts = settle_late_counts(self, conn, counts)
+        months = touched_months(self, counts)
+        counts = settle_late_counts(self, conn, counts, months)
         self._pin_new_guilds(conn, counts)
         self._resolve_members(conn, counts, session_ids)
         cache = self._member_ids
@@ -307,7 +308,7 @@ class Store:
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
         self._upsert_activity(conn, rows)
-        after_write(self, conn, counts)
+        after_write(self, conn, months)
         if channel_names:
             self._upsert_channels(conn, channel_names)
         return len(rows)
