@@ -60,3 +60,10 @@ async def test_the_bot_asks_for_the_configured_intents(
     assert intents.guilds and intents.voice_states and intents.guild_messages
     assert not intents.presences
     stats.store.close()
+
+
+def test_retention_defaults_to_keeping_everything_and_refuses_negatives(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, "")).retention_months == 0
+    assert load_config(_write(tmp_path, "retention_months = 12\n")).retention_months == 12
+    with pytest.raises(GuildmeterError, match="retention_months must be 0"):
+        load_config(_write(tmp_path, "retention_months = -1\n"))

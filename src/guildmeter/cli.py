@@ -615,9 +615,10 @@ def _say_if_snapshot_missing(store: Store, guild: int, daterange: DateRange) -> 
         return
     found = markers(store, guild).get(month)
     if found is None or found.ready_at is None:
-        _say(
-            "Computed from the hourly rows: this closed month has no stored snapshot yet "
-            "(the bot's monthly job builds one; reports of the month then read it)."
+        click.echo(  # stderr: JSON and CSV on stdout stay clean
+            "note: computed from the hourly rows: this closed month has no stored snapshot "
+            "yet (the bot's monthly job builds one; reports of the month then read it).",
+            err=True,
         )
 
 

@@ -102,6 +102,10 @@ def simulate(
     result = stats.close(end)
     summary.rows_written += result.rows_written
     summary.anonymised.extend(result.anonymised)
+    # What the bot's monthly job does next: store the closed months' report snapshots.
+    from guildmeter.reports.snapshots import build_missing_snapshots
+
+    build_missing_snapshots(stats.store)
     return summary
 
 

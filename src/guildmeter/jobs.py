@@ -117,7 +117,8 @@ def build_snapshots(
     from guildmeter.reports.snapshots import build_month_snapshots
 
     store = _store(spec)
-    store.reload_calendars()  # a fresh worker must read each guild's clock
+    if not isinstance(spec, Store):  # a worker process's store: guilds seen since it opened
+        store.reload_calendars()
     return [(g, m) for g, m in months if build_month_snapshots(store, g, m)]
 
 
@@ -127,5 +128,6 @@ def retention(spec: StoreSpec | Store, due: list[tuple[int, int, int]]) -> list[
     from guildmeter.store.retention import apply_retention
 
     store = _store(spec)
-    store.reload_calendars()
+    if not isinstance(spec, Store):
+        store.reload_calendars()
     return [(r.guild_id, r.month) for r in apply_retention(store, due)]

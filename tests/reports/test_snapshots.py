@@ -100,7 +100,8 @@ def test_snapshots_equal_the_live_reports_also_after_late_events_and_retention(
     assert every_report(store, guild, live=False) == every_report(store, guild, live=True)
 
     feed(store, guild, late, now_day=45)  # a late shard, an import: after anonymisation
-    if late:
+    calendar = store.calendars.get(guild)
+    if any(calendar.month_of(e.when) == MONTH for e in late):
         assert MONTH not in markers(store, guild)  # the stale snapshot is gone...
     live = every_report(store, guild, live=True)
     assert every_report(store, guild, live=False) == live  # ...so reports are live
@@ -183,3 +184,23 @@ def test_deleting_a_guild_deletes_its_snapshots(store: Store) -> None:
     store.delete_guild(guild)
     assert markers(store, guild) == {}
     assert compute_report(store, guild, "full", month_of(store, guild)).rows[0].messages == 0
+
+
+def test_an_interrupted_retention_is_listed_again_and_resumes(store: Store) -> None:
+    from guildmeter.store.snapshots import month_snapshots
+
+    guild = next(_guilds)
+    feed(store, guild, [Fed(utc(2026, 3, 2, 10), "msg", "900", "11", 3)])
+    close_month(store, guild)
+    before = every_report(store, guild, live=True)
+    with store.transaction() as conn:  # marked, as the first step does, then stopped
+        conn.execute(
+            month_snapshots.update()
+            .where(month_snapshots.c.guild_id == guild)
+            .values(members_deleted_at=utc(2026, 6, 1), retention_months=2)
+        )
+    assert retention_due(store, utc(2026, 6, 2), default_months=0) == [(guild, MONTH, 2)]
+    result = delete_member_rows(store, guild, MONTH, retention_months=5)
+    assert result is not None and result.retention_months == 2 and result.members_deleted == 1
+    assert retention_due(store, utc(2026, 6, 2), default_months=0) == []
+    assert every_report(store, guild, live=False) == before

@@ -45,6 +45,7 @@ __all__ = [
     "local_hours",
     "report_channel_name",
     "resolve_channel",
+    "resolve_channel_on",
     "server_part",
 ]
 
@@ -163,26 +164,33 @@ def resolve_channel(store: Store, guild_id: int, channel: str | None) -> list[in
     """Channel ids named ``channel`` (``#`` optional); None for "all"."""
     if channel is None or channel.strip().lower() in ("", "all"):
         return None
+    with store.engine.connect() as conn:
+        return resolve_channel_on(conn, guild_id, channel)
+
+
+def resolve_channel_on(conn: Connection, guild_id: int, channel: str | None) -> list[int] | None:
+    """`resolve_channel` on an open connection."""
+    if channel is None or channel.strip().lower() in ("", "all"):
+        return None
     name = channel.strip().removeprefix("#")
     table = schema.channels
-    with store.engine.connect() as conn:
-        ids = list(
-            conn.scalars(
-                select(table.c.channel_id).where(
-                    table.c.guild_id == guild_id, func.lower(table.c.name) == name.lower()
-                )
+    ids = list(
+        conn.scalars(
+            select(table.c.channel_id).where(
+                table.c.guild_id == guild_id, func.lower(table.c.name) == name.lower()
             )
         )
-        if ids:
-            return ids
-        known = list(
-            conn.scalars(
-                select(table.c.name)
-                .where(table.c.guild_id == guild_id)
-                .order_by(table.c.name)
-                .limit(15)
-            )
+    )
+    if ids:
+        return ids
+    known = list(
+        conn.scalars(
+            select(table.c.name)
+            .where(table.c.guild_id == guild_id)
+            .order_by(table.c.name)
+            .limit(15)
         )
+    )
     hint = f" Known channels include: {', '.join('#' + k for k in known)}." if known else ""
     raise ReportError(f"no channel named #{name} in this server's statistics.{hint}")
 
@@ -227,11 +235,12 @@ def compute_report(
 
     _case_labels(kind)  # validates kind first
     check_report_range(daterange)
-    channel_ids = resolve_channel(store, guild_id, channel)
-    found = snapshot_report(store, guild_id, kind, daterange, channel, channel_ids)
-    if found is not None:
-        return found
-    refuse_if_retired(store, guild_id, daterange)
+    with store.engine.connect() as conn:  # one checkout: a snapshot read is a few queries
+        channel_ids = resolve_channel_on(conn, guild_id, channel)
+        found = snapshot_report(conn, guild_id, kind, daterange, channel, channel_ids)
+        if found is not None:
+            return found
+        refuse_if_retired(conn, guild_id, daterange)
     return _live_report(store, guild_id, kind, daterange, channel, channel_ids)
 
 
@@ -368,29 +377,52 @@ def channel_parts(
         )
     channel_filter = [] if channel_ids is None else [act.c.channel_id.in_(channel_ids)]
     per_user_filter += channel_filter
-    filters = case_filters(kind, act.c.hour, daterange)
-    sums = (
-        [func.sum(act.c.count).filter(f).label(f"s{i}") for i, f in enumerate(filters)]
-        if filters
-        else [func.sum(act.c.count).label("s0")]
-    )
     channel_col = [act.c.channel_id] if by_channel else []
-    per_user = (
-        select(act.c.event, *channel_col, act.c.member_id, *sums)
-        .where(in_range, *per_user_filter)
-        .group_by(act.c.event, *channel_col, act.c.member_id)
-        .subquery()
-    )
-    cases = range(len(sums))
-    outer_channel = [per_user.c.channel_id] if by_channel else []
-    columns = []
-    for i in cases:
-        s = per_user.c[f"s{i}"]
-        columns += [func.count(s), func.sum(s), func.sum(s * s)]
-    user_stats = select(per_user.c.event, *outer_channel, *columns).group_by(
-        per_user.c.event, *outer_channel
-    )
     case = case_expression(kind, act.c.hour, daterange).label("c")
+    runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour)
+    if kind != "full" and len(runs) > 1:
+        # Cases over two DST runs: a comparison per case per run per row costs more than one
+        # CASE and a sort, so this rare range (one with a DST change) groups by case.
+        grouped = (
+            select(
+                act.c.event, *channel_col, case, act.c.member_id, func.sum(act.c.count).label("s")
+            )
+            .where(in_range, *per_user_filter)
+            .group_by(act.c.event, *channel_col, act.c.member_id, case)
+            .subquery()
+        )
+        outer_channel = [grouped.c.channel_id] if by_channel else []
+        user_stats = select(
+            grouped.c.event,
+            *outer_channel,
+            grouped.c.c,
+            func.count(),
+            func.sum(grouped.c.s),
+            func.sum(grouped.c.s * grouped.c.s),
+        ).group_by(grouped.c.event, *outer_channel, grouped.c.c)
+        pivoted = False
+    else:
+        filters = case_filters(kind, act.c.hour, daterange)
+        sums = (
+            [func.sum(act.c.count).filter(f).label(f"s{i}") for i, f in enumerate(filters)]
+            if filters
+            else [func.sum(act.c.count).label("s0")]
+        )
+        per_user = (
+            select(act.c.event, *channel_col, act.c.member_id, *sums)
+            .where(in_range, *per_user_filter)
+            .group_by(act.c.event, *channel_col, act.c.member_id)
+            .subquery()
+        )
+        outer_channel = [per_user.c.channel_id] if by_channel else []
+        columns = []
+        for i in range(len(sums)):
+            s = per_user.c[f"s{i}"]
+            columns += [func.count(s), func.sum(s), func.sum(s * s)]
+        user_stats = select(per_user.c.event, *outer_channel, *columns).group_by(
+            per_user.c.event, *outer_channel
+        )
+        pivoted = True
     by_case = [] if kind == "full" else [case]  # never group by a constant
     for_nobody = (
         select(act.c.event, *channel_col, case, func.sum(act.c.count).label("total"))
@@ -414,7 +446,11 @@ def channel_parts(
     skip = 2 if by_channel else 1
     for row in conn.execute(user_stats):
         users = part_of(row).users
-        for i in cases:
+        if not pivoted:
+            n, total, squares = row[skip + 1 : skip + 4]
+            users[(int(row.event), int(row.c))] = (int(n), int(total), int(squares))
+            continue
+        for i in range((len(row) - skip) // 3):
             n, total, squares = row[skip + 3 * i : skip + 3 * i + 3]
             if n:
                 users[(int(row.event), i)] = (int(n), int(total), int(squares))

@@ -19,7 +19,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from guildmeter.reports.compute import (
     ChannelPart,
@@ -37,7 +37,7 @@ from guildmeter.store import Store, schema
 from guildmeter.store.snapshots import (
     begin_build,
     finish_build,
-    markers,
+    markers_on,
     missing_snapshots,
     read_parts,
 )
@@ -71,37 +71,41 @@ def closed_month_of(daterange: DateRange) -> int | None:
 
 
 def snapshot_report(
-    store: Store,
+    conn: Connection,
     guild_id: int,
     kind: ReportKind,
     daterange: DateRange,
     channel: str | None,
     channel_ids: list[int] | None,
 ) -> Report | None:
-    """The report read from the month's snapshot, or None when there is none for it."""
+    """The report read from the month's snapshot, or None when there is none for it.
+
+    Usually one primary-key query: the server part with the channel's part.
+    """
     month = closed_month_of(daterange)
     if month is None:
         return None
+    wanted = _part_key(set(channel_ids)) if channel_ids else "all"
+    found = read_parts(conn, guild_id, month, kind, ["server", wanted])
+    if "server" not in found:
+        return None
     if channel_ids is None:
-        found = read_parts(store, guild_id, month, kind, ["server", "all"])
-        if "server" not in found or "all" not in found:
+        if "all" not in found:
             return None
         part = _channel_part(found["all"])
     else:
-        server = read_parts(store, guild_id, month, kind, ["server"])
-        if "server" not in server:
-            return None
-        found = server
-        active = set(json.loads(server["server"])["a"]) & set(channel_ids)
+        active = set(json.loads(found["server"])["a"]) & set(channel_ids)
+        key = _part_key(active) if active else ""
         if not active:
             part = ChannelPart()
+        elif key in found:
+            part = _channel_part(found[key])
         else:
-            key = _part_key(active)
-            stored = read_parts(store, guild_id, month, kind, [key])
+            stored = read_parts(conn, guild_id, month, kind, [key])
             if key not in stored:
                 return None  # a name shared by channels in a way not stored: live
             part = _channel_part(stored[key])
-    report = assemble_report(
+    return assemble_report(
         kind,
         guild_id,
         report_channel_name(channel, channel_ids),
@@ -109,14 +113,13 @@ def snapshot_report(
         part,
         _server_part(found["server"]),
     )
-    return report
 
 
-def refuse_if_retired(store: Store, guild_id: int, daterange: DateRange) -> None:
+def refuse_if_retired(conn: Connection, guild_id: int, daterange: DateRange) -> None:
     """Refuse a range inside a month whose member rows retention deleted (whole months
     answer from their snapshots before this is asked)."""
     month = daterange.months[0]
-    marks = markers(store, guild_id)
+    marks = markers_on(conn, guild_id)
     mark = marks.get(month)
     if mark is None or mark.members_deleted_at is None:
         return

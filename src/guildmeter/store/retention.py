@@ -63,51 +63,66 @@ def retention_due(
 ) -> list[tuple[int, int, int]]:
     """``(guild, month, retention_months)`` whose member rows are now due for deletion:
     snapshot stored, rows not yet deleted, and the month ended more than the guild's
-    ``retention_months`` (its own setting, else ``default_months``; 0 keeps all) ago.
+    ``retention_months`` (its own setting, else ``default_months``; 0 keeps all) ago —
+    and months whose deletion was interrupted (it resumes where it stopped).
 
-    Cheap: the small marker table and the settings of the guilds in it.
+    Cheap: the small marker table, the settings of the guilds in it, and one index probe
+    per month already past retention.
     """
     from guildmeter.store.settings import SettingsStore
 
-    table = month_snapshots
+    table, members = month_snapshots, schema.members
     with store.engine.connect() as conn:
-        pending = [
-            (int(row.guild_id), int(row.month))
-            for row in conn.execute(
-                select(table.c.guild_id, table.c.month).where(
-                    table.c.ready_at.is_not(None), table.c.members_deleted_at.is_(None)
-                )
-            )
+        rows = conn.execute(
+            select(
+                table.c.guild_id, table.c.month, table.c.retention_months,
+                table.c.members_deleted_at.is_not(None),
+            ).where(table.c.ready_at.is_not(None))
+        ).all()  # fmt: skip
+        pending = [(int(r[0]), int(r[1])) for r in rows if not r[3]]
+        unfinished = [
+            (int(r[0]), int(r[1]), int(r[2] or 0))
+            for r in rows
+            if r[3]
+            and conn.execute(
+                select(members.c.id)
+                .where(members.c.guild_id == r[0], members.c.month == r[1])
+                .limit(1)
+            ).first()
+            is not None
         ]
-    if not pending:
-        return []
-    settings = SettingsStore(store).read_many({g for g, _ in pending})
-    due = []
-    for guild_id, month in sorted(pending):
-        own = settings[guild_id].retention_months
-        keep = default_months if own is None else own
-        if keep <= 0:
-            continue
-        if store.calendars.get(guild_id).month_start(add_months(month, 1 + keep)) <= now:
-            due.append((guild_id, month, keep))
-    return due
+    due = list(unfinished)
+    if pending:
+        settings = SettingsStore(store).read_many({g for g, _ in pending})
+        for guild_id, month in sorted(pending):
+            own = settings[guild_id].retention_months
+            keep = default_months if own is None else own
+            if keep <= 0:
+                continue
+            if store.calendars.get(guild_id).month_start(add_months(month, 1 + keep)) <= now:
+                due.append((guild_id, month, keep))
+    return sorted(due)
 
 
 def delete_member_rows(
     store: Store, guild_id: int, month: int, retention_months: int
 ) -> RetentionResult | None:
-    """Fold and delete one month's member-level rows (one transaction); None when the
-    month has no stored snapshot (or was done already)."""
-    marks = month_snapshots
+    """Fold and delete one month's member-level rows; None when the month has no stored
+    snapshot (or was done already).
+
+    The month is first marked (from then on late counts for it are discarded), then folded
+    one local day per transaction — so a SQLite writer (the flush) never waits on more
+    than a day of rows — and last its usage records and tokens go. Interrupted, it leaves
+    the month marked with rows left: `retention_due` lists it again and this resumes.
+    """
+    marks, members = month_snapshots, schema.members
     calendar = store.calendars.get(guild_id)
     start, end = calendar.first_bucket(month), calendar.first_bucket(add_months(month, 1))
     events = ", ".join(
         str(int(k)) for k in (EventKind.MSG, EventKind.JOIN, EventKind.PART, EventKind.VOICE)
     )
-    params = {"guild": guild_id, "start": start, "end": end}
-    members = schema.members
     with store.transaction() as conn:
-        # First a write: it takes the marker's lock (PostgreSQL) or the write lock (SQLite)
+        # A write first: it takes the marker's lock (PostgreSQL) or the write lock (SQLite)
         # before anything is read, so no late count slips in between.
         claimed = conn.execute(
             update(marks)
@@ -120,9 +135,29 @@ def delete_member_rows(
             .values(members_deleted_at=utcnow(), retention_months=retention_months)
         ).rowcount
         if claimed != 1:
-            return None
-        conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
-        activity = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
+            resumed = conn.execute(
+                select(marks.c.retention_months).where(
+                    marks.c.guild_id == guild_id,
+                    marks.c.month == month,
+                    marks.c.members_deleted_at.is_not(None),
+                )
+            ).first()
+            left = conn.execute(
+                select(members.c.id)
+                .where(members.c.guild_id == guild_id, members.c.month == month)
+                .limit(1)
+            ).first()
+            if resumed is None or left is None:
+                return None
+            retention_months = int(resumed.retention_months or retention_months)
+    activity = 0
+    for day in range(start, end, 24):
+        params = {"guild": guild_id, "start": day, "end": min(day + 24, end)}
+        with store.transaction() as conn:
+            conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
+            dropped = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
+            activity += int(dropped.rowcount or 0)
+    with store.transaction() as conn:
         month_members = select(members.c.id).where(
             members.c.guild_id == guild_id, members.c.month == month
         )
@@ -139,14 +174,7 @@ def delete_member_rows(
         gone = conn.execute(
             delete(members).where(members.c.guild_id == guild_id, members.c.month == month)
         ).rowcount
-    return RetentionResult(
-        guild_id,
-        month,
-        retention_months,
-        int(activity.rowcount or 0),
-        usage,
-        int(gone or 0),
-    )
+    return RetentionResult(guild_id, month, retention_months, activity, usage, int(gone or 0))
 
 
 def apply_retention(store: Store, due: list[tuple[int, int, int]]) -> list[RetentionResult]:

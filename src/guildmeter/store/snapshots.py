@@ -51,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
+from guildmeter.errors import StoreUnavailableError
 from guildmeter.store import schema
 from guildmeter.timeutil import utcnow
 
@@ -66,12 +67,14 @@ __all__ = [
     "finish_build",
     "invalidate_months",
     "markers",
+    "markers_on",
     "missing_snapshots",
     "month_snapshots",
     "month_snapshots_by_month",
     "read_parts",
     "report_snapshots",
     "settle_late_counts",
+    "touched_months",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,9 +125,14 @@ class MonthMarker:
 
 def markers(store: Store, guild_id: int) -> dict[int, MonthMarker]:
     """Every month marker of a guild, by month (a small table)."""
-    table = month_snapshots
     with store.engine.connect() as conn:
-        rows = conn.execute(select(table).where(table.c.guild_id == guild_id)).all()
+        return markers_on(conn, guild_id)
+
+
+def markers_on(conn: Connection, guild_id: int) -> dict[int, MonthMarker]:
+    """`markers` on an open connection."""
+    table = month_snapshots
+    rows = conn.execute(select(table).where(table.c.guild_id == guild_id)).all()
     return {
         int(row.month): MonthMarker(
             int(row.guild_id),
@@ -174,7 +182,7 @@ def begin_build(store: Store, guild_id: int, month: int) -> str | None:
             _delete_parts(conn, [(guild_id, month)])
             conn.execute(delete(table).where(where))
             conn.execute(insert(table).values(guild_id=guild_id, month=month, token=token))
-    except OperationalError as exc:  # lock_not_available: writers in flight; retried later
+    except (OperationalError, StoreUnavailableError) as exc:  # writers in flight: later
         log.info("snapshot build of month %d postponed: %s", month, str(exc).splitlines()[0])
         return None
     return token
@@ -209,20 +217,19 @@ def finish_build(
 
 
 def read_parts(
-    store: Store, guild_id: int, month: int, kind: str, parts: Sequence[str]
+    conn: Connection, guild_id: int, month: int, kind: str, parts: Sequence[str]
 ) -> dict[str, str]:
     """The stored payloads of ``parts`` (those that exist) — one primary-key query."""
     table = report_snapshots
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(table.c.part, table.c.payload).where(
-                table.c.guild_id == guild_id,
-                table.c.month == month,
-                table.c.kind == kind,
-                table.c.part.in_(list(parts)),
-            )
+    rows = conn.execute(
+        select(table.c.part, table.c.payload).where(
+            table.c.guild_id == guild_id,
+            table.c.month == month,
+            table.c.kind == kind,
+            table.c.part.in_(list(parts)),
         )
-        return {row.part: row.payload for row in rows}
+    )
+    return {row.part: row.payload for row in rows}
 
 
 def drop_snapshots(conn: Connection, guild_id: int) -> None:
@@ -248,7 +255,7 @@ def invalidate_months(conn: Connection, pairs: Iterable[tuple[int, int]]) -> Non
 
 
 def settle_late_counts(
-    store: Store, conn: Connection, counts: dict[CountKey, int]
+    store: Store, conn: Connection, counts: dict[CountKey, int], months: set[tuple[int, int]]
 ) -> dict[CountKey, int]:
     """Before counts are written (in the writer's transaction): drop the snapshots of the
     months they touch, and the counts of months whose member rows retention deleted.
@@ -259,7 +266,6 @@ def settle_late_counts(
     """
     if not counts:
         return counts
-    months = _touched_months(store, counts)
     table = month_snapshots
     if store.dialect == "sqlite":
         conn.execute(delete(table).where(table.c.guild_id == -1, table.c.month == -1))
@@ -290,16 +296,17 @@ def settle_late_counts(
     return kept
 
 
-def after_write(store: Store, conn: Connection, counts: dict[CountKey, int]) -> None:
+def after_write(store: Store, conn: Connection, months: set[tuple[int, int]]) -> None:
     """After counts are written (PostgreSQL): a build that claimed one of their months
     while this transaction ran is invalidated too (see the module docstring)."""
-    if store.dialect != "postgresql" or not counts:
+    if store.dialect != "postgresql" or not months:
         return
-    found = _markers_of(conn, _touched_months(store, counts))
+    found = _markers_of(conn, months)
     invalidate_months(conn, [pair for pair, deleted in found.items() if not deleted])
 
 
-def _touched_months(store: Store, counts: Iterable[CountKey]) -> set[tuple[int, int]]:
+def touched_months(store: Store, counts: Iterable[CountKey]) -> set[tuple[int, int]]:
+    """The (guild, month) pairs of counts (one pass over their keys, in C)."""
     calendars = store.calendars
     touched = {key[:2] for key in counts}
     return {(g, calendars.get(g).month_of_bucket(h)) for g, h in touched}

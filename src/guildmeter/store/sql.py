@@ -292,9 +292,10 @@ class Store:
         Months the counts touch lose their report snapshots (late counts of a closed month:
         `guildmeter.store.snapshots`); counts of months past retention are discarded.
         """
-        from guildmeter.store.snapshots import after_write, settle_late_counts
+        from guildmeter.store.snapshots import after_write, settle_late_counts, touched_months
 
-        counts = settle_late_counts(self, conn, counts)
+        months = touched_months(self, counts)
+        counts = settle_late_counts(self, conn, counts, months)
         self._pin_new_guilds(conn, counts)
         self._resolve_members(conn, counts, session_ids)
         cache = self._member_ids
@@ -310,7 +311,7 @@ class Store:
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
         self._upsert_activity(conn, rows)
         summaries.refresh_rows(conn, calendars, rows)  # the touched days' summaries
-        after_write(self, conn, counts)  # closed months' snapshots touched
+        after_write(self, conn, months)  # closed months' snapshots touched
         if channel_names:
             self._upsert_channels(conn, channel_names)
         return len(rows)
