@@ -4,7 +4,7 @@ The server is bench_reports' (about 1,000,000 activity rows a month: 20,000 post
 50 text and 5 voice channels), for the twelve months December 2025 to November 2026.
 March 2026 is written through Store.write_batch (the flush's path, summaries kept as it
 goes); the other months are copies of it (same rhythm, each month's own members) whose
-summaries are then computed by the upgrade's path (`summaries.rebuild_guilds`, as
+summaries are then computed by the upgrade's path (`summaries.record_stored`, as
 migration 0011 fills an existing database).
 
 ``history_12m_s``: daily messages and active users per channel over the twelve months
@@ -74,8 +74,7 @@ def populate_year(store: Store) -> int:
                 params,
             )
             rows += int(copied.rowcount or 0)
-            touched = list(range(start, start + hours))
-            summaries.refresh(conn, store.calendars, {GUILD: touched})
+            summaries.record_stored(conn, store.calendars, GUILD, start, start + hours)
     return rows
 
 

@@ -302,7 +302,7 @@ class Store:
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
         self._upsert_activity(conn, rows)
-        summaries.refresh_rows(conn, calendars, rows)  # the touched days' summaries
+        summaries.record_rows(conn, calendars, rows)  # the day summaries, exact
         if channel_names:
             self._upsert_channels(conn, channel_names)
         return len(rows)
