@@ -222,6 +222,8 @@ class _Changes:
         """Activity rows ``(guild, event, hour, channel, member, count)`` written (sign 1:
         counts added, member totals set) or deleted (-1: a member's rows, no totals)."""
         where: dict[tuple[int, int], tuple[int, int, int]] = {}
+        hours, days, presence = self.hours, self.days, self.presence
+        whole = WHOLE_GUILD
         for guild_id, event, hour, channel_id, member_id, count in rows:
             place = where.get((guild_id, hour))
             if place is None:
@@ -232,9 +234,8 @@ class _Changes:
                 place = where[(guild_id, hour)] = (day, month, bit)
             day, month, bit = place
             if event == _TOTAL:
-                for channel in (channel_id, WHOLE_GUILD):
+                for channel in (channel_id, whole):
                     self.hour((guild_id, hour, channel))[4] = count
-                for channel in (channel_id, WHOLE_GUILD):
                     entry = self.day((guild_id, day, channel))
                     if entry[7] is None or hour >= entry[7]:
                         entry[6], entry[7] = count, hour
@@ -243,16 +244,19 @@ class _Changes:
             if index is None:
                 continue
             amount = sign * count
-            self.hour((guild_id, hour, channel_id))[index] += amount
-            self.hour((guild_id, hour, WHOLE_GUILD))[index] += amount
-            self.day((guild_id, day, channel_id))[index] += amount
-            self.day((guild_id, day, WHOLE_GUILD))[index] += amount
-            if sign > 0 and member_id and index < 2:
-                for channel in (channel_id, WHOLE_GUILD):
-                    key = (guild_id, month, channel, member_id)
-                    bits = self.presence.get(key)
+            for channel in (channel_id, whole):
+                found = hours.get((guild_id, hour, channel))
+                if found is None:
+                    found = hours[(guild_id, hour, channel)] = [0, 0, 0, 0, None]
+                found[index] += amount
+                found = days.get((guild_id, day, channel))
+                if found is None:
+                    found = days[(guild_id, day, channel)] = [0, 0, 0, 0, 0, 0, None, None]
+                found[index] += amount
+                if sign > 0 and member_id and index < 2:
+                    bits = presence.get((guild_id, month, channel, member_id))
                     if bits is None:
-                        bits = self.presence[key] = [0, 0]
+                        bits = presence[(guild_id, month, channel, member_id)] = [0, 0]
                     bits[index] |= bit
         if sign < 0:
             self.removed = True
@@ -412,13 +416,16 @@ def _stored_masks(
         for g, m, c, i, msg, voice in rows:
             found[(int(g), int(m), int(c), int(i))] = (int(msg), int(voice))
         return found
+    # The answer as one JSON text: the driver hands over one value, not a row per key.
     sql = (
-        f"SELECT {columns} FROM (SELECT value ->> 0 AS g, value ->> 1 AS m, value ->> 2 AS c, "
-        f"value ->> 3 AS i FROM json_each(?)) k CROSS JOIN member_days d WHERE {match}"
+        f"SELECT json_group_array(json_array({columns})) FROM (SELECT value ->> 0 AS g, "
+        "value ->> 1 AS m, value ->> 2 AS c, value ->> 3 AS i FROM json_each(?)) k "
+        f"CROSS JOIN member_days d WHERE {match}"
     )
     for start in range(0, len(keys), 20_000):
         chunk = json.dumps(keys[start : start + 20_000])
-        for g, m, c, i, msg, voice in conn.exec_driver_sql(sql, (chunk,)):
+        answer = conn.exec_driver_sql(sql, (chunk,)).scalar()
+        for g, m, c, i, msg, voice in json.loads(answer or "[]"):
             found[(g, m, c, i)] = (msg, voice)
     return found
 
