@@ -222,42 +222,60 @@ class _Changes:
         """Activity rows ``(guild, event, hour, channel, member, count)`` written (sign 1:
         counts added, member totals set) or deleted (-1: a member's rows, no totals)."""
         where: dict[tuple[int, int], tuple[int, int, int]] = {}
-        hours, days, presence = self.hours, self.days, self.presence
-        whole = WHOLE_GUILD
-        for guild_id, event, hour, channel_id, member_id, count in rows:
-            place = where.get((guild_id, hour))
-            if place is None:
+
+        def place(guild_id: int, hour: int) -> tuple[int, int, int]:
+            found = where.get((guild_id, hour))
+            if found is None:
                 calendar = calendars.get(guild_id)
                 month = calendar.month_of_bucket(hour)
                 day = day_of_bucket(calendar, hour)
                 bit = 1 << (day - month_first_day(calendar, month))
-                place = where[(guild_id, hour)] = (day, month, bit)
-            day, month, bit = place
-            if event == _TOTAL:
-                for channel in (channel_id, whole):
-                    self.hour((guild_id, hour, channel))[4] = count
-                    entry = self.day((guild_id, day, channel))
-                    if entry[7] is None or hour >= entry[7]:
-                        entry[6], entry[7] = count, hour
-                continue
+                found = where[(guild_id, hour)] = (day, month, bit)
+            return found
+
+        sums: dict[tuple[int, int, int], list[int]] = {}
+        seen: dict[tuple[int, int, int, int], list[int]] = {}
+        whole = WHOLE_GUILD
+        for guild_id, event, hour, channel_id, member_id, count in rows:
             index = _INDEX.get(event)
             if index is None:
+                if event == _TOTAL:
+                    day = place(guild_id, hour)[0]
+                    for channel in (channel_id, whole):
+                        self.hour((guild_id, hour, channel))[4] = count
+                        entry = self.day((guild_id, day, channel))
+                        if entry[7] is None or hour >= entry[7]:
+                            entry[6], entry[7] = count, hour
                 continue
-            amount = sign * count
-            for channel in (channel_id, whole):
-                found = hours.get((guild_id, hour, channel))
-                if found is None:
-                    found = hours[(guild_id, hour, channel)] = [0, 0, 0, 0, None]
-                found[index] += amount
-                found = days.get((guild_id, day, channel))
-                if found is None:
-                    found = days[(guild_id, day, channel)] = [0, 0, 0, 0, 0, 0, None, None]
-                found[index] += amount
-                if sign > 0 and member_id and index < 2:
-                    bits = presence.get((guild_id, month, channel, member_id))
-                    if bits is None:
-                        bits = presence[(guild_id, month, channel, member_id)] = [0, 0]
-                    bits[index] |= bit
+            found = sums.get((guild_id, hour, channel_id))
+            if found is None:
+                found = sums[(guild_id, hour, channel_id)] = [0, 0, 0, 0]
+            found[index] += count
+            if sign > 0 and member_id and index < 2:
+                _day, month, bit = where.get((guild_id, hour)) or place(guild_id, hour)
+                bits = seen.get((guild_id, month, channel_id, member_id))
+                if bits is None:
+                    bits = seen[(guild_id, month, channel_id, member_id)] = [0, 0]
+                bits[index] |= bit
+        for (guild_id, hour, channel_id), values in sums.items():
+            day = place(guild_id, hour)[0]
+            for key in ((guild_id, hour, channel_id), (guild_id, hour, whole)):
+                entry = self.hour(key)
+                for i in range(4):
+                    entry[i] += sign * values[i]
+            for key in ((guild_id, day, channel_id), (guild_id, day, whole)):
+                entry = self.day(key)
+                for i in range(4):
+                    entry[i] += sign * values[i]
+        presence = self.presence
+        for (guild_id, month, channel_id, member_id), (msg, voice) in seen.items():
+            for mask in ((guild_id, month, channel_id, member_id),
+                         (guild_id, month, whole, member_id)):  # fmt: skip
+                bits = presence.get(mask)
+                if bits is None:
+                    bits = presence[mask] = [0, 0]
+                bits[0] |= msg
+                bits[1] |= voice
         if sign < 0:
             self.removed = True
 
