@@ -541,8 +541,8 @@ class Store:
         """
         if self.dialect == "postgresql":
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("ANALYZE activity")
-                conn.exec_driver_sql("ANALYZE members")
+                for table in ("activity", "members", *(t.name for t in summaries.summary_tables)):
+                    conn.exec_driver_sql(f"ANALYZE {table}")
 
     def scrub(self, *, wait_s: float = 30.0, rewrite_members: bool = False) -> bool:
         """Make destroyed keys and replaced pseudonyms unrecoverable from database files.
