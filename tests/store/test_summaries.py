@@ -97,15 +97,16 @@ class Oracle:
     def expected_days(self, guild: int) -> dict[tuple[int, int], tuple[Any, ...]]:
         calendar = self.store.calendars.get(guild)
         sums: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        totals: dict[int, tuple[int, int]] = {}
+        totals: dict[tuple[int, int], tuple[int, int]] = {}
         for hour, event, channel, _, count in self.rows(guild):
             day = self.day(calendar, hour)
             for key in ((day, channel), (day, WHOLE_GUILD)):
                 entry = sums[key]
                 if event in (MSG, VOICE, JOIN, PART):
                     entry[(MSG, VOICE, JOIN, PART).index(event)] += count
-            if event == TOTAL and (day not in totals or hour > totals[day][0]):
-                totals[day] = (hour, count)
+            for key in ((day, channel), (day, WHOLE_GUILD)):
+                if event == TOTAL and (key not in totals or hour > totals[key][0]):
+                    totals[key] = (hour, count)
         users: dict[tuple[int, int, int], set[tuple[int, int]]] = defaultdict(set)
         for g, month, channel, member, event, day in self.seen:
             if g == guild:
@@ -113,7 +114,7 @@ class Oracle:
                     users[key].add((month, member))
         out = {}
         for (day, channel), (messages, voice, joins, parts) in sums.items():
-            total = totals.get(day) if channel == WHOLE_GUILD else None
+            total = totals.get((day, channel))
             out[(day, channel)] = (
                 messages, voice, len(users[(day, channel, MSG)]),
                 len(users[(day, channel, VOICE)]), joins, parts,

@@ -179,7 +179,8 @@ class RightsStore:
             if member_id is None:
                 return found
             self._subtract_usage_summaries(conn, guild_id, member_id)
-            hours = summaries.member_hours(conn, guild_id, member_id)
+            # Out of the day summaries first (while their rows still say what they held).
+            summaries.forget_member(conn, self.store.calendars, guild_id, month, member_id)
             for table in (
                 schema.activity,
                 *_RAW_USAGE,
@@ -188,9 +189,6 @@ class RightsStore:
             ):
                 mine = and_(table.c.guild_id == guild_id, table.c.member_id == member_id)
                 conn.execute(delete(table).where(mine))
-            # The day summaries of their days, without them.
-            calendars = self.store.calendars
-            summaries.forget_member(conn, calendars, guild_id, month, member_id, hours)
             conn.execute(
                 update(schema.members)
                 .where(schema.members.c.id == member_id)

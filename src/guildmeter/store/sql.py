@@ -310,7 +310,7 @@ class Store:
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
         self._upsert_activity(conn, rows)
-        summaries.refresh_rows(conn, calendars, rows)  # the touched days' summaries
+        summaries.record_rows(conn, calendars, rows)  # the day summaries, exact
         after_write(self, conn, months)  # closed months' snapshots touched
         if channel_names:
             self._upsert_channels(conn, channel_names)
@@ -556,8 +556,8 @@ class Store:
         """
         if self.dialect == "postgresql":
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("ANALYZE activity")
-                conn.exec_driver_sql("ANALYZE members")
+                for table in ("activity", "members", *(t.name for t in summaries.summary_tables)):
+                    conn.exec_driver_sql(f"ANALYZE {table}")
 
     def scrub(self, *, wait_s: float = 30.0, rewrite_members: bool = False) -> bool:
         """Make destroyed keys and replaced pseudonyms unrecoverable from database files.

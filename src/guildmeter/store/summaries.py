@@ -13,27 +13,30 @@ what they need, all derived from ``activity``:
   seconds, active users, voice users, joins, parts and the latest member total.
 - ``month_users``: per statistics month and channel, distinct active and voice users.
 
-Every writer recomputes what it touched inside its own transaction (`refresh`): the sums
-of each touched local day are re-read from the hourly rows, the day bits of the members in
-them are set, and the distinct counts of the touched days and months are recounted from
-the bits. Writes only add rows, so setting bits is exact; the writers that remove rows
-say what they removed (`forget_member`, `delete_guild`). When an "aggregates only" guild's
-month is folded (`guildmeter.store.rights.collapse_if_aggregates_only`) the member rows go
-but the bits stay — they hold only which days an anonymous token was active, never how
-much — so the distinct counts stay those computed before the fold, and a late event of
-that month (written under a fresh token) adds to them exactly.
+Every writer keeps them exact inside its own transaction, in time proportional to what it
+writes (`record_rows`, called by the one write path, ``Store._apply``, that the flush,
+imports and backfills share): its counts are added to the sums (member totals: the latest
+hour wins), the day bits of the members in its rows are set, and each bit newly set adds
+one user to its day (and, a member's first bit of the month, to the month). The writers
+that remove rows take out what they remove (`forget_member`, `delete_guild`). When an
+"aggregates only" guild's month is folded (`guildmeter.store.rights.
+collapse_if_aggregates_only`) the sums do not change and the bits stay — they hold only
+which days an anonymous token was active, never how much — so the distinct counts stay
+those computed before the fold, and a late event of that month (written under a fresh
+token) adds to them exactly. An upgrade fills the tables from the hourly rows through the
+same path (`rebuild_all`).
 
 Days are the guild's local days (`guildmeter.zones`): day ``d`` holds the buckets whose
 local wall-clock hours since the epoch, divided by 24, are ``d``. A zone change only takes
 effect from a month without counts (see `guildmeter.store.timezones`), except for a guild
 without member statistics, which switches at once: then its summaries are rebuilt from
-the hourly rows on the new clock (`rebuild_guild`).
+the hourly rows on the new clock (`after_zone_change`).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -64,8 +67,8 @@ __all__ = [
     "month_users",
     "rebuild_all",
     "rebuild_guild",
-    "refresh",
-    "refresh_rows",
+    "record_rows",
+    "record_stored",
     "summary_tables",
 ]
 
@@ -169,59 +172,280 @@ def day_buckets(calendar: GuildCalendar, day: int) -> tuple[int, ...]:
 
 # -- maintenance -------------------------------------------------------------------------------
 
-_TOUCHED = "gm_touched_hours"
-_TOUCHED_COLUMNS = "guild_id, hour, day, month, bit, bitval"
+_INDEX = {_MSG: 0, _VOICE: 1, _JOIN: 2, _PART: 3}
+_HOUR_COLUMNS = ("guild_id", "hour", "channel_id", "messages", "voice_seconds", "joins",
+                 "parts", "member_total")  # fmt: skip
+_DAY_COLUMNS = ("guild_id", "day", "channel_id", "messages", "voice_seconds", "joins",
+                "parts", "active_users", "voice_users", "member_total",
+                "member_total_hour")  # fmt: skip
+_MONTH_COLUMNS = ("guild_id", "month", "channel_id", "active_users", "voice_users")
+_MASK_COLUMNS = ("guild_id", "month", "channel_id", "member_id", "msg_days", "voice_days")
+_PG_TYPES = {"hour": "INTEGER", "day": "INTEGER", "month": "INTEGER",
+             "member_total_hour": "INTEGER", "active_users": "INTEGER",
+             "voice_users": "INTEGER"}  # fmt: skip
 
 
-def refresh_rows(conn: Connection, calendars: Calendars, rows: Iterable[tuple[int, ...]]) -> None:
-    """`refresh` for freshly upserted activity rows ``(guild, event, hour, …)``."""
-    touched: dict[int, set[int]] = defaultdict(set)
-    for row in rows:
-        touched[row[0]].add(row[2])
-    refresh(conn, calendars, touched)
+class _Changes:
+    """What a write adds to (or, from a deletion, takes from) the summaries."""
+
+    def __init__(self) -> None:
+        # [messages, voice seconds, joins, parts, member total or None]
+        self.hours: dict[tuple[int, int, int], list[Any]] = {}
+        # [messages, voice seconds, joins, parts, active, voice users, total, total's hour]
+        self.days: dict[tuple[int, int, int], list[Any]] = {}
+        self.months: dict[tuple[int, int, int], list[int]] = {}
+        #: Day bits seen in the rows: (guild, month, channel, member) -> [msg, voice].
+        self.presence: dict[tuple[int, int, int, int], list[int]] = {}
+        self.removed = False
+
+    def hour(self, key: tuple[int, int, int]) -> list[Any]:
+        found = self.hours.get(key)
+        if found is None:
+            found = self.hours[key] = [0, 0, 0, 0, None]
+        return found
+
+    def day(self, key: tuple[int, int, int]) -> list[Any]:
+        found = self.days.get(key)
+        if found is None:
+            found = self.days[key] = [0, 0, 0, 0, 0, 0, None, None]
+        return found
+
+    def month(self, key: tuple[int, int, int]) -> list[int]:
+        found = self.months.get(key)
+        if found is None:
+            found = self.months[key] = [0, 0]
+        return found
+
+    def add_rows(
+        self, calendars: Calendars, rows: Iterable[tuple[int, ...]], sign: int = 1
+    ) -> None:
+        """Activity rows ``(guild, event, hour, channel, member, count)`` written (sign 1:
+        counts added, member totals set) or deleted (-1: a member's rows, no totals)."""
+        where: dict[tuple[int, int], tuple[int, int, int]] = {}
+
+        def place(guild_id: int, hour: int) -> tuple[int, int, int]:
+            found = where.get((guild_id, hour))
+            if found is None:
+                calendar = calendars.get(guild_id)
+                month = calendar.month_of_bucket(hour)
+                day = day_of_bucket(calendar, hour)
+                bit = 1 << (day - month_first_day(calendar, month))
+                found = where[(guild_id, hour)] = (day, month, bit)
+            return found
+
+        sums: dict[tuple[int, int, int], list[int]] = {}
+        seen: dict[tuple[int, int, int, int], list[int]] = {}
+        whole = WHOLE_GUILD
+        for guild_id, event, hour, channel_id, member_id, count in rows:
+            index = _INDEX.get(event)
+            if index is None:
+                if event == _TOTAL:
+                    day = place(guild_id, hour)[0]
+                    for channel in (channel_id, whole):
+                        self.hour((guild_id, hour, channel))[4] = count
+                        entry = self.day((guild_id, day, channel))
+                        if entry[7] is None or hour >= entry[7]:
+                            entry[6], entry[7] = count, hour
+                continue
+            found = sums.get((guild_id, hour, channel_id))
+            if found is None:
+                found = sums[(guild_id, hour, channel_id)] = [0, 0, 0, 0]
+            found[index] += count
+            if sign > 0 and member_id and index < 2:
+                _day, month, bit = where.get((guild_id, hour)) or place(guild_id, hour)
+                bits = seen.get((guild_id, month, channel_id, member_id))
+                if bits is None:
+                    bits = seen[(guild_id, month, channel_id, member_id)] = [0, 0]
+                bits[index] |= bit
+        for (guild_id, hour, channel_id), values in sums.items():
+            day = place(guild_id, hour)[0]
+            for key in ((guild_id, hour, channel_id), (guild_id, hour, whole)):
+                entry = self.hour(key)
+                for i in range(4):
+                    entry[i] += sign * values[i]
+            for key in ((guild_id, day, channel_id), (guild_id, day, whole)):
+                entry = self.day(key)
+                for i in range(4):
+                    entry[i] += sign * values[i]
+        presence = self.presence
+        for (guild_id, month, channel_id, member_id), (msg, voice) in seen.items():
+            for mask in ((guild_id, month, channel_id, member_id),
+                         (guild_id, month, whole, member_id)):  # fmt: skip
+                bits = presence.get(mask)
+                if bits is None:
+                    bits = presence[mask] = [0, 0]
+                bits[0] |= msg
+                bits[1] |= voice
+        if sign < 0:
+            self.removed = True
 
 
-def refresh(conn: Connection, calendars: Calendars, touched: Mapping[int, Iterable[int]]) -> None:
-    """Recompute every summary of each (guild, local day) holding one of the ``touched``
-    buckets (``{guild: buckets}``), in the caller's transaction."""
-    hours: list[dict[str, int]] = []
-    for guild_id in sorted(touched):
-        calendar = calendars.get(guild_id)
-        days = {day_of_bucket(calendar, b) for b in touched[guild_id]}
-        for day in sorted(days):
-            for bucket in day_buckets(calendar, day):
-                month = calendar.month_of_bucket(bucket)
-                bit = day - month_first_day(calendar, month)
-                hours.append(
-                    {"g": guild_id, "h": bucket, "d": day, "m": month, "b": bit, "v": 1 << bit}
-                )
-    if not hours:
+def record_rows(conn: Connection, calendars: Calendars, rows: Iterable[tuple[int, ...]]) -> None:
+    """The summaries of activity rows ``(guild, event, hour, channel, member, count)`` just
+    upserted (counts added, member totals set), in the writer's transaction."""
+    changes = _Changes()
+    changes.add_rows(calendars, rows)
+    _apply(conn, calendars, changes)
+
+
+def record_stored(
+    conn: Connection, calendars: Calendars, guild_id: int, first_hour: int, end_hour: int
+) -> None:
+    """Add the guild's stored rows of buckets [first, end) to summaries that lack them
+    (an upgrade, a rebuild, a bulk copy)."""
+    query = text(
+        "SELECT guild_id, event, hour, channel_id, member_id, count FROM activity "
+        "WHERE guild_id = :g AND hour >= :s AND hour < :e"
+    )
+    result = conn.execute(query, {"g": guild_id, "s": first_hour, "e": end_hour})
+    while chunk := result.fetchmany(200_000):
+        rows = [(int(g), int(e), int(h), int(c), int(m), int(n)) for g, e, h, c, m, n in chunk]
+        record_rows(conn, calendars, rows)
+
+
+def _apply(conn: Connection, calendars: Calendars, changes: _Changes) -> None:
+    """Turn presences into user counts (bits newly set) and write every change."""
+    if not changes.hours and not changes.days:
         return
     dialect = conn.dialect.name
     if dialect == "postgresql":
         # Shards writing the same guild take turns (sorted: no deadlock between them).
-        for guild_id in sorted(touched):
+        for guild_id in sorted({key[0] for key in changes.days}):
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(guild_id)})
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_TOUCHED} (guild_id BIGINT, hour INTEGER, "
-            "day INTEGER, month INTEGER, bit INTEGER, bitval BIGINT) ON COMMIT DELETE ROWS"
+    if changes.presence:
+        old = _stored_masks(conn, list(changes.presence))
+        masks = []
+        for key, (msg, voice) in changes.presence.items():
+            was_msg, was_voice = old.get(key, (0, 0))
+            new_msg, new_voice = msg & ~was_msg, voice & ~was_voice
+            if not new_msg and not new_voice:
+                continue
+            guild_id, month, channel_id, _member = key
+            first = month_first_day(calendars.get(guild_id), month)
+            for index, fresh, was in ((4, new_msg, was_msg), (5, new_voice, was_voice)):
+                if not fresh:
+                    continue
+                for offset in _bits(fresh):
+                    changes.day((guild_id, first + offset, channel_id))[index] += 1
+                if not was:
+                    changes.month((guild_id, month, channel_id))[index - 4] += 1
+            masks.append((*key, was_msg | msg, was_voice | voice))
+        _upsert(conn, "member_days", _MASK_COLUMNS, 4, masks, "msg_days = excluded.msg_days, "
+                "voice_days = excluded.voice_days")  # fmt: skip
+    _write(conn, changes)
+
+
+def _bits(value: int) -> Iterator[int]:
+    while value:
+        low = value & -value
+        yield low.bit_length() - 1
+        value ^= low
+
+
+def _write(conn: Connection, changes: _Changes) -> None:
+    hours = [(*key, *values) for key, values in sorted(changes.hours.items())]
+    add = "{0} = hour_summaries.{0} + excluded.{0}"
+    total = "member_total = COALESCE(excluded.member_total, hour_summaries.member_total)"
+    _upsert(conn, "hour_summaries", _HOUR_COLUMNS, 3, hours,
+            ", ".join(add.format(c) for c in _HOUR_COLUMNS[3:7]) + ", " + total)  # fmt: skip
+    days = [(*key, *values) for key, values in sorted(changes.days.items())]
+    add = "{0} = day_summaries.{0} + excluded.{0}"
+    later = ("excluded.member_total_hour IS NOT NULL AND (day_summaries.member_total_hour IS "
+             "NULL OR excluded.member_total_hour >= day_summaries.member_total_hour)")  # fmt: skip
+    _upsert(conn, "day_summaries", _DAY_COLUMNS, 3, days,
+            ", ".join(add.format(c) for c in _DAY_COLUMNS[3:9])
+            + f", member_total = CASE WHEN {later} THEN excluded.member_total "
+            "ELSE day_summaries.member_total END"
+            + f", member_total_hour = CASE WHEN {later} THEN excluded.member_total_hour "
+            "ELSE day_summaries.member_total_hour END")  # fmt: skip
+    months = [(*key, *values) for key, values in sorted(changes.months.items())]
+    add = "{0} = month_users.{0} + excluded.{0}"
+    _upsert(conn, "month_users", _MONTH_COLUMNS, 3, months,
+            ", ".join(add.format(c) for c in _MONTH_COLUMNS[3:]))  # fmt: skip
+    if changes.removed:
+        # Rows a deletion emptied: as if nothing had been counted there.
+        for guild_id in sorted({key[0] for key in changes.days}):
+            params = {"g": guild_id}
+            conn.execute(
+                text(
+                    "DELETE FROM hour_summaries WHERE guild_id = :g AND messages = 0 AND "
+                    "voice_seconds = 0 AND joins = 0 AND parts = 0 AND member_total IS NULL"
+                ),
+                params,
+            )
+            conn.execute(
+                text(
+                    "DELETE FROM day_summaries WHERE guild_id = :g AND messages = 0 AND "
+                    "voice_seconds = 0 AND joins = 0 AND parts = 0 AND active_users = 0 AND "
+                    "voice_users = 0 AND member_total IS NULL"
+                ),
+                params,
+            )
+            conn.execute(text(
+                "DELETE FROM month_users WHERE guild_id = :g AND active_users = 0 "
+                "AND voice_users = 0"), params)  # fmt: skip
+
+
+def _upsert(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    keys: int,
+    rows: Sequence[tuple[Any, ...]],
+    updates: str,
+) -> None:
+    """One set-based upsert: rows as one JSON parameter (SQLite) or arrays (PostgreSQL)."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    conflict = f"ON CONFLICT ({', '.join(columns[:keys])}) DO UPDATE SET {updates}"
+    if conn.dialect.name == "postgresql":
+        arrays = {f"a{i}": [row[i] for row in rows] for i in range(len(columns))}
+        source = ", ".join(
+            f"CAST(:a{i} AS {_PG_TYPES.get(c, 'BIGINT')}[])" for i, c in enumerate(columns)
         )
-    else:
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_TOUCHED} (guild_id INTEGER, hour INTEGER, "
-            "day INTEGER, month INTEGER, bit INTEGER, bitval INTEGER)"
+        conn.execute(
+            text(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({source}) {conflict}"),
+            arrays,
         )
-    conn.exec_driver_sql(f"DELETE FROM {_TOUCHED}")
-    conn.execute(
-        text(f"INSERT INTO {_TOUCHED} ({_TOUCHED_COLUMNS}) VALUES (:g, :h, :d, :m, :b, :v)"),
-        hours,
+        return
+    values = ", ".join(f"value ->> {i}" for i in range(len(columns)))
+    sql = f"INSERT INTO {table} ({names}) SELECT {values} FROM json_each(?) WHERE true {conflict}"
+    for start in range(0, len(rows), 20_000):
+        conn.exec_driver_sql(sql, (json.dumps(rows[start : start + 20_000]),))
+
+
+def _stored_masks(
+    conn: Connection, keys: Sequence[tuple[int, int, int, int]]
+) -> dict[tuple[int, int, int, int], tuple[int, int]]:
+    """The stored day bits of ``(guild, month, channel, member)`` keys (absent: none)."""
+    found: dict[tuple[int, int, int, int], tuple[int, int]] = {}
+    columns = "d.guild_id, d.month, d.channel_id, d.member_id, d.msg_days, d.voice_days"
+    match = ("d.guild_id = k.g AND d.month = k.m AND d.channel_id = k.c "
+             "AND d.member_id = k.i")  # fmt: skip
+    if conn.dialect.name == "postgresql":
+        query = text(
+            f"SELECT {columns} FROM unnest(CAST(:g AS BIGINT[]), CAST(:m AS INTEGER[]), "
+            "CAST(:c AS BIGINT[]), CAST(:i AS BIGINT[])) AS k(g, m, c, i) "
+            f"JOIN member_days d ON {match}"
+        )
+        params = {name: [key[n] for key in keys] for n, name in enumerate("gmci")}
+        rows: Iterable[Any] = conn.execute(query, params)
+        for g, m, c, i, msg, voice in rows:
+            found[(int(g), int(m), int(c), int(i))] = (int(msg), int(voice))
+        return found
+    # The answer as one JSON text: the driver hands over one value, not a row per key.
+    sql = (
+        f"SELECT json_group_array(json_array({columns})) FROM (SELECT value ->> 0 AS g, "
+        "value ->> 1 AS m, value ->> 2 AS c, value ->> 3 AS i FROM json_each(?)) k "
+        f"CROSS JOIN member_days d WHERE {match}"
     )
-    if dialect == "postgresql":
-        conn.exec_driver_sql(f"ANALYZE {_TOUCHED}")
-    for sql in _REFRESH_SQL:
-        conn.exec_driver_sql(sql)
-    _write_days(conn)
-    conn.exec_driver_sql(f"DELETE FROM {_TOUCHED}")
+    for start in range(0, len(keys), 20_000):
+        chunk = json.dumps(keys[start : start + 20_000])
+        answer = conn.exec_driver_sql(sql, (chunk,)).scalar()
+        for g, m, c, i, msg, voice in json.loads(answer or "[]"):
+            found[(g, m, c, i)] = (msg, voice)
+    return found
 
 
 def _lock_key(guild_id: int) -> int:
@@ -229,171 +453,42 @@ def _lock_key(guild_id: int) -> int:
     return (guild_id ^ 0x5EED_0013) & 0x7FFF_FFFF_FFFF_FFFF
 
 
-_T = _TOUCHED
-_W = WHOLE_GUILD
-_REFRESH_SQL = (
-    # Hour sums of the touched days, from the hourly rows.
-    f"DELETE FROM hour_summaries WHERE (guild_id, hour) IN (SELECT guild_id, hour FROM {_T})",
-    "INSERT INTO hour_summaries (guild_id, hour, channel_id, messages, voice_seconds, joins, "
-    "parts, member_total) "
-    "SELECT a.guild_id, a.hour, a.channel_id, "
-    f"SUM(CASE WHEN a.event = {_MSG} THEN a.count ELSE 0 END), "
-    f"SUM(CASE WHEN a.event = {_VOICE} THEN a.count ELSE 0 END), "
-    f"SUM(CASE WHEN a.event = {_JOIN} THEN a.count ELSE 0 END), "
-    f"SUM(CASE WHEN a.event = {_PART} THEN a.count ELSE 0 END), "
-    f"MAX(CASE WHEN a.event = {_TOTAL} THEN a.count END) "
-    f"FROM {_T} t CROSS JOIN activity a "
-    f"WHERE a.guild_id = t.guild_id AND a.event IN ({_EVENTS}) AND a.hour = t.hour "
-    "GROUP BY a.guild_id, a.hour, a.channel_id "
-    "ON CONFLICT (guild_id, hour, channel_id) DO UPDATE SET messages = excluded.messages, "
-    "voice_seconds = excluded.voice_seconds, joins = excluded.joins, parts = excluded.parts, "
-    "member_total = excluded.member_total",
-    "INSERT INTO hour_summaries (guild_id, hour, channel_id, messages, voice_seconds, joins, "
-    "parts, member_total) "
-    f"SELECT h.guild_id, h.hour, {_W}, SUM(h.messages), SUM(h.voice_seconds), SUM(h.joins), "
-    "SUM(h.parts), MAX(h.member_total) "
-    f"FROM {_T} t CROSS JOIN hour_summaries h "
-    f"WHERE h.guild_id = t.guild_id AND h.hour = t.hour AND h.channel_id <> {_W} "
-    "GROUP BY h.guild_id, h.hour "
-    "ON CONFLICT (guild_id, hour, channel_id) DO UPDATE SET messages = excluded.messages, "
-    "voice_seconds = excluded.voice_seconds, joins = excluded.joins, parts = excluded.parts, "
-    "member_total = excluded.member_total",
-    # The members' day bits (per channel, then for the whole guild): only ever set.
-    *(
-        "INSERT INTO member_days (guild_id, month, channel_id, member_id, msg_days, voice_days) "
-        f"SELECT guild_id, month, {channel}, member_id, "
-        f"SUM(CASE WHEN event = {_MSG} THEN bitval ELSE 0 END), "
-        f"SUM(CASE WHEN event = {_VOICE} THEN bitval ELSE 0 END) "
-        f"FROM (SELECT DISTINCT a.guild_id, t.month, {inner}a.member_id, a.event, t.bitval "
-        f"FROM {_T} t CROSS JOIN activity a WHERE a.guild_id = t.guild_id "
-        f"AND a.event IN ({_MSG}, {_VOICE}) AND a.hour = t.hour AND a.member_id <> 0) p "
-        f"WHERE true GROUP BY guild_id, month, {group}member_id "
-        "ON CONFLICT (guild_id, month, channel_id, member_id) DO UPDATE SET "
-        "msg_days = member_days.msg_days | excluded.msg_days, "
-        "voice_days = member_days.voice_days | excluded.voice_days"
-        for channel, inner, group in (
-            ("channel_id", "a.channel_id, ", "channel_id, "),
-            (str(_W), "", ""),
-        )
-    ),
-    # Distinct users of the touched months, from the bits.
-    "DELETE FROM month_users WHERE (guild_id, month) IN "
-    f"(SELECT DISTINCT guild_id, month FROM {_T})",
-    "INSERT INTO month_users (guild_id, month, channel_id, active_users, voice_users) "
-    "SELECT m.guild_id, m.month, m.channel_id, "
-    "SUM(CASE WHEN m.msg_days <> 0 THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN m.voice_days <> 0 THEN 1 ELSE 0 END) "
-    f"FROM (SELECT DISTINCT guild_id, month FROM {_T}) t CROSS JOIN member_days m "
-    "WHERE m.guild_id = t.guild_id AND m.month = t.month "
-    "GROUP BY m.guild_id, m.month, m.channel_id "
-    "ON CONFLICT (guild_id, month, channel_id) DO UPDATE SET "
-    "active_users = excluded.active_users, voice_users = excluded.voice_users",
-)
-
-_DAY_USERS_SQL = (
-    "SELECT m.guild_id, t.day, m.channel_id, SUM((m.msg_days >> t.bit) & 1), "
-    "SUM((m.voice_days >> t.bit) & 1) "
-    f"FROM (SELECT DISTINCT guild_id, month, day, bit FROM {_T}) t CROSS JOIN member_days m "
-    "WHERE m.guild_id = t.guild_id AND m.month = t.month "
-    "GROUP BY m.guild_id, t.day, m.channel_id"
-)
-_DAY_SUMS_SQL = (
-    "SELECT h.guild_id, t.day, h.channel_id, SUM(h.messages), SUM(h.voice_seconds), "
-    "SUM(h.joins), SUM(h.parts) "
-    f"FROM {_T} t CROSS JOIN hour_summaries h "
-    "WHERE h.guild_id = t.guild_id AND h.hour = t.hour "
-    "GROUP BY h.guild_id, t.day, h.channel_id"
-)
-_DAY_TOTALS_SQL = (
-    "SELECT h.guild_id, t.day, h.hour, h.member_total "
-    f"FROM {_T} t CROSS JOIN hour_summaries h "
-    f"WHERE h.guild_id = t.guild_id AND h.hour = t.hour AND h.channel_id = {_W} "
-    "AND h.member_total IS NOT NULL"
-)
-_DAY_COLUMNS = (
-    "guild_id", "day", "channel_id", "messages", "voice_seconds", "active_users",
-    "voice_users", "joins", "parts", "member_total", "member_total_hour",
-)  # fmt: skip
-
-
-def _write_days(conn: Connection) -> None:
-    """The touched days' rows: sums from the hour sums, users from the bits."""
-    rows: dict[tuple[int, int, int], dict[str, Any]] = {}
-
-    def row(guild_id: int, day: int, channel_id: int) -> dict[str, Any]:
-        key = (int(guild_id), int(day), int(channel_id))
-        found = rows.get(key)
-        if found is None:
-            found = rows[key] = dict.fromkeys(_DAY_COLUMNS[3:9], 0) | {
-                "guild_id": key[0], "day": key[1], "channel_id": key[2],
-                "member_total": None, "member_total_hour": None,
-            }  # fmt: skip
-        return found
-
-    for g, d, c, messages, voice, joins, parts in conn.exec_driver_sql(_DAY_SUMS_SQL):
-        entry = row(g, d, c)
-        entry.update(messages=int(messages), voice_seconds=int(voice), joins=int(joins),
-                     parts=int(parts))  # fmt: skip
-    for g, d, c, active, in_voice in conn.exec_driver_sql(_DAY_USERS_SQL):
-        if active or in_voice or (int(g), int(d), int(c)) in rows:
-            entry = row(g, d, c)
-            # A day split between two months (a zone change) is counted in both.
-            entry["active_users"] += int(active)
-            entry["voice_users"] += int(in_voice)
-    for g, d, hour, total in conn.exec_driver_sql(_DAY_TOTALS_SQL):
-        entry = row(g, d, _W)
-        if entry["member_total_hour"] is None or hour > entry["member_total_hour"]:
-            entry.update(member_total=int(total), member_total_hour=int(hour))
-    conn.exec_driver_sql(
-        "DELETE FROM day_summaries WHERE (guild_id, day) IN "
-        f"(SELECT DISTINCT guild_id, day FROM {_T})"
-    )
-    if rows:
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _DAY_COLUMNS[3:])
-        conn.execute(
-            text(
-                f"INSERT INTO day_summaries ({', '.join(_DAY_COLUMNS)}) VALUES "
-                f"({', '.join(':' + c for c in _DAY_COLUMNS)}) "
-                f"ON CONFLICT (guild_id, day, channel_id) DO UPDATE SET {updates}"
-            ),
-            [rows[key] for key in sorted(rows)],
-        )
-
-
 # -- the writers that remove rows ------------------------------------------------------------
 
 
-def member_hours(conn: Connection, guild_id: int, member_id: int) -> list[int]:
-    """The buckets holding a member's rows (read before `forget_member` deletes them)."""
-    act = schema.activity
-    from sqlalchemy import select
-
-    return [
-        int(h)
-        for h in conn.scalars(
-            select(act.c.hour)
-            .where(act.c.guild_id == guild_id, act.c.event.in_([int(k) for k in EventKind]))
-            .where(act.c.member_id == member_id)
-            .distinct()
-        )
-    ]
-
-
 def forget_member(
-    conn: Connection,
-    calendars: Calendars,
-    guild_id: int,
-    month: int,
-    member_id: int,
-    hours: Iterable[int],
+    conn: Connection, calendars: Calendars, guild_id: int, month: int, member_id: int
 ) -> None:
-    """After a member's rows of ``hours`` were deleted: their bits go, their days are
-    recomputed."""
+    """Before a member's rows are deleted (forget-me): take them out of the summaries."""
+    changes = _Changes()
+    rows = conn.execute(
+        text(
+            "SELECT guild_id, event, hour, channel_id, member_id, count FROM activity "
+            f"WHERE guild_id = :g AND event IN ({_EVENTS}) AND member_id = :i"
+        ),
+        {"g": guild_id, "i": member_id},
+    )
+    changes.add_rows(calendars, [tuple(int(v) for v in row) for row in rows], sign=-1)
+    first = month_first_day(calendars.get(guild_id), month)
+    params = {"g": guild_id, "m": month, "i": member_id}
+    for channel_id, msg, voice in conn.execute(
+        text(
+            "SELECT channel_id, msg_days, voice_days FROM member_days "
+            "WHERE guild_id = :g AND month = :m AND member_id = :i"
+        ),
+        params,
+    ):
+        for index, bits in ((4, int(msg)), (5, int(voice))):
+            for offset in _bits(bits):
+                changes.day((guild_id, first + offset, int(channel_id)))[index] -= 1
+            if bits:
+                changes.month((guild_id, month, int(channel_id)))[index - 4] -= 1
     conn.execute(
         text("DELETE FROM member_days WHERE guild_id = :g AND month = :m AND member_id = :i"),
-        {"g": guild_id, "m": month, "i": member_id},
+        params,
     )
-    refresh(conn, calendars, {guild_id: list(hours)})
+    changes.removed = True
+    _write(conn, changes)
 
 
 def delete_guild(conn: Connection, guild_id: int) -> int:
@@ -413,34 +508,28 @@ def has_member_days(conn: Connection, guild_id: int) -> bool:
     return found is not None
 
 
-def rebuild_guild(conn: Connection, calendar: GuildCalendar, guild_id: int) -> None:
-    """Every summary of a guild, again from its hourly rows, on ``calendar``.
+def rebuild_guild(conn: Connection, calendars: Calendars, guild_id: int) -> None:
+    """Every summary of a guild, again from its hourly rows, on its clock in ``calendars``.
 
-    Only right where the hourly rows still hold every member (nothing folded at month
-    end): a guild whose clock changes at once has no member statistics at all.
+    Distinct users of months folded to aggregates only are then what the rows still show
+    (none): a guild whose clock changes at once has no such month (see `has_member_days`).
     """
     delete_guild(conn, guild_id)
-    rebuild_guilds(conn, Calendars({guild_id: calendar.schedule}), [guild_id])
-
-
-def rebuild_guilds(conn: Connection, calendars: Calendars, guild_ids: Iterable[int]) -> None:
-    """Summaries of guilds that have none yet, from their hourly rows, a month at a time."""
-    for guild_id in guild_ids:
-        calendar = calendars.get(guild_id)
-        by_month: dict[int, list[int]] = defaultdict(list)
-        hours = conn.execute(
-            text("SELECT DISTINCT hour FROM activity WHERE guild_id = :g"), {"g": guild_id}
-        ).scalars()
-        for hour in hours:
-            by_month[calendar.month_of_bucket(int(hour))].append(int(hour))
-        for month in sorted(by_month):
-            refresh(conn, calendars, {guild_id: by_month[month]})
+    span = conn.execute(
+        text("SELECT MIN(hour), MAX(hour) FROM activity WHERE guild_id = :g"), {"g": guild_id}
+    ).first()
+    if span is None or span[0] is None:
+        return
+    first, last = int(span[0]), int(span[1])
+    for start in range(first, last + 1, 24 * 31):
+        record_stored(conn, calendars, guild_id, start, min(start + 24 * 31, last + 1))
 
 
 def rebuild_all(conn: Connection, calendars: Calendars) -> None:
     """Summaries of every guild from the hourly rows (a database that had none)."""
     guilds = conn.execute(text("SELECT DISTINCT guild_id FROM activity")).scalars()
-    rebuild_guilds(conn, calendars, sorted(int(g) for g in guilds))
+    for guild_id in sorted(int(g) for g in guilds):
+        rebuild_guild(conn, calendars, guild_id)
 
 
 def after_zone_change(
@@ -450,29 +539,16 @@ def after_zone_change(
     or at once (None): recompute what the new clock moves.
 
     At once happens only to a guild without member statistics (neither member rows nor
-    day bits): everything is rebuilt from the hourly rows. From a month on, only counts
-    already stored for that month or later (normally none: it has not begun) are read
-    again on the new clock; earlier days keep their clock and their summaries.
+    day bits): everything is rebuilt from the hourly rows on the new clock. From a month
+    on, nothing stored moves unless counts of that month or later exist already (a clock
+    set in the future, or tests): then the guild's summaries are rebuilt too.
     """
-    calendar = calendars.get(guild_id)
-    if from_month is None:
-        rebuild_guild(conn, calendar, guild_id)
-        return
-    first_day = day_of_bucket(calendar, calendar.first_bucket(from_month) - 48)
-    start = day_buckets(calendar, first_day)[0] if day_buckets(calendar, first_day) else 0
-    params = {"g": guild_id, "s": start, "d": first_day, "m": from_month}
-    hours = list(
-        conn.execute(
-            text("SELECT DISTINCT hour FROM activity WHERE guild_id = :g AND hour >= :s"), params
-        ).scalars()
-    )
-    if not hours:
-        return
-    for sql in (
-        "DELETE FROM member_days WHERE guild_id = :g AND month >= :m",
-        "DELETE FROM month_users WHERE guild_id = :g AND month >= :m",
-        "DELETE FROM hour_summaries WHERE guild_id = :g AND hour >= :s",
-        "DELETE FROM day_summaries WHERE guild_id = :g AND day >= :d",
-    ):
-        conn.execute(text(sql), params)
-    refresh(conn, calendars, {guild_id: [int(h) for h in hours]})
+    if from_month is not None:
+        calendar = calendars.get(guild_id)
+        later = conn.execute(
+            text("SELECT 1 FROM activity WHERE guild_id = :g AND hour >= :h LIMIT 1"),
+            {"g": guild_id, "h": calendar.first_bucket(from_month) - 24},
+        ).first()
+        if later is None:
+            return
+    rebuild_guild(conn, calendars, guild_id)
