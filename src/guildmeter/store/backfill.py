@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    func,
     select,
     update,
 )
@@ -176,7 +177,17 @@ def record_live_starts(store: Store, starts: Mapping[tuple[int, int], int]) -> N
 
 
 def ensure_guild_start(store: Store, guild_id: int, first_id: int) -> int:
-    """The guild's live start, recording ``first_id`` as it when none is recorded yet."""
+    """The guild's live start, recording ``first_id`` as it when none is recorded yet —
+    or, when the guild already has counts (written before any live start was recorded: an
+    import, another tool), an hour before its first counted bucket, as migration 0014 does
+    for guilds counted before the upgrade: a backfill never counts those hours again."""
+    with store.transaction() as conn:
+        first_bucket = conn.execute(
+            select(func.min(schema.activity.c.hour)).where(schema.activity.c.guild_id == guild_id)
+        ).scalar()
+    if first_bucket is not None:
+        start_s = store.calendars.get(guild_id).bucket_start_s(int(first_bucket)) - 3600
+        first_id = min(first_id, max(0, start_s * 1000 - DISCORD_EPOCH_MS) << 22)
     record_live_starts(store, {(guild_id, GUILD_WIDE): first_id})
     starts = read_live_starts(store, guild_id)
     assert starts.guild is not None

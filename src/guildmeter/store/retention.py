@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select, text, update
 
 from guildmeter.events import EventKind
-from guildmeter.store import schema
+from guildmeter.store import rollups, schema, summaries
 from guildmeter.store.rights import _COLLAPSE_SQL, _DROP_MEMBER_ROWS_SQL
 from guildmeter.store.snapshots import month_snapshots
 from guildmeter.store.sql import Store
@@ -45,6 +45,7 @@ _MEMBER_USAGE = (
     schema.usage_generations,
     schema.usage_activity,
     schema.usage_daily_users,
+    rollups.monthly_users,  # /stats' per-member day masks: member-level rows too
 )
 
 
@@ -171,6 +172,7 @@ def delete_member_rows(
                 ).rowcount
                 or 0
             )
+        summaries.drop_member_days(conn, guild_id, month)  # member-level too (day bits)
         gone = conn.execute(
             delete(members).where(members.c.guild_id == guild_id, members.c.month == month)
         ).rowcount

@@ -149,6 +149,14 @@ class Store:
             change = set_timezone(conn, self.calendars, guild_id, zone, now)
             fresh = read_calendars(conn, self.default_zone, self.calendars)
             summaries.after_zone_change(conn, fresh, guild_id, change.from_month)
+            if change.from_month is None:  # at once: stored reports were on the old clock
+                from guildmeter.store.snapshots import invalidate_months, month_snapshots
+
+                marks = month_snapshots
+                months = conn.execute(
+                    select(marks.c.guild_id, marks.c.month).where(marks.c.guild_id == guild_id)
+                ).all()
+                invalidate_months(conn, [(int(g), int(m)) for g, m in months])
         self.reload_calendars()
         return change
 
@@ -312,6 +320,9 @@ class Store:
         self._upsert_activity(conn, rows)
         summaries.record_rows(conn, calendars, rows)  # the day summaries, exact
         after_write(self, conn, months)  # closed months' snapshots touched
+        from guildmeter.store.rights import fold_late_counts
+
+        fold_late_counts(conn, calendars, months, int(utcnow().timestamp()))
         if channel_names:
             self._upsert_channels(conn, channel_names)
         return len(rows)
@@ -473,9 +484,13 @@ class Store:
                 result = conn.execute(delete(table).where(table.c.guild_id == guild_id))
                 deleted += int(result.rowcount or 0)
             summaries.delete_guild(conn, guild_id)
+            from guildmeter.store.backfill import backfill_cursors, backfill_runs, live_starts
             from guildmeter.store.snapshots import drop_snapshots
 
             drop_snapshots(conn, guild_id)
+            # Its history is uncounted again: a later backfill must not think it covered.
+            for table in (live_starts, backfill_cursors, backfill_runs):
+                conn.execute(delete(table).where(table.c.guild_id == guild_id))
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[0] != guild_id}
         return deleted
 

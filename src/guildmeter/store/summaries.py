@@ -60,6 +60,7 @@ __all__ = [
     "after_zone_change",
     "day_summaries",
     "delete_guild",
+    "drop_member_days",
     "forget_member",
     "has_member_days",
     "hour_summaries",
@@ -501,11 +502,28 @@ def delete_guild(conn: Connection, guild_id: int) -> int:
 
 
 def has_member_days(conn: Connection, guild_id: int) -> bool:
-    """Whether distinct users of the guild were counted (they may outlive member rows)."""
-    found = conn.execute(
-        text("SELECT 1 FROM member_days WHERE guild_id = :g LIMIT 1"), {"g": guild_id}
-    ).first()
-    return found is not None
+    """Whether distinct users of the guild were counted (they outlive member rows and, in
+    the month totals, the day bits dropped by a fold or retention)."""
+    for table in ("member_days", "month_users"):
+        found = conn.execute(
+            text(f"SELECT 1 FROM {table} WHERE guild_id = :g LIMIT 1"), {"g": guild_id}
+        ).first()
+        if found is not None:
+            return True
+    return False
+
+
+def drop_member_days(conn: Connection, guild_id: int, month: int) -> int:
+    """Delete a month's per-member day bits (a fold to aggregates only, retention).
+
+    The day and month totals of distinct users stay (they are aggregates); what is gone is
+    which days each token was active. A late event of that month comes under a fresh token,
+    so its bits are new anyway and still add exactly one user to its days and month.
+    """
+    result = conn.execute(
+        member_days.delete().where(member_days.c.guild_id == guild_id, member_days.c.month == month)
+    )
+    return int(result.rowcount or 0)
 
 
 def rebuild_guild(conn: Connection, calendars: Calendars, guild_id: int) -> None:
