@@ -16,7 +16,6 @@ from guildmeter.store import Store, schema
 from guildmeter.store.backfill import ensure_guild_start, read_live_starts, snowflake_at
 from guildmeter.store.retention import delete_member_rows
 from guildmeter.store.rollups import monthly_users
-from guildmeter.store.settings import AGGREGATES_ONLY, SettingsStore
 from guildmeter.store.snapshots import markers
 from guildmeter.store.summaries import member_days
 
@@ -57,29 +56,6 @@ def test_retention_deletes_every_member_level_row_of_the_month(store: Store) -> 
     assert _rows(store, monthly_users, guild) == 0  # /stats' per-member day masks
     assert _rows(store, member_days, guild) == 0  # the summaries' per-token day bits
     assert _rows(store, schema.members, guild) == 0
-
-
-def test_late_counts_of_an_aggregates_only_month_are_folded_too(store: Store) -> None:
-    guild = 81_002
-    SettingsStore(store).set_single(guild, "anonymised_rows", AGGREGATES_ONLY)
-    _march(store, guild, range(500, 508))
-    store.anonymise_month(guild, MARCH)  # folds March: no member rows left
-    late = ActivityStats(store)  # a late shard, after the fold
-    late.keyring.retire(guild, MARCH)
-    late.collector.message(guild, 10, 501, IN_MARCH)
-    late.collector.message(guild, 10, 502, IN_MARCH)
-    assert late.flush(APRIL).error is None
-    act = schema.activity
-    with store.engine.connect() as conn:
-        member_rows = conn.execute(
-            select(func.count()).where(act.c.guild_id == guild, act.c.member_id != 0)
-        ).scalar()
-        messages = conn.execute(
-            select(func.sum(act.c.count)).where(act.c.guild_id == guild, act.c.event == 1)
-        ).scalar()
-    assert member_rows == 0
-    assert messages == 10  # exact, for nobody
-    assert _rows(store, member_days, guild) == 0
 
 
 def test_a_zone_change_at_once_drops_the_stored_reports(store: Store) -> None:

@@ -8,7 +8,7 @@ digests and forget requests as the member's pseudonym of a month (computed by
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from guildmeter.store import rollups, schema, summaries
 from guildmeter.store.sql import Store
 from guildmeter.store.usage import latency_bucket
 from guildmeter.timeutil import utcnow
-from guildmeter.zones import UTC_CALENDAR, Calendars, GuildCalendar
+from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
 __all__ = [
     "MemberRows",
@@ -343,7 +343,12 @@ _DROP_MEMBER_ROWS_SQL = (
 
 
 def collapse_if_aggregates_only(
-    conn: Connection, guild_id: int, month: int, calendar: GuildCalendar = UTC_CALENDAR
+    conn: Connection,
+    guild_id: int,
+    month: int,
+    calendar: GuildCalendar = UTC_CALENDAR,
+    *,
+    drop_day_bits: bool = True,
 ) -> int:
     """At month end, in the anonymisation's transaction: if the guild keeps aggregates only,
     fold every member's counts of the month into per-(hour, channel) totals for nobody.
@@ -375,37 +380,6 @@ def collapse_if_aggregates_only(
     params = {"guild": guild_id, "start": start, "end": end}
     conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
     dropped = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
-    summaries.drop_member_days(conn, guild_id, month)  # no per-token trace stays either
+    if drop_day_bits:  # at month end: no per-token trace of the month stays either
+        summaries.drop_member_days(conn, guild_id, month)
     return int(dropped.rowcount or 0)
-
-
-def fold_late_counts(
-    conn: Connection, calendars: Calendars, months: Iterable[tuple[int, int]], now_s: int
-) -> int:
-    """After a write (in its transaction): fold again the anonymised months it touched of
-    guilds that keep aggregates only, so late counts (a late shard, an import, a backfill)
-    never leave member rows in such a month. Returns the member rows folded.
-
-    Cheap on every flush: only months before the guild's current month can be anonymised,
-    and only those are looked up.
-    """
-    past = sorted(
-        (g, m)
-        for g, m in months
-        if m < calendars.get(g).month_of_bucket(calendars.get(g).bucket_of_s(now_s))
-    )
-    if not past:
-        return 0
-    keys = schema.guild_keys
-    folded = 0
-    for guild_id, month in past:
-        anonymised = conn.execute(
-            select(keys.c.guild_id).where(
-                keys.c.guild_id == guild_id,
-                keys.c.month == month,
-                keys.c.anonymised_at.is_not(None),
-            )
-        ).first()
-        if anonymised is not None:
-            folded += collapse_if_aggregates_only(conn, guild_id, month, calendars.get(guild_id))
-    return folded

@@ -320,9 +320,6 @@ class Store:
         self._upsert_activity(conn, rows)
         summaries.record_rows(conn, calendars, rows)  # the day summaries, exact
         after_write(self, conn, months)  # closed months' snapshots touched
-        from guildmeter.store.rights import fold_late_counts
-
-        fold_late_counts(conn, calendars, months, int(utcnow().timestamp()))
         if channel_names:
             self._upsert_channels(conn, channel_names)
         return len(rows)
