@@ -223,7 +223,7 @@ def _run(store: Store, ops: list[tuple[Any, ...]]) -> None:
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(ops=operations)
 def test_summaries_equal_the_hourly_rows_after_any_writes(

@@ -83,7 +83,7 @@ def _rollup_rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @settings(
-    max_examples=30,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
