@@ -110,12 +110,12 @@ def test_interrupted_anonymisation_resumes_with_nothing_lost(
             raise KeyboardInterrupt("power cut")
         return real(month)
 
-    monkeypatch.setattr("guildmeter.store.sql.new_token", dies_midway)
+    monkeypatch.setattr("guildmeter.store.monthend.new_token", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         store.anonymise_month(GUILD, 202605)
     assert store.activity_totals(GUILD) == before  # all or nothing
     assert len(_key_bytes(store)) == 1
-    monkeypatch.setattr("guildmeter.store.sql.new_token", real)
+    monkeypatch.setattr("guildmeter.store.monthend.new_token", real)
     result = stats.flush(datetime(2026, 6, 1, 0, 1, tzinfo=UTC))
     assert result.anonymised[0].pseudonyms_replaced == 25
     assert shape(store.activity_totals(GUILD)) == shape(before)
