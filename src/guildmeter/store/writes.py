@@ -153,11 +153,16 @@ class WritesMixin(StoreBase):
         cache = self._member_ids
         calendars = self.calendars
         rows = []
+        month_of: dict[tuple[int, int], int] = {}  # (guild, bucket) -> month, asked once each
         for (guild_id, hour, code, label, channel_id), count in counts.items():
             if label == NO_USER:
                 member_id = 0
             else:
-                key = (guild_id, calendars.get(guild_id).month_of_bucket(hour), label)
+                month = month_of.get((guild_id, hour))
+                if month is None:
+                    month = calendars.get(guild_id).month_of_bucket(hour)
+                    month_of[(guild_id, hour)] = month
+                key = (guild_id, month, label)
                 member_id = session_ids.get(key) or cache[key]
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
@@ -181,10 +186,14 @@ class WritesMixin(StoreBase):
         wanted: dict[tuple[int, int], set[str]] = defaultdict(set)
         cache = self._member_ids
         calendars = self.calendars
+        months: dict[tuple[int, int], int] = {}  # (guild, bucket) -> month, asked once each
         for guild_id, hour, _code, label, _channel in counts:
             if label == NO_USER:
                 continue
-            key = (guild_id, calendars.get(guild_id).month_of_bucket(hour), label)
+            month = months.get((guild_id, hour))
+            if month is None:
+                month = months[(guild_id, hour)] = calendars.get(guild_id).month_of_bucket(hour)
+            key = (guild_id, month, label)
             if key not in cache and key not in session_ids:
                 wanted[key[:2]].add(label)
         if not wanted:
