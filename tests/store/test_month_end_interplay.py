@@ -16,8 +16,9 @@ from guildmeter.store import Store, schema
 from guildmeter.store.backfill import ensure_guild_start, read_live_starts, snowflake_at
 from guildmeter.store.retention import delete_member_rows
 from guildmeter.store.rollups import monthly_users
+from guildmeter.store.settings import AGGREGATES_ONLY, SettingsStore
 from guildmeter.store.snapshots import markers
-from guildmeter.store.summaries import member_days
+from guildmeter.store.summaries import day_summaries, member_days, month_users
 
 MARCH = 202603
 IN_MARCH = datetime(2026, 3, 10, 12, tzinfo=UTC)
@@ -56,6 +57,56 @@ def test_retention_deletes_every_member_level_row_of_the_month(store: Store) -> 
     assert _rows(store, monthly_users, guild) == 0  # /stats' per-member day masks
     assert _rows(store, member_days, guild) == 0  # the summaries' per-token day bits
     assert _rows(store, schema.members, guild) == 0
+
+
+def _member_rows_and_messages(store: Store, guild: int) -> tuple[int, int]:
+    act = schema.activity
+    with store.engine.connect() as conn:
+        member_rows = conn.execute(
+            select(func.count()).where(act.c.guild_id == guild, act.c.member_id != 0)
+        ).scalar()
+        messages = conn.execute(
+            select(func.sum(act.c.count)).where(act.c.guild_id == guild, act.c.event == 1)
+        ).scalar()
+    return int(member_rows or 0), int(messages or 0)
+
+
+def _active_users(store: Store, guild: int) -> tuple[int, int]:
+    """The guild's day summary (all channels) of 10 March and March's distinct users."""
+    with store.engine.connect() as conn:
+        day = conn.execute(
+            select(func.max(day_summaries.c.active_users)).where(day_summaries.c.guild_id == guild)
+        ).scalar()
+        month = conn.execute(
+            select(func.max(month_users.c.active_users)).where(
+                month_users.c.guild_id == guild, month_users.c.month == MARCH
+            )
+        ).scalar()
+    return int(day or 0), int(month or 0)
+
+
+def test_late_counts_of_an_aggregates_only_month_are_folded_at_write_time(store: Store) -> None:
+    guild = 81_002
+    SettingsStore(store).set_single(guild, "anonymised_rows", AGGREGATES_ONLY)
+    _march(store, guild, range(500, 508))
+    store.anonymise_month(guild, MARCH)  # folds March: no member rows left
+    assert _member_rows_and_messages(store, guild) == (0, 8)
+    assert _active_users(store, guild) == (8, 8)
+    late = ActivityStats(store)  # a late shard, after the fold: fresh tokens
+    late.keyring.retire(guild, MARCH)
+    late.collector.message(guild, 10, 501, IN_MARCH)
+    late.collector.message(guild, 10, 502, IN_MARCH)
+    assert late.flush(APRIL).error is None
+    assert _member_rows_and_messages(store, guild) == (0, 10)  # folded, exact, for nobody
+    assert _active_users(store, guild) == (10, 10)  # two more tokens (no way to know better)
+    # The same late shard flushes the same users again: the same tokens, whose day bits
+    # stayed, so they are not counted again.
+    late.collector.message(guild, 10, 501, IN_MARCH)
+    late.collector.message(guild, 10, 502, IN_MARCH)
+    assert late.flush(APRIL).error is None
+    assert _member_rows_and_messages(store, guild) == (0, 12)
+    assert _active_users(store, guild) == (10, 10)
+    assert build_month_snapshots(store, guild, MARCH)  # a rebuilt snapshot: no per-user rows
 
 
 def test_a_zone_change_at_once_drops_the_stored_reports(store: Store) -> None:

@@ -2,9 +2,9 @@
 
 The oracle recomputes each guild's day, month and hour figures in Python from the hourly
 rows, with local days taken from each bucket's start on the guild's clock. Distinct users
-are counted from every member presence the rows ever showed (a presence is kept once
-seen, so months folded to aggregates only keep what they had before; a forgotten member's
-presences go with them).
+are counted from every member presence the rows ever showed or a write just wrote (a
+presence is kept once seen, so months folded to aggregates only — at month end, or a late
+write at once — keep what they had; a forgotten member's presences go with them).
 """
 
 from __future__ import annotations
@@ -90,6 +90,28 @@ class Oracle:
                 if member and event in (MSG, VOICE):
                     month = calendar.month_of_bucket(hour)
                     self.seen.add((guild, month, channel, member, event, self.day(calendar, hour)))
+
+    def observe_written(self, written: dict[Any, int]) -> None:
+        """The presences of counts just written, by their members' ids: a write into an
+        anonymised month of an aggregates-only guild folds them at once (no member row
+        shows them), but their day bits stay, so the summaries still count them."""
+        present = [
+            (guild, bucket, event, label, channel)
+            for guild, bucket, event, label, channel in written
+            if event in (MSG, VOICE) and label
+        ]
+        with self.store.engine.connect() as conn:  # ids the write made (a pseudonym of an
+            # anonymised month: its fresh token's); nothing here is committed
+            ids = self.store.member_ids(conn, [(g, b, lbl) for g, b, _, lbl, _ in present], {})
+            for guild, bucket, event, label, channel in present:
+                calendar = self.store.calendars.get(guild)
+                month = calendar.month_of_bucket(bucket)
+                member = ids[(guild, month, label)]
+                kept = conn.execute(
+                    text("SELECT 1 FROM members WHERE id = :i"), {"i": member}
+                ).scalar()
+                assert kept is not None  # the fold never deletes a late token's members row
+                self.seen.add((guild, month, channel, member, event, self.day(calendar, bucket)))
 
     def forget(self, guild: int, member: int) -> None:
         self.seen = {s for s in self.seen if not (s[0] == guild and s[3] == member)}
@@ -188,8 +210,10 @@ def _run(store: Store, ops: list[tuple[Any, ...]]) -> None:
     batches = itertools.count()
     for op in ops:
         if op[0] == "write":
-            store.write_batch(Batch(counts=_counts(guilds, store, op[1]), channels={},
+            written = _counts(guilds, store, op[1])
+            store.write_batch(Batch(counts=written, channels={},
                                     batch_id=f"b{base}-{next(batches)}"))  # fmt: skip
+            oracle.observe_written(written)
         elif op[0] == "import":
             by_guild: dict[int, dict[Any, int]] = defaultdict(dict)
             for key, value in _counts(guilds, store, op[1]).items():
@@ -197,6 +221,7 @@ def _run(store: Store, ops: list[tuple[Any, ...]]) -> None:
             for guild, part in by_guild.items():
                 with store.import_session(guild) as session:
                     session.add(part, {})
+                oracle.observe_written(part)
         elif op[0] == "anonymise":
             oracle.observe()  # what a fold at month end must keep
             store.anonymise_month(guilds[op[1]], 202610)

@@ -8,7 +8,7 @@ digests and forget requests as the member's pseudonym of a month (computed by
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +34,13 @@ from guildmeter.store import rollups, schema, summaries
 from guildmeter.store.sql import Store
 from guildmeter.store.usage import latency_bucket
 from guildmeter.timeutil import utcnow
-from guildmeter.zones import UTC_CALENDAR, GuildCalendar
+from guildmeter.zones import UTC_CALENDAR, Calendars, GuildCalendar
 
 __all__ = [
     "MemberRows",
     "RightsStore",
     "collapse_if_aggregates_only",
+    "fold_late_counts",
     "member_optouts",
     "optout_keys",
 ]
@@ -340,6 +341,19 @@ _DROP_MEMBER_ROWS_SQL = (
     "DELETE FROM activity WHERE guild_id = :guild AND event IN ({events}) "
     "AND hour >= :start AND hour < :end AND member_id <> 0"
 )
+#: PostgreSQL: the rows deleted are exactly the rows summed (one statement, one snapshot),
+#: so a member row another writer commits meanwhile is never deleted without being counted.
+_FOLD_PG_SQL = (
+    "WITH moved AS (DELETE FROM activity WHERE guild_id = :guild AND event IN ({events}) "
+    "AND hour >= :start AND hour < :end AND member_id <> 0 "
+    "RETURNING guild_id, event, hour, channel_id, count), "
+    "folded AS (INSERT INTO activity (guild_id, event, hour, channel_id, member_id, count) "
+    "SELECT guild_id, event, hour, channel_id, 0, SUM(count) FROM moved "
+    "GROUP BY guild_id, event, hour, channel_id "
+    "ON CONFLICT (guild_id, event, hour, channel_id, member_id) "
+    "DO UPDATE SET count = activity.count + excluded.count) "
+    "SELECT COUNT(*) FROM moved"
+)
 
 
 def collapse_if_aggregates_only(
@@ -350,12 +364,18 @@ def collapse_if_aggregates_only(
     *,
     drop_day_bits: bool = True,
 ) -> int:
-    """At month end, in the anonymisation's transaction: if the guild keeps aggregates only,
-    fold every member's counts of the month into per-(hour, channel) totals for nobody.
+    """In the anonymisation's transaction (month end) or a writer's (late counts): if the
+    guild keeps aggregates only, fold every member's counts of the month into per-(hour,
+    channel) totals for nobody.
 
     Messages, voice seconds, joins and parts stay exact; who did how much is gone, and so
     are the month's per-user figures (active users, means, deviations). Returns the member
     rows folded (0 when the guild keeps member rows).
+
+    ``drop_day_bits``: at month end the month's per-token day bits go too. A writer's fold
+    (`fold_late_counts`) keeps them: a late token written again (its process keeps it) must
+    find its bits, or the day summaries would count it once more. Member rows (labels) are
+    never deleted here: the bits refer to their ids.
     """
     from sqlalchemy import text
 
@@ -378,8 +398,52 @@ def collapse_if_aggregates_only(
         str(int(k)) for k in (EventKind.MSG, EventKind.JOIN, EventKind.PART, EventKind.VOICE)
     )
     params = {"guild": guild_id, "start": start, "end": end}
-    conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
-    dropped = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
+    if conn.dialect.name == "postgresql":
+        folded = int(conn.execute(text(_FOLD_PG_SQL.format(events=events)), params).scalar() or 0)
+    else:  # SQLite: one writer at a time, the two statements see the same rows
+        conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
+        dropped = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
+        folded = int(dropped.rowcount or 0)
     if drop_day_bits:  # at month end: no per-token trace of the month stays either
         summaries.drop_member_days(conn, guild_id, month)
-    return int(dropped.rowcount or 0)
+    return folded
+
+
+def fold_late_counts(
+    conn: Connection, calendars: Calendars, months: Iterable[tuple[int, int]], now_s: int
+) -> int:
+    """After a write, in its transaction: fold again the anonymised months it touched of
+    guilds that keep aggregates only, so late counts (a late shard's flush, an import, a
+    backfill) never leave member rows in such a month. Returns the member rows folded.
+
+    The late tokens' day bits stay (see `collapse_if_aggregates_only`); their members rows
+    too. Cheap on the normal flush: only months before the guild's current local month
+    can be anonymised, and only those are looked up (none, for a flush of this month). The
+    fold covers the whole month (its rows for nobody plus the late ones): bounded by the
+    month's per-hour, per-channel totals.
+    """
+    past: dict[int, list[int]] = defaultdict(list)
+    for guild_id, month in months:
+        calendar = calendars.get(guild_id)
+        if month < calendar.month_of_bucket(calendar.bucket_of_s(now_s)):
+            past[month].append(guild_id)
+    if not past:
+        return 0
+    keys = schema.guild_keys
+    anonymised = {
+        (int(row[0]), int(row[1]))
+        for row in conn.execute(
+            select(keys.c.guild_id, keys.c.month).where(
+                keys.c.month.in_(sorted(past)),
+                keys.c.guild_id.in_(sorted({g for gs in past.values() for g in gs})),
+                keys.c.anonymised_at.is_not(None),
+            )
+        )
+    }
+    folded = 0
+    for guild_id, month in sorted(anonymised):
+        if guild_id in past.get(month, ()):
+            folded += collapse_if_aggregates_only(
+                conn, guild_id, month, calendars.get(guild_id), drop_day_bits=False
+            )
+    return folded

@@ -297,9 +297,16 @@ def settle_late_counts(
 
 
 def after_write(store: Store, conn: Connection, months: set[tuple[int, int]]) -> None:
-    """After counts are written (PostgreSQL): a build that claimed one of their months
-    while this transaction ran is invalidated too (see the module docstring)."""
-    if store.dialect != "postgresql" or not months:
+    """After counts are written, in their transaction: late counts of anonymised months of
+    "aggregates only" guilds are folded (`guildmeter.store.rights.fold_late_counts`), and
+    (PostgreSQL) a build that claimed one of their months while this transaction ran is
+    invalidated too (see the module docstring)."""
+    if not months:
+        return
+    from guildmeter.store.rights import fold_late_counts
+
+    fold_late_counts(conn, store.calendars, months, int(utcnow().timestamp()))
+    if store.dialect != "postgresql":
         return
     found = _markers_of(conn, months)
     invalidate_months(conn, [pair for pair, deleted in found.items() if not deleted])

@@ -19,12 +19,14 @@ imports and backfills share): its counts are added to the sums (member totals: t
 hour wins), the day bits of the members in its rows are set, and each bit newly set adds
 one user to its day (and, a member's first bit of the month, to the month). The writers
 that remove rows take out what they remove (`forget_member`, `delete_guild`). When an
-"aggregates only" guild's month is folded (`guildmeter.store.rights.
-collapse_if_aggregates_only`) the sums do not change and the bits stay — they hold only
-which days an anonymous token was active, never how much — so the distinct counts stay
-those computed before the fold, and a late event of that month (written under a fresh
-token) adds to them exactly. An upgrade fills the tables from the hourly rows through the
-same path (`rebuild_all`).
+"aggregates only" guild's month is folded at month end (`guildmeter.store.rights.
+collapse_if_aggregates_only`) the sums and the distinct counts do not change, and the
+month's bits are dropped (`drop_member_days`): no per-token trace stays. A late event of
+that month comes under a fresh token and adds to the counts exactly; the writer folds it
+at once (`guildmeter.store.rights.fold_late_counts`) but keeps its bits — which days that
+anonymous token was active, never how much — so the same token written again (its process
+keeps it) is not counted twice. An upgrade fills the tables from the hourly rows through
+the same path (`rebuild_all`).
 
 Days are the guild's local days (`guildmeter.zones`): day ``d`` holds the buckets whose
 local wall-clock hours since the epoch, divided by 24, are ``d``. A zone change only takes
@@ -518,7 +520,8 @@ def drop_member_days(conn: Connection, guild_id: int, month: int) -> int:
 
     The day and month totals of distinct users stay (they are aggregates); what is gone is
     which days each token was active. A late event of that month comes under a fresh token,
-    so its bits are new anyway and still add exactly one user to its days and month.
+    so its bits are new anyway and still add exactly one user to its days and month (the
+    fold of late counts keeps those bits: see the module docstring).
     """
     result = conn.execute(
         member_days.delete().where(member_days.c.guild_id == guild_id, member_days.c.month == month)
