@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import resource
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy
@@ -56,3 +59,24 @@ def pg_schema() -> Iterator[dict[str, Any]]:
 def emit(figures: dict[str, Any]) -> None:
     """Print the figures as the last line, one JSON object (units in the key names)."""
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+
+
+def emit_year_figures(measure: Callable[[Any, str], dict[str, Any]]) -> None:
+    """Run a year benchmark's ``measure(store, suffix)`` on SQLite, and on PostgreSQL when
+    ``GUILDMETER_BENCH_PG_YEAR`` is set (a year of rows takes minutes there), then print."""
+    from guildmeter.store import Store
+
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store.open(str(Path(folder) / "bench.db"))
+        figures.update(measure(store, ""))
+        store.close()
+    figures["peak_rss_mb"] = peak_rss_mb()
+    if postgresql_available() and os.environ.get("GUILDMETER_BENCH_PG_YEAR"):
+        with pg_schema() as kwargs:
+            pg = Store.open(PG_URL, **kwargs)
+            figures.update(measure(pg, "_postgresql"))
+            pg.close()
+    else:
+        print("PostgreSQL year skipped (set GUILDMETER_BENCH_PG_YEAR)", file=sys.stderr)
+    emit(figures)

@@ -18,9 +18,7 @@ GUILDMETER_BENCH_PG_YEAR is set.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,7 @@ from guildmeter.reports.series import activity_series
 from guildmeter.store import Store
 from guildmeter.web.app import create_app, dashboard_of
 
-from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
+from _common import best_of, emit_year_figures
 
 PAGE = ("tiles", "series", "heatmap", "channels")
 
@@ -125,20 +123,7 @@ def measure(store: Store, suffix: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        store = Store.open(str(Path(folder) / "bench.db"))
-        figures.update(measure(store, ""))
-        store.close()
-    figures["peak_rss_mb"] = peak_rss_mb()
-    if postgresql_available() and os.environ.get("GUILDMETER_BENCH_PG_YEAR"):
-        with pg_schema() as kwargs:
-            pg = Store.open(PG_URL, **kwargs)
-            figures.update(measure(pg, "_postgresql"))
-            pg.close()
-    else:
-        print("PostgreSQL year skipped (set GUILDMETER_BENCH_PG_YEAR)", file=sys.stderr)
-    emit(figures)
+    emit_year_figures(measure)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ is set (filling twelve million rows there takes several minutes).
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from guildmeter.reports.history import channel_days, channel_days_live
 from guildmeter.store import Store
 from guildmeter.timeutil import add_months
 
-from _common import PG_URL, best_of, emit, peak_rss_mb, pg_schema, postgresql_available
+from _common import best_of, emit_year_figures
 
 #: The written month (bench_reports.MONTH) and the year around it.
 WRITTEN = 202603
@@ -115,20 +113,7 @@ def measure(store: Store, suffix: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        store = Store.open(str(Path(folder) / "bench.db"))
-        figures.update(measure(store, ""))
-        store.close()
-    figures["peak_rss_mb"] = peak_rss_mb()
-    if postgresql_available() and os.environ.get("GUILDMETER_BENCH_PG_YEAR"):
-        with pg_schema() as kwargs:
-            pg = Store.open(PG_URL, **kwargs)
-            figures.update(measure(pg, "_postgresql"))
-            pg.close()
-    else:
-        print("PostgreSQL year skipped (set GUILDMETER_BENCH_PG_YEAR)", file=sys.stderr)
-    emit(figures)
+    emit_year_figures(measure)
 
 
 if __name__ == "__main__":
