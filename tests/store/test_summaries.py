@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from guildmeter.collect import Batch
 from guildmeter.events import EventKind
-from guildmeter.store import Store
+from guildmeter.store import Store, summaries
 from guildmeter.store.rights import RightsStore
 from guildmeter.store.settings import AGGREGATES_ONLY, SettingsStore
 from guildmeter.store.summaries import WHOLE_GUILD
@@ -309,3 +310,15 @@ def test_a_clock_changed_at_once_rebuilds_the_days(store: Store) -> None:
     assert change.from_month is None
     oracle.check()  # the same rows, read as local days of India
     assert _tables(store)["day_summaries"] != before
+
+
+def test_a_write_split_into_many_statements_counts_every_member_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of 4 member ids (SQLite): groups of 6 members are split, and a chunk holds
+    # parts of several (guild, month, channel) groups and bit patterns.
+    monkeypatch.setattr(summaries, "_SQLITE_IDS", 4)
+    every = {(g, h, e, m, c): 1 + m for g, h, e, m, c in itertools.product(
+        range(3), (0, 30, 60), (MSG, VOICE), range(6), (10, 11))}  # fmt: skip
+    some = {key: n for key, n in every.items() if (key[1] + key[3]) % 4 != 1}
+    _run(store, [("write", some), ("import", every), ("write", every)])

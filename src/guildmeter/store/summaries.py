@@ -40,6 +40,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -188,6 +190,16 @@ _PG_TYPES = {"hour": "INTEGER", "day": "INTEGER", "month": "INTEGER",
              "voice_users": "INTEGER"}  # fmt: skip
 
 
+#: Runs of rows that share (guild, event, hour, channel): sorted rows come in few of them.
+_RUN = itemgetter(0, 1, 2, 3)
+_MEMBER = itemgetter(4)
+_COUNT = itemgetter(5)
+
+#: Presences of a write: (guild, month, channel, 0 messages / 1 voice) -> day bit ->
+#: member ids. Sets per day, not a mask per member: a write's rows fill them in C.
+Presence = dict[tuple[int, int, int, int], dict[int, set[int]]]
+
+
 class _Changes:
     """What a write adds to (or, from a deletion, takes from) the summaries."""
 
@@ -197,8 +209,8 @@ class _Changes:
         # [messages, voice seconds, joins, parts, active, voice users, total, total's hour]
         self.days: dict[tuple[int, int, int], list[Any]] = {}
         self.months: dict[tuple[int, int, int], list[int]] = {}
-        #: Day bits seen in the rows: (guild, month, channel, member) -> [msg, voice].
-        self.presence: dict[tuple[int, int, int, int], list[int]] = {}
+        #: The members seen in the rows, per channel and day (see `Presence`).
+        self.presence: Presence = {}
         self.removed = False
 
     def hour(self, key: tuple[int, int, int]) -> list[Any]:
@@ -223,7 +235,13 @@ class _Changes:
         self, calendars: Calendars, rows: Iterable[tuple[int, ...]], sign: int = 1
     ) -> None:
         """Activity rows ``(guild, event, hour, channel, member, count)`` written (sign 1:
-        counts added, member totals set) or deleted (-1: a member's rows, no totals)."""
+        counts added, member totals set) or deleted (-1: a member's rows, no totals).
+
+        Rows sorted by their first four fields (every writer sorts them) are taken a run
+        of one (guild, event, hour, channel) at a time: its counts summed and its members
+        gathered by C code, so a large flush costs little Python per row. Unsorted rows
+        give more, shorter runs, and the same result.
+        """
         where: dict[tuple[int, int], tuple[int, int, int]] = {}
 
         def place(guild_id: int, hour: int) -> tuple[int, int, int]:
@@ -237,29 +255,41 @@ class _Changes:
             return found
 
         sums: dict[tuple[int, int, int], list[int]] = {}
-        seen: dict[tuple[int, int, int, int], list[int]] = {}
+        presence = self.presence
         whole = WHOLE_GUILD
-        for guild_id, event, hour, channel_id, member_id, count in rows:
+        for (guild_id, event, hour, channel_id), run in groupby(rows, _RUN):
             index = _INDEX.get(event)
             if index is None:
                 if event == _TOTAL:
                     day = place(guild_id, hour)[0]
-                    for channel in (channel_id, whole):
-                        self.hour((guild_id, hour, channel))[4] = count
-                        entry = self.day((guild_id, day, channel))
-                        if entry[7] is None or hour >= entry[7]:
-                            entry[6], entry[7] = count, hour
+                    for row in run:
+                        count = row[5]
+                        for channel in (channel_id, whole):
+                            self.hour((guild_id, hour, channel))[4] = count
+                            entry = self.day((guild_id, day, channel))
+                            if entry[7] is None or hour >= entry[7]:
+                                entry[6], entry[7] = count, hour
                 continue
             found = sums.get((guild_id, hour, channel_id))
             if found is None:
                 found = sums[(guild_id, hour, channel_id)] = [0, 0, 0, 0]
-            found[index] += count
-            if sign > 0 and member_id and index < 2:
+            members: set[int] | None = None
+            if sign > 0 and index < 2:
+                counted = list(run)
+                found[index] += sum(map(_COUNT, counted))
+                members = set(map(_MEMBER, counted))
+                members.discard(0)
+            else:
+                found[index] += sum(map(_COUNT, run))
+            if members:
                 _day, month, bit = where.get((guild_id, hour)) or place(guild_id, hour)
-                bits = seen.get((guild_id, month, channel_id, member_id))
-                if bits is None:
-                    bits = seen[(guild_id, month, channel_id, member_id)] = [0, 0]
-                bits[index] |= bit
+                by_bit = presence.get((guild_id, month, channel_id, index))
+                if by_bit is None:
+                    presence[(guild_id, month, channel_id, index)] = {bit: members}
+                elif bit in by_bit:
+                    by_bit[bit] |= members
+                else:
+                    by_bit[bit] = members
         for (guild_id, hour, channel_id), values in sums.items():
             day = place(guild_id, hour)[0]
             for key in ((guild_id, hour, channel_id), (guild_id, hour, whole)):
@@ -270,17 +300,54 @@ class _Changes:
                 entry = self.day(key)
                 for i in range(4):
                     entry[i] += sign * values[i]
-        presence = self.presence
-        for (guild_id, month, channel_id, member_id), (msg, voice) in seen.items():
-            for mask in ((guild_id, month, channel_id, member_id),
-                         (guild_id, month, whole, member_id)):  # fmt: skip
-                bits = presence.get(mask)
-                if bits is None:
-                    bits = presence[mask] = [0, 0]
-                bits[0] |= msg
-                bits[1] |= voice
         if sign < 0:
             self.removed = True
+
+    def patterns(self) -> list[tuple[int, int, int, int, int, list[int]]]:
+        """The presences as ``(guild, month, channel, msg bits, voice bits, member ids)``:
+        every member of a (guild, month, channel) once, the whole guild's (`WHOLE_GUILD`)
+        included, grouped by their bits (a write of one day: at most three groups)."""
+        every: Presence = dict(self.presence)
+        for (guild_id, month, _channel, index), by_bit in self.presence.items():
+            whole = every.setdefault((guild_id, month, WHOLE_GUILD, index), {})
+            for bit, members in by_bit.items():
+                if bit in whole:
+                    whole[bit] |= members
+                else:
+                    whole[bit] = set(members)
+        pairs: dict[tuple[int, int, int], list[dict[int, set[int]]]] = {}
+        for (guild_id, month, channel_id, index), by_bit in every.items():
+            pairs.setdefault((guild_id, month, channel_id), [{}, {}])[index] = by_bit
+        out = []
+        for (guild_id, month, channel_id), (msg, voice) in pairs.items():
+            for (msg_bits, voice_bits), ids in _groups(msg, voice).items():
+                out.append((guild_id, month, channel_id, msg_bits, voice_bits, ids))
+        return out
+
+
+def _groups(
+    msg: dict[int, set[int]], voice: dict[int, set[int]]
+) -> dict[tuple[int, int], list[int]]:
+    """(msg bits, voice bits) -> the members with exactly those bits."""
+    if len(msg) <= 1 and len(voice) <= 1:  # one day (or none) of each: set operations
+        msg_bit, talked = next(iter(msg.items()), (0, set[int]()))
+        voice_bit, spoke = next(iter(voice.items()), (0, set[int]()))
+        both = talked & spoke
+        found = ((msg_bit, 0, talked - both), (0, voice_bit, spoke - both),
+                 (msg_bit, voice_bit, both))  # fmt: skip
+        return {(m, v): sorted(ids) for m, v, ids in found if ids}
+    masks: dict[int, list[int]] = {}
+    for index, by_bit in ((0, msg), (1, voice)):
+        for bit, members in by_bit.items():
+            for member in members:
+                found_bits = masks.get(member)
+                if found_bits is None:
+                    found_bits = masks[member] = [0, 0]
+                found_bits[index] |= bit
+    groups: dict[tuple[int, int], list[int]] = {}
+    for member, (msg_bits, voice_bits) in masks.items():
+        groups.setdefault((msg_bits, voice_bits), []).append(member)
+    return {bits: sorted(ids) for bits, ids in groups.items()}
 
 
 def record_rows(conn: Connection, calendars: Calendars, rows: Iterable[tuple[int, ...]]) -> None:
@@ -298,7 +365,8 @@ def record_stored(
     (an upgrade, a rebuild, a bulk copy)."""
     query = text(
         "SELECT guild_id, event, hour, channel_id, member_id, count FROM activity "
-        "WHERE guild_id = :g AND hour >= :s AND hour < :e"
+        "WHERE guild_id = :g AND hour >= :s AND hour < :e "
+        "ORDER BY guild_id, event, hour, channel_id, member_id"
     )
     result = conn.execute(query, {"g": guild_id, "s": first_hour, "e": end_hour})
     while chunk := result.fetchmany(200_000):
@@ -307,7 +375,8 @@ def record_stored(
 
 
 def _apply(conn: Connection, calendars: Calendars, changes: _Changes) -> None:
-    """Turn presences into user counts (bits newly set) and write every change."""
+    """Set the presences' day bits, turn the bits newly set into user counts, and write
+    every change."""
     if not changes.hours and not changes.days:
         return
     dialect = conn.dialect.name
@@ -316,25 +385,17 @@ def _apply(conn: Connection, calendars: Calendars, changes: _Changes) -> None:
         for guild_id in sorted({key[0] for key in changes.days}):
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(guild_id)})
     if changes.presence:
-        old = _stored_masks(conn, list(changes.presence))
-        masks = []
-        for key, (msg, voice) in changes.presence.items():
-            was_msg, was_voice = old.get(key, (0, 0))
-            new_msg, new_voice = msg & ~was_msg, voice & ~was_voice
-            if not new_msg and not new_voice:
-                continue
-            guild_id, month, channel_id, _member = key
+        gained = _set_bits(conn, changes.patterns())
+        for guild_id, month, channel_id, new_msg, new_voice, first_msg, first_voice, n in gained:
             first = month_first_day(calendars.get(guild_id), month)
-            for index, fresh, was in ((4, new_msg, was_msg), (5, new_voice, was_voice)):
+            for index, fresh, first_of_month in ((4, new_msg, first_msg),
+                                                 (5, new_voice, first_voice)):  # fmt: skip
                 if not fresh:
                     continue
                 for offset in _bits(fresh):
-                    changes.day((guild_id, first + offset, channel_id))[index] += 1
-                if not was:
-                    changes.month((guild_id, month, channel_id))[index - 4] += 1
-            masks.append((*key, was_msg | msg, was_voice | voice))
-        _upsert(conn, "member_days", _MASK_COLUMNS, 4, masks, "msg_days = excluded.msg_days, "
-                "voice_days = excluded.voice_days")  # fmt: skip
+                    changes.day((guild_id, first + offset, channel_id))[index] += n
+                if first_of_month:
+                    changes.month((guild_id, month, channel_id))[index - 4] += n
     _write(conn, changes)
 
 
@@ -418,37 +479,88 @@ def _upsert(
         conn.exec_driver_sql(sql, (json.dumps(rows[start : start + 20_000]),))
 
 
-def _stored_masks(
-    conn: Connection, keys: Sequence[tuple[int, int, int, int]]
-) -> dict[tuple[int, int, int, int], tuple[int, int]]:
-    """The stored day bits of ``(guild, month, channel, member)`` keys (absent: none)."""
-    found: dict[tuple[int, int, int, int], tuple[int, int]] = {}
-    columns = "d.guild_id, d.month, d.channel_id, d.member_id, d.msg_days, d.voice_days"
-    match = ("d.guild_id = k.g AND d.month = k.m AND d.channel_id = k.c "
-             "AND d.member_id = k.i")  # fmt: skip
+#: The keys of a write with their new bits, from its groups as one JSON text
+#: ``[[guild, month, channel, msg bits, voice bits, [member, ...]], ...]``: one
+#: parameter, however many members (the driver adapts it in C, not per value).
+_SQLITE_KEYS = (
+    "WITH p AS MATERIALIZED (SELECT value ->> 0 AS g, value ->> 1 AS m, value ->> 2 AS c, "
+    "value ->> 3 AS msg, value ->> 4 AS voice, value -> 5 AS ids FROM json_each(?)), "
+    "k AS (SELECT p.g AS g, p.m AS m, p.c AS c, i.value AS i, p.msg AS msg, p.voice AS voice "
+    "FROM p, json_each(p.ids) i) "
+)
+_PG_KEYS = (
+    "WITH p AS MATERIALIZED (SELECT CAST(value ->> 0 AS BIGINT) AS g, "
+    "CAST(value ->> 1 AS INTEGER) AS m, CAST(value ->> 2 AS BIGINT) AS c, "
+    "CAST(value ->> 3 AS BIGINT) AS msg, CAST(value ->> 4 AS BIGINT) AS voice, "
+    "value -> 5 AS ids FROM jsonb_array_elements(CAST(:groups AS JSONB))), "
+    "k AS (SELECT p.g AS g, p.m AS m, p.c AS c, CAST(i AS BIGINT) AS i, p.msg AS msg, "
+    "p.voice AS voice FROM p, jsonb_array_elements_text(p.ids) AS i) "
+)
+#: Per (guild, month, channel): how many members gained which bits, and whether they had
+#: no bit of the month before. Read before the bits are set.
+_GAINED = (
+    "SELECT g, m, c, a, b, x, y, COUNT(*) FROM (SELECT k.g AS g, k.m AS m, k.c AS c, "
+    "k.msg & ~COALESCE(d.msg_days, 0) AS a, k.voice & ~COALESCE(d.voice_days, 0) AS b, "
+    "COALESCE(d.msg_days, 0) = 0 AS x, COALESCE(d.voice_days, 0) = 0 AS y "
+    "FROM k LEFT JOIN member_days d ON d.guild_id = k.g AND d.month = k.m "
+    "AND d.channel_id = k.c AND d.member_id = k.i) AS f "
+    "WHERE a <> 0 OR b <> 0 GROUP BY 1, 2, 3, 4, 5, 6, 7"
+)
+#: Set the bits; a key whose bits are all set already is not written.
+_SET = (
+    f"INSERT INTO member_days ({', '.join(_MASK_COLUMNS)}) SELECT g, m, c, i, msg, voice "
+    "FROM k WHERE true ON CONFLICT (guild_id, month, channel_id, member_id) DO UPDATE SET "
+    "msg_days = member_days.msg_days | excluded.msg_days, "
+    "voice_days = member_days.voice_days | excluded.voice_days "
+    "WHERE (member_days.msg_days | excluded.msg_days) <> member_days.msg_days "
+    "OR (member_days.voice_days | excluded.voice_days) <> member_days.voice_days"
+)
+
+_SQLITE_IDS = 50_000
+
+
+def _set_bits(
+    conn: Connection, groups: Sequence[tuple[int, int, int, int, int, list[int]]]
+) -> list[tuple[int, ...]]:
+    """Set the day bits of the members of `_Changes.patterns` in ``member_days``; returns
+    `_GAINED`'s rows ``(guild, month, channel, new msg bits, new voice bits, no msg bit
+    before, no voice bit before, members)``.
+
+    The database compares and counts: Python sees one row per (channel, pattern), not one
+    per member, and only members that gain a bit are written.
+    """
+    if not groups:
+        return []
     if conn.dialect.name == "postgresql":
-        query = text(
-            f"SELECT {columns} FROM unnest(CAST(:g AS BIGINT[]), CAST(:m AS INTEGER[]), "
-            "CAST(:c AS BIGINT[]), CAST(:i AS BIGINT[])) AS k(g, m, c, i) "
-            f"JOIN member_days d ON {match}"
-        )
-        params = {name: [key[n] for key in keys] for n, name in enumerate("gmci")}
-        rows: Iterable[Any] = conn.execute(query, params)
-        for g, m, c, i, msg, voice in rows:
-            found[(int(g), int(m), int(c), int(i))] = (int(msg), int(voice))
-        return found
-    # The answer as one JSON text: the driver hands over one value, not a row per key.
-    sql = (
-        f"SELECT json_group_array(json_array({columns})) FROM (SELECT value ->> 0 AS g, "
-        "value ->> 1 AS m, value ->> 2 AS c, value ->> 3 AS i FROM json_each(?)) k "
-        f"CROSS JOIN member_days d WHERE {match}"
-    )
-    for start in range(0, len(keys), 20_000):
-        chunk = json.dumps(keys[start : start + 20_000])
-        answer = conn.exec_driver_sql(sql, (chunk,)).scalar()
-        for g, m, c, i, msg, voice in json.loads(answer or "[]"):
-            found[(g, m, c, i)] = (msg, voice)
-    return found
+        params = {"groups": json.dumps(groups)}
+        # One statement: its parts share a snapshot, so the count reads the bits from
+        # before the insert (the guild's advisory lock keeps other writers out).
+        query = _PG_KEYS + f", written AS ({_SET}) " + _GAINED
+        return [tuple(int(v) for v in row) for row in conn.execute(text(query), params)]
+    gained = []
+    for chunk in _id_chunks(groups, _SQLITE_IDS):
+        keys = json.dumps(chunk)
+        gained += [tuple(row) for row in conn.exec_driver_sql(_SQLITE_KEYS + _GAINED, (keys,))]
+        conn.exec_driver_sql(_SQLITE_KEYS + _SET, (keys,))
+    return gained
+
+
+def _id_chunks(
+    groups: Sequence[tuple[int, int, int, int, int, list[int]]], size: int
+) -> Iterator[list[tuple[int, int, int, int, int, list[int]]]]:
+    """Groups in chunks of at most ``size`` member ids (a large group split)."""
+    chunk: list[tuple[int, int, int, int, int, list[int]]] = []
+    room = size
+    for guild_id, month, channel_id, msg, voice, ids in groups:
+        for start in range(0, len(ids), size):
+            part = ids[start : start + size]
+            if len(part) > room:
+                yield chunk
+                chunk, room = [], size
+            chunk.append((guild_id, month, channel_id, msg, voice, part))
+            room -= len(part)
+    if chunk:
+        yield chunk
 
 
 def _lock_key(guild_id: int) -> int:
