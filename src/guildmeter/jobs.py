@@ -9,7 +9,9 @@ each worker opens a store once and keeps it.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 from datetime import datetime
 from typing import Literal
 
@@ -24,12 +26,28 @@ __all__ = [
     "build_snapshots",
     "dump",
     "full_report",
+    "lower_priority",
     "retention",
     "table_report",
     "usage",
 ]
 
 _stores: dict[str, Store] = {}
+
+#: How much lower a worker process's CPU priority is than the bot's (Unix niceness).
+WORKER_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """Each worker process's first step: give the CPU up to the bot's own process.
+
+    The workers run apart from the flush (no shared GIL), but on the same cores: a
+    year-long dump formatted at the bot's priority takes the CPU the event loop and the
+    flush thread need, and a burst of events then waits seconds for its flush. At a lower
+    priority the workers take what the bot leaves (a quiet bot leaves them everything).
+    """
+    with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows), or refused
+        os.nice(WORKER_NICENESS)
 
 
 def _store(spec: StoreSpec | Store) -> Store:

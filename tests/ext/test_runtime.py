@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from guildmeter import jobs
 from guildmeter.config import Config
 from guildmeter.ext.checks import NotAllowed
 from guildmeter.ext.runtime import JobLimits, Runtime
@@ -68,3 +69,15 @@ def test_a_host_bot_gets_threads_unless_it_opts_in(tmp_path: Path) -> None:
     for runtime in (host, opted):
         runtime.close()
     store.close()
+
+
+def test_worker_processes_run_at_a_lower_cpu_priority_than_the_bot(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "nice.db"))
+    runtime = Runtime(Config(heavy_work="processes"), SettingsStore(store))
+    try:
+        # os.nice(0) answers the niceness of the process that runs it.
+        worker = runtime.heavy_pool.submit(os.nice, 0).result(timeout=60)
+        assert worker >= min(os.nice(0) + jobs.WORKER_NICENESS, 19)
+    finally:
+        runtime.close()
+        store.close()

@@ -3,9 +3,10 @@
 The flush has a thread of its own, so that no command, however heavy, can delay it; heavy
 commands (dumps, reports, ``/stats``) run in a small bounded pool of worker processes of
 their own (see `guildmeter.jobs`: in threads they would hold the GIL that the flush needs),
-with limits on how many run at once per member, per guild and in all. Settings are read from memory
-on the command path and refreshed from the database by every flush, so a change made
-through another process holds here within one flush interval.
+at a lower CPU priority than the bot's process (they would take the cores it needs), with
+limits on how many run at once per member, per guild and in all. Settings are read from
+memory on the command path and refreshed from the database by every flush, so a change
+made through another process holds here within one flush interval.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 from discord.ext import commands
 
+from guildmeter import jobs
 from guildmeter.config import Config
 from guildmeter.ext.checks import NotAllowed
 from guildmeter.store import Store, StoreSpec
@@ -125,7 +127,9 @@ class Runtime:
         if self.processes:
             # spawn, not fork: this process runs threads (the flush, the host's own).
             context = multiprocessing.get_context("spawn")
-            return ProcessPoolExecutor(self.workers, mp_context=context)
+            return ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=jobs.lower_priority
+            )
         return ThreadPoolExecutor(self.workers, thread_name_prefix="guildmeter-heavy")
 
     async def in_heavy_worker(self, job: Callable[..., T], *args: Any) -> T:
