@@ -109,6 +109,39 @@ def test_late_counts_of_an_aggregates_only_month_are_folded_at_write_time(store:
     assert build_month_snapshots(store, guild, MARCH)  # a rebuilt snapshot: no per-user rows
 
 
+def test_a_late_write_folds_only_the_hours_it_wrote(store: Store) -> None:
+    guild = 81_003
+    SettingsStore(store).set_single(guild, "anonymised_rows", AGGREGATES_ONLY)
+    _march(store, guild, range(500, 508))
+    store.anonymise_month(guild, MARCH)
+    other = IN_MARCH.replace(day=20)  # an hour of March this test's late write never touches
+    hour, other_hour = (int(t.timestamp()) // 3600 for t in (IN_MARCH, other))
+    # A member row left in that other hour (as no writer leaves one): a fold of the whole
+    # month would take it; the late write's fold must not even look at it.
+    act = schema.activity
+    with store.engine.begin() as conn:
+        member = conn.execute(
+            select(schema.members.c.id).where(schema.members.c.guild_id == guild).limit(1)
+        ).scalar_one()
+        conn.execute(act.insert().values(guild_id=guild, event=1, hour=other_hour,
+                                         channel_id=10, member_id=member, count=5))  # fmt: skip
+    late = ActivityStats(store)
+    late.keyring.retire(guild, MARCH)
+    late.collector.message(guild, 10, 501, IN_MARCH)
+    assert late.flush(APRIL).error is None
+    with store.engine.connect() as conn:
+        member_rows = dict(
+            conn.execute(
+                select(act.c.hour, func.count())
+                .where(act.c.guild_id == guild, act.c.member_id != 0)
+                .group_by(act.c.hour)
+            ).all()
+        )
+    assert member_rows == {other_hour: 1}  # the written hour folded, the other one untouched
+    assert hour != other_hour
+    assert _member_rows_and_messages(store, guild) == (1, 8 + 1 + 5)
+
+
 def test_a_zone_change_at_once_drops_the_stored_reports(store: Store) -> None:
     guild = 81_003
     stats = ActivityStats(store)

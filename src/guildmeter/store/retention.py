@@ -155,8 +155,9 @@ def delete_member_rows(
     for day in range(start, end, 24):
         params = {"guild": guild_id, "start": day, "end": min(day + 24, end)}
         with store.transaction() as conn:
-            conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
-            dropped = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
+            conn.execute(text(_COLLAPSE_SQL.format(events=events, hours="")), params)
+            whole = _DROP_MEMBER_ROWS_SQL.format(events=events, hours="")
+            dropped = conn.execute(text(whole), params)
             activity += int(dropped.rowcount or 0)
     with store.transaction() as conn:
         month_members = select(members.c.id).where(

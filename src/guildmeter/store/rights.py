@@ -7,8 +7,9 @@ digests and forget requests as the member's pseudonym of a month (computed by
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -333,19 +334,19 @@ _COLLAPSE_SQL = (
     "INSERT INTO activity (guild_id, event, hour, channel_id, member_id, count) "
     "SELECT guild_id, event, hour, channel_id, 0, SUM(count) FROM activity "
     "WHERE guild_id = :guild AND event IN ({events}) AND hour >= :start AND hour < :end "
-    "AND member_id <> 0 GROUP BY guild_id, event, hour, channel_id "
+    "{hours}AND member_id <> 0 GROUP BY guild_id, event, hour, channel_id "
     "ON CONFLICT (guild_id, event, hour, channel_id, member_id) "
     "DO UPDATE SET count = activity.count + excluded.count"
 )
 _DROP_MEMBER_ROWS_SQL = (
     "DELETE FROM activity WHERE guild_id = :guild AND event IN ({events}) "
-    "AND hour >= :start AND hour < :end AND member_id <> 0"
+    "AND hour >= :start AND hour < :end {hours}AND member_id <> 0"
 )
 #: PostgreSQL: the rows deleted are exactly the rows summed (one statement, one snapshot),
 #: so a member row another writer commits meanwhile is never deleted without being counted.
 _FOLD_PG_SQL = (
     "WITH moved AS (DELETE FROM activity WHERE guild_id = :guild AND event IN ({events}) "
-    "AND hour >= :start AND hour < :end AND member_id <> 0 "
+    "AND hour >= :start AND hour < :end {hours}AND member_id <> 0 "
     "RETURNING guild_id, event, hour, channel_id, count), "
     "folded AS (INSERT INTO activity (guild_id, event, hour, channel_id, member_id, count) "
     "SELECT guild_id, event, hour, channel_id, 0, SUM(count) FROM moved "
@@ -354,6 +355,9 @@ _FOLD_PG_SQL = (
     "DO UPDATE SET count = activity.count + excluded.count) "
     "SELECT COUNT(*) FROM moved"
 )
+#: Only some buckets of the month (a writer's fold: the hours it wrote).
+_HOURS_SQLITE = "AND hour IN (SELECT value FROM json_each(:hours)) "
+_HOURS_PG = "AND hour = ANY(CAST(:hours AS INTEGER[])) "
 
 
 def collapse_if_aggregates_only(
@@ -363,6 +367,7 @@ def collapse_if_aggregates_only(
     calendar: GuildCalendar = UTC_CALENDAR,
     *,
     drop_day_bits: bool = True,
+    hours: Collection[int] | None = None,
 ) -> int:
     """In the anonymisation's transaction (month end) or a writer's (late counts): if the
     guild keeps aggregates only, fold every member's counts of the month into per-(hour,
@@ -376,6 +381,9 @@ def collapse_if_aggregates_only(
     (`fold_late_counts`) keeps them: a late token written again (its process keeps it) must
     find its bits, or the day summaries would count it once more. Member rows (labels) are
     never deleted here: the bits refer to their ids.
+
+    ``hours``: fold only these buckets of the month (a writer's fold: the only hours its
+    counts could have left member rows in); None: the whole month.
     """
     from sqlalchemy import text
 
@@ -397,12 +405,21 @@ def collapse_if_aggregates_only(
     events = ", ".join(
         str(int(k)) for k in (EventKind.MSG, EventKind.JOIN, EventKind.PART, EventKind.VOICE)
     )
-    params = {"guild": guild_id, "start": start, "end": end}
-    if conn.dialect.name == "postgresql":
-        folded = int(conn.execute(text(_FOLD_PG_SQL.format(events=events)), params).scalar() or 0)
+    params: dict[str, Any] = {"guild": guild_id, "start": start, "end": end}
+    postgresql = conn.dialect.name == "postgresql"
+    only = ""
+    if hours is not None:
+        only = _HOURS_PG if postgresql else _HOURS_SQLITE
+        buckets = sorted(hours)
+        params["hours"] = buckets if postgresql else json.dumps(buckets)
+    if postgresql:
+        query = _FOLD_PG_SQL.format(events=events, hours=only)
+        folded = int(conn.execute(text(query), params).scalar() or 0)
     else:  # SQLite: one writer at a time, the two statements see the same rows
-        conn.execute(text(_COLLAPSE_SQL.format(events=events)), params)
-        dropped = conn.execute(text(_DROP_MEMBER_ROWS_SQL.format(events=events)), params)
+        conn.execute(text(_COLLAPSE_SQL.format(events=events, hours=only)), params)
+        dropped = conn.execute(
+            text(_DROP_MEMBER_ROWS_SQL.format(events=events, hours=only)), params
+        )
         folded = int(dropped.rowcount or 0)
     if drop_day_bits:  # at month end: no per-token trace of the month stays either
         summaries.drop_member_days(conn, guild_id, month)
@@ -410,20 +427,25 @@ def collapse_if_aggregates_only(
 
 
 def fold_late_counts(
-    conn: Connection, calendars: Calendars, months: Iterable[tuple[int, int]], now_s: int
+    conn: Connection,
+    calendars: Calendars,
+    hours: Mapping[tuple[int, int], Collection[int]],
+    now_s: int,
 ) -> int:
-    """After a write, in its transaction: fold again the anonymised months it touched of
-    guilds that keep aggregates only, so late counts (a late shard's flush, an import, a
-    backfill) never leave member rows in such a month. Returns the member rows folded.
+    """After a write, in its transaction: fold again the hours it wrote (``hours``: per
+    (guild, month), its buckets) of anonymised months of guilds that keep aggregates only,
+    so late counts (a late shard's flush, an import, a backfill) never leave member rows
+    in such a month. Returns the member rows folded.
 
     The late tokens' day bits stay (see `collapse_if_aggregates_only`); their members rows
     too. Cheap on the normal flush: only months before the guild's current local month
-    can be anonymised, and only those are looked up (none, for a flush of this month). The
-    fold covers the whole month (its rows for nobody plus the late ones): bounded by the
-    month's per-hour, per-channel totals.
+    can be anonymised, and only those are looked up (none, for a flush of this month). Only
+    the written hours are folded: the month's other hours hold no member row since its
+    fold at month end (or the write that touched them), so a late write costs what it
+    wrote, not the month.
     """
     past: dict[int, list[int]] = defaultdict(list)
-    for guild_id, month in months:
+    for guild_id, month in hours:
         calendar = calendars.get(guild_id)
         if month < calendar.month_of_bucket(calendar.bucket_of_s(now_s)):
             past[month].append(guild_id)
@@ -444,6 +466,7 @@ def fold_late_counts(
     for guild_id, month in sorted(anonymised):
         if guild_id in past.get(month, ()):
             folded += collapse_if_aggregates_only(
-                conn, guild_id, month, calendars.get(guild_id), drop_day_bits=False
-            )
+                conn, guild_id, month, calendars.get(guild_id), drop_day_bits=False,
+                hours=hours[(guild_id, month)],
+            )  # fmt: skip
     return folded

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -74,7 +74,7 @@ __all__ = [
     "read_parts",
     "report_snapshots",
     "settle_late_counts",
-    "touched_months",
+    "touched_hours",
 ]
 
 log = logging.getLogger(__name__)
@@ -296,27 +296,33 @@ def settle_late_counts(
     return kept
 
 
-def after_write(store: Store, conn: Connection, months: set[tuple[int, int]]) -> None:
-    """After counts are written, in their transaction: late counts of anonymised months of
-    "aggregates only" guilds are folded (`guildmeter.store.rights.fold_late_counts`), and
-    (PostgreSQL) a build that claimed one of their months while this transaction ran is
-    invalidated too (see the module docstring)."""
-    if not months:
+def after_write(
+    store: Store, conn: Connection, hours: Mapping[tuple[int, int], Collection[int]]
+) -> None:
+    """After counts are written, in their transaction (``hours``: the buckets written, per
+    (guild, month)): those hours of anonymised months of "aggregates only" guilds are
+    folded (`guildmeter.store.rights.fold_late_counts`), and (PostgreSQL) a build that
+    claimed one of their months while this transaction ran is invalidated too (see the
+    module docstring)."""
+    if not hours:
         return
     from guildmeter.store.rights import fold_late_counts
 
-    fold_late_counts(conn, store.calendars, months, int(utcnow().timestamp()))
+    fold_late_counts(conn, store.calendars, hours, int(utcnow().timestamp()))
     if store.dialect != "postgresql":
         return
-    found = _markers_of(conn, months)
+    found = _markers_of(conn, set(hours))
     invalidate_months(conn, [pair for pair, deleted in found.items() if not deleted])
 
 
-def touched_months(store: Store, counts: Iterable[CountKey]) -> set[tuple[int, int]]:
-    """The (guild, month) pairs of counts (one pass over their keys, in C)."""
+def touched_hours(store: Store, counts: Iterable[CountKey]) -> dict[tuple[int, int], set[int]]:
+    """The buckets of counts, per (guild, month) (one pass over their keys, in C, then
+    one per distinct bucket)."""
     calendars = store.calendars
-    touched = {key[:2] for key in counts}
-    return {(g, calendars.get(g).month_of_bucket(h)) for g, h in touched}
+    found: dict[tuple[int, int], set[int]] = {}
+    for guild_id, hour in {key[:2] for key in counts}:
+        found.setdefault((guild_id, calendars.get(guild_id).month_of_bucket(hour)), set()).add(hour)
+    return found
 
 
 def _markers_of(conn: Connection, months: set[tuple[int, int]]) -> dict[tuple[int, int], bool]:

@@ -17,7 +17,9 @@ Every writer keeps them exact inside its own transaction, in time proportional t
 writes (`record_rows`, called by the one write path, ``Store._apply``, that the flush,
 imports and backfills share): its counts are added to the sums (member totals: the latest
 hour wins), the day bits of the members in its rows are set, and each bit newly set adds
-one user to its day (and, a member's first bit of the month, to the month). The writers
+one user to its day (and, a member's first bit of the month, to the month). The database
+compares, counts and sets the bits (`_set_bits`): Python hands it the members grouped by
+channel and day and reads back one count per group, never a row per member. The writers
 that remove rows take out what they remove (`forget_member`, `delete_guild`). When an
 "aggregates only" guild's month is folded at month end (`guildmeter.store.rights.
 collapse_if_aggregates_only`) the sums and the distinct counts do not change, and the

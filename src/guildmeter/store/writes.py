@@ -141,13 +141,14 @@ class WritesMixin(StoreBase):
         """Upsert counts (and channel names) inside the caller's transaction.
 
         Months the counts touch lose their report snapshots (late counts of a closed month:
-        `guildmeter.store.snapshots`); counts of months past retention are discarded.
+        `guildmeter.store.snapshots`); counts of months past retention are discarded; the
+        hours they touch of an anonymised "aggregates only" month are folded again.
         """
-        from guildmeter.store.snapshots import after_write, settle_late_counts, touched_months
+        from guildmeter.store.snapshots import after_write, settle_late_counts, touched_hours
 
         store = cast("Store", self)  # the whole store: the hooks read its other parts
-        months = touched_months(store, counts)
-        counts = settle_late_counts(store, conn, counts, months)
+        hours = touched_hours(store, counts)
+        counts = settle_late_counts(store, conn, counts, set(hours))
         self._pin_new_guilds(conn, counts)
         self._resolve_members(conn, counts, session_ids)
         cache = self._member_ids
@@ -168,7 +169,7 @@ class WritesMixin(StoreBase):
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
         self._upsert_activity(conn, rows)
         summaries.record_rows(conn, calendars, rows)  # the day summaries, exact
-        after_write(store, conn, months)  # closed months' snapshots touched
+        after_write(store, conn, hours)  # closed months' snapshots and folds touched
         if channel_names:
             self._upsert_channels(conn, channel_names)
         return len(rows)
