@@ -527,34 +527,31 @@ def _pivot_stats(
     events = [int(EventKind.MSG), int(EventKind.VOICE)]
     stats: list[_Stat] = []
     for chosen in [[e] for e in events] if per_event else [events]:
+        keys = [*([] if per_event else [act.c.event]), *channel_col]
         per_user = (
-            select(act.c.event, *channel_col, act.c.member_id, *sums.inner(act, daterange))
+            select(*keys, act.c.member_id, *sums.inner(act, daterange))
             .where(act.c.event.in_(chosen), *per_user_filter)
-            .group_by(*([] if per_event else [act.c.event]), *channel_col, act.c.member_id)
+            .group_by(*keys, act.c.member_id)
             .subquery()
         )
         source = per_user
         if sums.packed:
             # The fields, each computed once per member: the LIMIT keeps SQLite from merging
             # this into the outer query, which would compute each one per use.
-            keep = [per_user.c.event, per_user.c.tot, per_user.c.low]
-            keep += [per_user.c.channel_id] if channel_col else []
+            keep = [per_user.c[key.name] for key in keys] + [per_user.c.tot, per_user.c.low]
             source = select(*keep, *sums.fields(per_user)).limit(-1).subquery()
-        outer_channel = [source.c.channel_id] if channel_col else []
-        event: ColumnElement[Any] = (
-            literal_column(str(chosen[0])).label("event") if per_event else source.c.event
+        outer_keys = [source.c[key.name] for key in keys]
+        event: list[ColumnElement[Any]] = (
+            [literal_column(str(chosen[0])).label("event")] if per_event else []
         )
-        by_event = [] if per_event else [source.c.event]
-        user_stats = select(event, *outer_channel, *sums.outer(source)).group_by(
-            *by_event, *outer_channel
-        )
+        user_stats = select(*event, *outer_keys, *sums.outer(source)).group_by(*outer_keys)
         try:
             rows = list(conn.execute(user_stats))
         except OperationalError as exc:
             if sums.packed and "integer overflow" in str(exc):
                 return None  # a member's packed sum overflowed: unpacked sums instead
             raise
-        skip = 1 + len(outer_channel)
+        skip = 1 + len(channel_col)
         if sums.packed:
             if not all(sums.exact(row[skip:]) for row in rows):
                 return None
