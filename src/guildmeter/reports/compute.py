@@ -4,6 +4,17 @@ Per-user sums are computed in SQL (GROUP BY member), and so are their count, sum
 squares per case: Python only turns those few numbers per case into means and sample
 standard deviations, exactly, with integer arithmetic.
 
+One grouped pass per member reads the range's rows once (on SQLite in the order of
+``ix_activity_member``, seeking the span of the month's member ids: no sort) and carries
+the member's sum in every case as filtered sums, one row per member; the outer query
+counts, sums and squares them per case. A row's case (local weekday or hour of day) is
+integer arithmetic on its bucket, with a CASE over the range's DST runs if it has several.
+Each filtered sum costs a test per row, so SQLite's hourly pass packs three hours of day
+into one 64-bit sum (21 bits each; `_CaseSums`), checks that no member's total could spill
+over a field and that no stored count is 0 (an empty field must mean "no rows"), and
+computes the unpacked sums instead when either fails. PostgreSQL scans once for both
+events and hash-aggregates, grouping by case when the range has a DST change.
+
 A channel report counts that channel's messages and voice, plus the server-wide joins,
 parts and member totals. Total users is the latest member count recorded in the case.
 Joins and parts are None in a case holding an hour a bot ran without Discord's Server
@@ -17,8 +28,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, select
 from sqlalchemy import case as sql_case
+from sqlalchemy.exc import OperationalError
 
 from guildmeter.errors import GuildmeterError
 from guildmeter.events import EventKind
@@ -37,7 +49,7 @@ __all__ = [
     "ServerPart",
     "assemble_report",
     "case_expression",
-    "case_filters",
+    "case_tests",
     "channel_parts",
     "check_report_range",
     "compute_live_report",
@@ -147,7 +159,9 @@ def _case_labels(kind: ReportKind) -> list[str]:
         return ["all"]
     if kind == "weekday":
         return list(WEEKDAYS)
-    return [str(h) for h in range(24)]
+    if kind == "hourly":
+        return [str(h) for h in range(24)]
+    raise ReportError(f"unknown report type {kind!r}: choose full, weekday or hourly")
 
 
 def check_report_range(daterange: DateRange) -> None:
@@ -304,36 +318,108 @@ def assemble_report(
     return Report(kind, guild_id, channel_name, daterange, rows)
 
 
-def case_filters(kind: ReportKind, hour: Any, daterange: DateRange) -> list[ColumnElement[bool]]:
-    """One condition per case on a bucket column (empty for full), in local time.
+def _one_shift(daterange: DateRange) -> int | None:
+    """The range's one shift between bucket and local hour; None if DST changes in it."""
+    runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour)
+    return None if len(runs) > 1 else runs[0][2] if runs else 0
 
-    Each case's condition is an OR over the range's DST runs of "in this run and the
-    local hour (bucket + the run's shift) falls in the case": a comparison per case per
-    row, no CASE expression.
+
+def case_tests(kind: ReportKind, hour: Any, daterange: DateRange) -> list[ColumnElement[bool]]:
+    """One test per case (weekday or hour of day) on a bucket column, in local time.
+
+    With one shift in the range (UTC, a fixed offset, no DST change) a test is a remainder
+    of the bucket itself compared with constants moved by the shift: fewer operations per
+    row than the local hour's arithmetic. Weekday ``i`` is a 24-hour window of the week's
+    168: (bucket + shift + 72) % 168 // 24 == i, 1970-01-01 (bucket 0) being a Thursday.
     """
-    if kind == "full":
-        return []
-    runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour) or [
-        (daterange.start_hour, daterange.end_hour, 0)
-    ]
-    count = 7 if kind == "weekday" else 24
+    shift = _one_shift(daterange)
+    if shift is None:
+        case = case_expression(kind, hour, daterange)
+        return [case == i for i in range(len(_case_labels(kind)))]
+    if kind == "hourly":
+        return [hour % 24 == (i - shift) % 24 for i in range(24)]
+    tests = []
+    for i in range(7):
+        first = (24 * i - 72 - shift) % 168
+        if first + 23 < 168:
+            tests.append((hour % 168).between(first, first + 23))
+        else:  # the window wraps round the week: outside the hours it leaves out
+            tests.append(~(hour % 168).between(first + 24 - 168, first - 1))
+    return tests
 
-    def case_of(local: Any) -> Any:
-        if kind == "weekday":
-            return (local // 24 + 3) % 7  # 1970-01-01 was a Thursday (3)
-        return local % 24
 
-    filters = []
-    for index in range(count):
-        terms = []
-        for run_start, run_stop, delta in runs:
-            local = hour if delta == 0 else hour + delta
-            term = case_of(local) == index
-            if len(runs) > 1:
-                term = and_(hour >= run_start, hour < run_stop, term)
-            terms.append(term)
-        filters.append(terms[0] if len(terms) == 1 else or_(*terms))
-    return filters
+#: Per-member case sums packed into one 64-bit sum: `_PACKED` fields of `_FIELD_BITS` bits.
+_PACKED, _FIELD_BITS = 3, 21
+
+
+@dataclass(frozen=True)
+class _CaseSums:
+    """How a grouped pass per member carries its sums per case (see `channel_parts`).
+
+    Unpacked: one filtered sum per case. Packed (SQLite): case ``i`` is field ``i // groups``
+    of sum ``i % groups``, so a row is tested against a third as many filters; the fields
+    are exact while every member's total in the range is below 2**_FIELD_BITS and every
+    count is at least 1 (a field of 0 then means "no rows"), which the pass checks.
+    """
+
+    kind: ReportKind
+    cases: int
+    packed: bool
+
+    @property
+    def groups(self) -> int:
+        return -(-self.cases // _PACKED) if self.packed else self.cases
+
+    def inner(self, act: Any, daterange: DateRange) -> list[ColumnElement[Any]]:
+        """The per-member aggregates, labelled ``s0``… (and ``tot``, ``low`` when packed)."""
+        count = act.c.count
+        if self.kind == "full":
+            return [func.sum(count).label("s0")]
+        if not self.packed:
+            tests = case_tests(self.kind, act.c.hour, daterange)
+            return [func.sum(count).filter(test).label(f"s{i}") for i, test in enumerate(tests)]
+        groups = self.groups
+        case = case_expression(self.kind, act.c.hour, daterange)
+        shift = _one_shift(daterange)
+        if self.kind == "hourly" and 24 % groups == 0 and shift is not None:
+            # (bucket + shift) % groups == j: the shift moves the constants, not each row.
+            in_group = [act.c.hour % groups == (j - shift) % groups for j in range(groups)]
+        else:
+            in_group = [case % groups == j for j in range(groups)]
+        shifted = count.op("<<")((case // groups) * _FIELD_BITS)
+        return [
+            func.sum(count).label("tot"),
+            func.min(count).label("low"),
+            *(func.sum(shifted).filter(test).label(f"s{j}") for j, test in enumerate(in_group)),
+        ]
+
+    def fields(self, per_user: Any) -> list[ColumnElement[Any]]:
+        """Packed: each case's field of a member's row (NULL when the member has none)."""
+        mask = (1 << _FIELD_BITS) - 1
+        return [
+            func.nullif(
+                per_user.c[f"s{i % self.groups}"]
+                .op(">>")(_FIELD_BITS * (i // self.groups))
+                .op("&")(mask),
+                0,
+            ).label(f"f{i}")
+            for i in range(self.cases)
+        ]
+
+    def outer(self, source: Any) -> list[ColumnElement[Any]]:
+        """Per case: members with counts, the sum and the sum of squares of their sums."""
+        columns: list[ColumnElement[Any]] = []
+        if self.packed:
+            columns += [func.max(source.c.tot), func.min(source.c.low)]
+        for i in range(self.cases):
+            s = source.c[f"f{i}" if self.packed else f"s{i}"]
+            columns += [func.count(s), func.sum(s), func.sum(s * s)]
+        return columns
+
+    def exact(self, row: Sequence[Any]) -> bool:
+        """Whether a packed row's fields are exact (see the class docstring)."""
+        top, low = row[0], row[1]
+        return top is None or (int(top) < 1 << _FIELD_BITS and int(low) >= 1)
 
 
 def channel_parts(
@@ -349,9 +435,10 @@ def channel_parts(
     """The channel part of a report: of ``channel_ids`` (None: all) under key None, or,
     ``by_channel``, of every channel with counts under its id (one pass for a snapshot).
 
-    Per-user sums come from one grouped query per member (in index order, no sort for a
-    whole-server report), with one filtered sum per case: each member's row carries their
-    sum in every case, and the outer query counts, sums and squares them per case.
+    Per-user sums come from one grouped query per member (in index order on SQLite, no
+    sort for a whole-server report), with its sums per case (`_CaseSums`): each member's
+    row carries their sum in every case, and the outer query counts, sums and squares
+    them per case.
     """
     act = schema.activity
     in_range = and_(
@@ -359,81 +446,28 @@ def channel_parts(
         act.c.hour >= daterange.start_hour,
         act.c.hour < daterange.end_hour,
     )
-    per_user_filter = [
-        act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)]),
-        act.c.member_id != 0,  # counts for nobody: a month kept as aggregates only
-    ]
-    if store.dialect == "sqlite":
-        # Members belong to one month: seeking the month's member ids lets SQLite read each
-        # member's rows in order (index ix_activity_member) instead of sorting them all.
-        # PostgreSQL hash-aggregates instead, and the semi-join would only cost it.
-        mem = schema.members
-        per_user_filter.append(
-            act.c.member_id.in_(
-                select(mem.c.id).where(
-                    mem.c.guild_id == guild_id, mem.c.month == daterange.months[0]
-                )
-            )
-        )
+    events = act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)])
     channel_filter = [] if channel_ids is None else [act.c.channel_id.in_(channel_ids)]
-    per_user_filter += channel_filter
-    channel_col = [act.c.channel_id] if by_channel else []
-    case = case_expression(kind, act.c.hour, daterange).label("c")
-    runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour)
-    if kind != "full" and len(runs) > 1:
-        # Cases over two DST runs: a comparison per case per run per row costs more than one
-        # CASE and a sort, so this rare range (one with a DST change) groups by case.
-        grouped = (
-            select(
-                act.c.event, *channel_col, case, act.c.member_id, func.sum(act.c.count).label("s")
+    per_user_filter: list[ColumnElement[bool]] = [in_range, *channel_filter]
+    sqlite = store.dialect == "sqlite"
+    if sqlite:
+        # Members belong to one month: the span of the month's member ids lets SQLite read
+        # each member's rows in order (index ix_activity_member) instead of sorting them
+        # all; the hour range keeps it exact if other months' ids fall in the span.
+        # PostgreSQL hash-aggregates instead, and the filter would only cost it.
+        mem = schema.members
+        month_ids = and_(mem.c.guild_id == guild_id, mem.c.month == daterange.months[0])
+        per_user_filter.append(
+            act.c.member_id.between(
+                func.max(1, select(func.min(mem.c.id)).where(month_ids).scalar_subquery()),
+                select(func.max(mem.c.id)).where(month_ids).scalar_subquery(),
             )
-            .where(in_range, *per_user_filter)
-            .group_by(act.c.event, *channel_col, act.c.member_id, case)
-            .subquery()
-        )
-        outer_channel = [grouped.c.channel_id] if by_channel else []
-        user_stats = select(
-            grouped.c.event,
-            *outer_channel,
-            grouped.c.c,
-            func.count(),
-            func.sum(grouped.c.s),
-            func.sum(grouped.c.s * grouped.c.s),
-        ).group_by(grouped.c.event, *outer_channel, grouped.c.c)
-        pivoted = False
+        )  # 0, nobody (a month kept as aggregates only), is never a member id
     else:
-        filters = case_filters(kind, act.c.hour, daterange)
-        sums = (
-            [func.sum(act.c.count).filter(f).label(f"s{i}") for i, f in enumerate(filters)]
-            if filters
-            else [func.sum(act.c.count).label("s0")]
-        )
-        per_user = (
-            select(act.c.event, *channel_col, act.c.member_id, *sums)
-            .where(in_range, *per_user_filter)
-            .group_by(act.c.event, *channel_col, act.c.member_id)
-            .subquery()
-        )
-        outer_channel = [per_user.c.channel_id] if by_channel else []
-        columns = []
-        for i in range(len(sums)):
-            s = per_user.c[f"s{i}"]
-            columns += [func.count(s), func.sum(s), func.sum(s * s)]
-        user_stats = select(per_user.c.event, *outer_channel, *columns).group_by(
-            per_user.c.event, *outer_channel
-        )
-        pivoted = True
-    by_case = [] if kind == "full" else [case]  # never group by a constant
-    for_nobody = (
-        select(act.c.event, *channel_col, case, func.sum(act.c.count).label("total"))
-        .where(
-            in_range,
-            act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)]),
-            act.c.member_id == 0,
-            *channel_filter,
-        )
-        .group_by(act.c.event, *channel_col, *by_case)
-    )
+        per_user_filter.append(act.c.member_id != 0)
+    channel_col = [act.c.channel_id] if by_channel else []
+    cases = len(_case_labels(kind))
+    sums = _CaseSums(kind, cases, packed=sqlite and kind == "hourly")
     parts: dict[int | None, ChannelPart] = {}
 
     def part_of(row: Any) -> ChannelPart:
@@ -443,20 +477,122 @@ def channel_parts(
             found = parts[key] = ChannelPart()
         return found
 
-    skip = 2 if by_channel else 1
-    for row in conn.execute(user_stats):
-        users = part_of(row).users
-        if not pivoted:
-            n, total, squares = row[skip + 1 : skip + 4]
-            users[(int(row.event), int(row.c))] = (int(n), int(total), int(squares))
-            continue
-        for i in range((len(row) - skip) // 3):
-            n, total, squares = row[skip + 3 * i : skip + 3 * i + 3]
-            if n:
-                users[(int(row.event), i)] = (int(n), int(total), int(squares))
+    runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour)
+    if not sqlite and kind != "full" and len(runs) > 1:
+        # PostgreSQL, a range with a DST change: a CASE per filtered sum costs it more than
+        # one CASE per row and a hash aggregate per (member, case).
+        stats: list[_Stat] | None = _grouped_stats(
+            conn, kind, act, daterange, per_user_filter, channel_col
+        )
+    else:
+        stats = _pivot_stats(conn, sums, act, daterange, per_user_filter, channel_col, sqlite)
+        if stats is None:
+            sums = _CaseSums(kind, cases, packed=False)
+            stats = _pivot_stats(conn, sums, act, daterange, per_user_filter, channel_col, sqlite)
+    assert stats is not None
+    for row, event, case_index, n, total, squares in stats:
+        part_of(row).users[(event, case_index)] = (n, total, squares)
+    case = case_expression(kind, act.c.hour, daterange).label("c")
+    by_case = [] if kind == "full" else [case]  # never group by a constant
+    for_nobody = (
+        select(act.c.event, *channel_col, case, func.sum(act.c.count).label("total"))
+        .where(in_range, events, act.c.member_id == 0, *channel_filter)
+        .group_by(act.c.event, *channel_col, *by_case)
+    )
     for row in conn.execute(for_nobody):
         part_of(row).nobody[(int(row.event), int(row.c))] = int(row.total)
     return parts
+
+
+#: A member-level statistic: (row it came from, event, case, members, sum, sum of squares).
+_Stat = tuple[Any, int, int, int, int, int]
+
+
+def _pivot_stats(
+    conn: Connection,
+    sums: _CaseSums,
+    act: Any,
+    daterange: DateRange,
+    per_user_filter: Sequence[ColumnElement[bool]],
+    channel_col: list[Any],
+    per_event: bool,
+) -> list[_Stat] | None:
+    """Member statistics from one row per member with its sums per case (`_CaseSums`);
+    None if packed sums were not exact.
+
+    ``per_event`` (SQLite): one query per event, whose outer query, grouped by nothing
+    (or by channel), needs no sort of the members' rows, wide with a column per case.
+    PostgreSQL scans the table once for both events and hash-aggregates.
+    """
+    events = [int(EventKind.MSG), int(EventKind.VOICE)]
+    stats: list[_Stat] = []
+    for chosen in [[e] for e in events] if per_event else [events]:
+        keys = [*([] if per_event else [act.c.event]), *channel_col]
+        per_user = (
+            select(*keys, act.c.member_id, *sums.inner(act, daterange))
+            .where(act.c.event.in_(chosen), *per_user_filter)
+            .group_by(*keys, act.c.member_id)
+            .subquery()
+        )
+        source = per_user
+        if sums.packed:
+            # The fields, each computed once per member: the LIMIT keeps SQLite from merging
+            # this into the outer query, which would compute each one per use.
+            keep = [per_user.c[key.name] for key in keys] + [per_user.c.tot, per_user.c.low]
+            source = select(*keep, *sums.fields(per_user)).limit(-1).subquery()
+        outer_keys = [source.c[key.name] for key in keys]
+        event: list[ColumnElement[Any]] = (
+            [literal_column(str(chosen[0])).label("event")] if per_event else []
+        )
+        user_stats = select(*event, *outer_keys, *sums.outer(source)).group_by(*outer_keys)
+        try:
+            rows = list(conn.execute(user_stats))
+        except OperationalError as exc:
+            if sums.packed and "integer overflow" in str(exc):
+                return None  # a member's packed sum overflowed: unpacked sums instead
+            raise
+        skip = 1 + len(channel_col)
+        if sums.packed:
+            if not all(sums.exact(row[skip:]) for row in rows):
+                return None
+            skip += 2
+        for row in rows:
+            for i in range(sums.cases):
+                n, total, squares = row[skip + 3 * i : skip + 3 * i + 3]
+                if n:
+                    stats.append((row, int(row.event), i, int(n), int(total), int(squares)))
+    return stats
+
+
+def _grouped_stats(
+    conn: Connection,
+    kind: ReportKind,
+    act: Any,
+    daterange: DateRange,
+    per_user_filter: Sequence[ColumnElement[bool]],
+    channel_col: list[Any],
+) -> list[_Stat]:
+    """Member statistics from one row per (member, case), grouped by case."""
+    case = case_expression(kind, act.c.hour, daterange).label("c")
+    grouped = (
+        select(act.c.event, *channel_col, case, act.c.member_id, func.sum(act.c.count).label("s"))
+        .where(act.c.event.in_([int(EventKind.MSG), int(EventKind.VOICE)]), *per_user_filter)
+        .group_by(act.c.event, *channel_col, act.c.member_id, case)
+        .subquery()
+    )
+    outer_channel = [grouped.c.channel_id] if channel_col else []
+    user_stats = select(
+        grouped.c.event,
+        *outer_channel,
+        grouped.c.c,
+        func.count(),
+        func.sum(grouped.c.s),
+        func.sum(grouped.c.s * grouped.c.s),
+    ).group_by(grouped.c.event, *outer_channel, grouped.c.c)
+    return [
+        (row, int(row.event), int(row.c), int(row[-3]), int(row[-2]), int(row[-1]))
+        for row in conn.execute(user_stats)
+    ]
 
 
 def server_part(
