@@ -325,10 +325,10 @@ async def test_prefix_backfill_reports_progress_and_cancel_anonymises_what_it_wr
     bot, task, stats = await world.start_bot()
 
     async def say(user: int, text: str) -> str:
+        """The bot's reply: its first new post, not a progress edit that came between."""
         before = len(emu.sent)
         await emu.message(guild, mods, user, content=text)
-        sent = await emu.wait_for_post(before + 1)
-        return sent[before].content
+        return (await emu.wait_for_new_post(before)).content
 
     assert "is now a moderator channel" in await say(ANN, f".statsconfig modchannel <#{mods}>")
     assert "Manage Server or Administrator" in await say(BOB, ".userstats backfill 10")

@@ -316,7 +316,7 @@ class History:
         async with emulator.message_posted:
             emulator.sent.append(
                 Sent(cid, payload.get("content") or "", payload.get("embeds") or [], {},
-                     allowed_mentions=payload.get("allowed_mentions"))
+                     allowed_mentions=payload.get("allowed_mentions"), edit_of=mid)
             )  # fmt: skip
             emulator.message_posted.notify_all()
         message = emulator._message(cid, payload, {})

@@ -83,6 +83,7 @@ class Sent:
     interaction_id: int | None = None
     pings: bool = False  # a mention Discord would notify (allowed_mentions not off)
     allowed_mentions: dict[str, Any] | None = None  # as sent; None: the client sent none
+    edit_of: int | None = None  # the id of the message this edit replaced; None: a new post
 
 
 @dataclass
@@ -475,6 +476,19 @@ class Emulator:
                 self.message_posted.wait_for(lambda: len(self.sent) >= count), timeout
             )
         return self.sent
+
+    async def wait_for_new_post(self, after: int, timeout: float = 10.0) -> Sent:
+        """The first new message (not an edit) sent after the first ``after`` ones."""
+
+        def found() -> Sent | None:
+            return next((s for s in self.sent[after:] if s.edit_of is None), None)
+
+        async with self.message_posted:
+            await asyncio.wait_for(self.message_posted.wait_for(lambda: found() is not None),
+                                   timeout)  # fmt: skip
+        post = found()
+        assert post is not None
+        return post
 
     async def drop_connections(self) -> None:
         """Close every gateway socket (the client reconnects and resumes)."""
