@@ -23,6 +23,7 @@ through `guildmeter.reports.suppress`, table by table.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from guildmeter.events import EventKind
 from guildmeter.reports.compute import ReportRow, local_hours
 from guildmeter.reports.daterange import EARLIEST, DateRange
 from guildmeter.reports.suppress import hidden_cells
-from guildmeter.store import Store, schema
+from guildmeter.store import Store, schema, weeks
 from guildmeter.store.coverage import MEMBER_EVENTS, uncollected_hours
 from guildmeter.store.summaries import (
     WHOLE_GUILD,
@@ -52,6 +53,7 @@ from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 __all__ = [
     "METRICS",
     "PERIODS",
+    "UNAVAILABLE",
     "ChannelRow",
     "DashboardError",
     "Period",
@@ -83,6 +85,12 @@ _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 #: The longest custom period: ten years.
 MAX_DAYS = 3660
+
+#: Why a figure is None: its span holds part of a month without the members' day bits.
+UNAVAILABLE = (
+    "Active users cannot be counted for part of a month whose per-member day records were "
+    "deleted (aggregates only, or retention): whole months and single days still show them."
+)
 
 
 class DashboardError(GuildmeterError, ValueError):
@@ -173,15 +181,29 @@ def _day(text: str | None, which: str) -> date:
 
 @dataclass(frozen=True)
 class Figures:
-    """One period's (or one bucket's) figures; ``new_members`` None when not collected."""
+    """One period's (or one bucket's) figures; ``new_members`` None when not collected,
+    ``active_users``/``voice_users`` None when not available (`UNAVAILABLE`)."""
 
     messages: int = 0
-    active_users: int = 0
-    voice_users: int = 0
+    active_users: int | None = 0
+    voice_users: int | None = 0
     voice_hours: float = 0.0
     joins: int | None = 0
     parts: int | None = 0
     member_total: int | None = None
+    #: What a day of the span showed at most: a floor of distinct users not available.
+    active_floor: int = 0
+    voice_floor: int = 0
+
+    @property
+    def active_known(self) -> int:
+        """Active users, or their floor when not available (the small-cell rule's input:
+        a floor at or above the threshold is safe to show, one below hides)."""
+        return self.active_floor if self.active_users is None else self.active_users
+
+    @property
+    def voice_known(self) -> int:
+        return self.voice_floor if self.voice_users is None else self.voice_users
 
     @property
     def new_members(self) -> int | None:
@@ -192,7 +214,7 @@ class Figures:
     def as_row(self, case: str) -> ReportRow:
         """As a report row, for the small-cell rule of `guildmeter.reports.suppress`."""
         return ReportRow(
-            case, self.member_total or 0, self.active_users, self.voice_users, self.joins,
+            case, self.member_total or 0, self.active_known, self.voice_known, self.joins,
             self.parts, self.messages, 0.0, 0.0, self.voice_hours, 0.0, 0.0,
         )  # fmt: skip
 
@@ -206,6 +228,8 @@ class Tile:
     hidden: bool = False
     #: Nothing at all was recorded in the previous period (before the data starts).
     previous_empty: bool = False
+    #: Why the value or the previous one is None though recorded (`UNAVAILABLE`).
+    note: str | None = None
 
     @property
     def change(self) -> float | None:
@@ -218,7 +242,7 @@ class Tile:
         return {
             "key": self.key, "label": self.label, "value": self.value,
             "previous": self.previous, "change": self.change, "hidden": self.hidden,
-            "previous_empty": self.previous_empty,
+            "previous_empty": self.previous_empty, "note": self.note,
         }  # fmt: skip
 
 
@@ -237,7 +261,8 @@ class Point:
         }  # fmt: skip
         for key in self.hidden:
             values[key] = None
-        return {"start": self.start.isoformat(), **values, "hidden": sorted(self.hidden)}
+        return {"start": self.start.isoformat(), **values, "hidden": sorted(self.hidden),
+                "unavailable": _unavailable(f.active_users, self.hidden)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -245,7 +270,7 @@ class ChannelRow:
     channel_id: int
     name: str
     messages: int
-    active_users: int
+    active_users: int | None
     voice_hours: float
     share: float  # of the guild's messages (text) or voice hours (voice) in the period
     hidden: frozenset[str] = field(default_factory=frozenset)
@@ -263,7 +288,13 @@ class ChannelRow:
         }  # fmt: skip
         for key in self.hidden:
             values[key] = None
-        return {**values, "hidden": sorted(self.hidden)}
+        return {**values, "hidden": sorted(self.hidden),
+                "unavailable": _unavailable(self.active_users, self.hidden)}  # fmt: skip
+
+
+def _unavailable(active_users: int | None, hidden: frozenset[str]) -> list[str]:
+    """The keys shown as not available (`UNAVAILABLE`): not hidden, yet None."""
+    return ["active_users"] if active_users is None and "active_users" not in hidden else []
 
 
 # -- queries --------------------------------------------------------------------------------
@@ -326,7 +357,8 @@ def _months(calendar: GuildCalendar, first: int, end: int) -> list[int]:
     return months
 
 
-UserCounts = dict[tuple[int, int], tuple[int, int]]
+Users = tuple[int | None, int | None]
+UserCounts = dict[tuple[int, int], Users]
 
 
 def _users(
@@ -336,15 +368,14 @@ def _users(
     buckets: dict[int, range],
     channel_id: int | None,
 ) -> UserCounts:
-    """Distinct active and voice users per (bucket, channel) for buckets of local days.
+    """Distinct active and voice users per (bucket, channel) for buckets of local days;
+    None: not available (see `_span_users`).
 
     ``channel_id`` None: every channel (not the whole guild). Per statistics month: its
-    own count when the bucket holds all of its days, otherwise the members whose day bits
-    meet the bucket's days.
+    own count when the bucket holds all of its days, otherwise `_span_users`.
     """
-    found: dict[tuple[int, int], list[int]] = {}
     whole: dict[int, list[int]] = {}
-    partial: dict[int, list[tuple[int, int]]] = {}
+    partial: dict[int, list[tuple[int, int, int]]] = {}
     for index, days in buckets.items():
         if not days:
             continue
@@ -356,41 +387,116 @@ def _users(
             if low == first and high == end:
                 whole.setdefault(month, []).append(index)
             else:
-                bits = ((1 << (high - first)) - 1) ^ ((1 << (low - first)) - 1)
-                partial.setdefault(month, []).append((index, bits))
-    channel = "channel_id <> :w" if channel_id is None else "channel_id = :c"
-    params = {"g": guild_id, "w": WHOLE_GUILD, "c": channel_id}
+                partial.setdefault(month, []).append((index, low, high))
+    found: dict[tuple[int, int], list[int | None]] = {}
 
-    def add(index: int, channel: int, active: Any, voice: Any) -> None:
-        entry = found.setdefault((index, int(channel)), [0, 0])
-        entry[0] += int(active or 0)
-        entry[1] += int(voice or 0)
+    def add(index: int, channel: int, users: Users) -> None:
+        entry = found.setdefault((index, channel), [0, 0])
+        entry[0], entry[1] = _plus(entry[0], users[0]), _plus(entry[1], users[1])
 
-    if whole:
-        months = ", ".join(str(int(m)) for m in whole)
-        for month, channel_found, active, voice in conn.execute(
-            text(
-                "SELECT month, channel_id, active_users, voice_users FROM month_users "
-                f"WHERE guild_id = :g AND month IN ({months}) AND {channel}"
-            ),
-            params,
-        ):
-            for index in whole[int(month)]:
-                add(index, channel_found, active, voice)
-    for month, pieces in partial.items():
-        sums = ", ".join(
-            f"SUM(CASE WHEN (msg_days & {bits}) <> 0 THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN (voice_days & {bits}) <> 0 THEN 1 ELSE 0 END)"
-            for _, bits in pieces
-        )
-        query = text(
-            f"SELECT channel_id, {sums} FROM member_days WHERE guild_id = :g "
-            f"AND month = {int(month)} AND {channel} GROUP BY channel_id"
-        )
-        for row in conn.execute(query, params):
-            for i, (index, _) in enumerate(pieces):
-                add(index, row[0], row[1 + 2 * i], row[2 + 2 * i])
+    totals = _month_totals(conn, guild_id, sorted({*whole, *partial}), channel_id)
+    for (month, channel), users in totals.items():
+        for index in whole.get(month, ()):
+            add(index, channel, users)
+    spans = _span_users(conn, guild_id, calendar, partial, channel_id, totals)
+    for (index, channel), span in spans.items():
+        add(index, channel, span)
     return {key: (a, v) for key, (a, v) in found.items()}
+
+
+def _channel_sql(channel_id: int | None) -> tuple[str, dict[str, object]]:
+    """``channel_id`` None: every channel, not the whole guild; else that one (or it)."""
+    if channel_id is None:
+        return "channel_id <> :w", {"w": WHOLE_GUILD}
+    return "channel_id = :c", {"c": channel_id}
+
+
+def _month_totals(
+    conn: Connection, guild_id: int, months: list[int], channel_id: int | None
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Each month's own distinct users, per channel: (month, channel) -> (active, voice)."""
+    if not months:
+        return {}
+    channel, params = _channel_sql(channel_id)
+    listed = ", ".join(str(int(m)) for m in months)
+    rows = conn.execute(
+        text(
+            "SELECT month, channel_id, active_users, voice_users FROM month_users "
+            f"WHERE guild_id = :g AND month IN ({listed}) AND {channel}"
+        ),
+        {**params, "g": guild_id},
+    )
+    return {(int(m), int(c)): (int(a or 0), int(v or 0)) for m, c, a, v in rows}
+
+
+def _span_users(
+    conn: Connection,
+    guild_id: int,
+    calendar: GuildCalendar,
+    partial: dict[int, list[tuple[int, int, int]]],
+    channel_id: int | None,
+    totals: dict[tuple[int, int], tuple[int, int]],
+) -> UserCounts:
+    """Distinct users of spans inside months, ``partial``: month -> (bucket, first, end).
+
+    Whole Monday weeks of a closed month come from its stored weekly counts
+    (`guildmeter.store.weeks`), other spans from one scan of the month's day bits. Where a
+    fold or retention deleted bits, their weekly counts were kept (DROPPED): a week is
+    those plus the held bits. A figure is None when the counts known do not add up to the
+    month's own distinct users (bits deleted before weekly counts were kept) or when the
+    span is not a whole week of such a month: an honest "not available", never a wrong 0.
+    """
+    out: UserCounts = {}
+    if not partial:
+        return out
+    stored = weeks.read_weeks(conn, guild_id, partial, channel_id)
+    channel, params = _channel_sql(channel_id)
+
+    def wanted(c: int) -> bool:
+        return c != WHOLE_GUILD if channel_id is None else c == channel_id
+
+    for month, pieces in partial.items():
+        of_month = weeks.month_weeks(calendar, month)
+        start_of = {w: span[0] for w, span in of_month.items()}
+        aligned = {
+            low: of_month.get(weeks.week_of_day(low)) == (low, high) for _, low, high in pieces
+        }
+        by_source: dict[int, dict[tuple[int, int], tuple[int, int]]] = {0: {}, 1: {}}
+        for (m, source, c, w), counted in stored.items():
+            if m == month:
+                start = weeks.ALL_WEEKS if w == weeks.ALL_WEEKS else start_of.get(w)
+                if start is not None:
+                    by_source[source][(c, start)] = counted
+        dropped = by_source[weeks.DROPPED]
+        cached = (WHOLE_GUILD, weeks.ALL_WEEKS) in by_source[weeks.HELD]
+        if cached and all(aligned.values()):
+            held = by_source[weeks.HELD]
+        else:
+            spans = [(weeks.ALL_WEEKS, weeks.ALL_WEEKS), *((lo, hi) for _, lo, hi in pieces)]
+            held = weeks.count_spans(conn, guild_id, calendar, month, spans, channel, params)
+        channels = {c for c, _ in held} | {c for c, _ in dropped}
+        channels |= {c for m, c in totals if m == month}
+        for c in filter(wanted, channels):
+            total = totals.get((month, c), (0, 0))
+            held_all = held.get((c, weeks.ALL_WEEKS), (0, 0))
+            dropped_all = dropped.get((c, weeks.ALL_WEEKS), (0, 0))
+            for index, low, _ in pieces:
+                figures: list[int | None] = []
+                for k in (0, 1):
+                    if held_all[k] + dropped_all[k] != total[k]:
+                        figures.append(None)  # bits deleted, their weeks not kept
+                    elif dropped_all[k] and not aligned[low]:
+                        figures.append(None)  # kept per whole week only
+                    else:
+                        figures.append(held.get((c, low), (0, 0))[k]
+                                       + dropped.get((c, low), (0, 0))[k])  # fmt: skip
+                was = out.get((index, c), (0, 0))  # a week across two months: both
+                out[(index, c)] = (_plus(was[0], figures[0]), _plus(was[1], figures[1]))
+    return out
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
 
 
 def _summary_figures(
@@ -417,14 +523,19 @@ def _summary_figures(
             select(
                 days.c.day, days.c.channel_id, days.c.messages, days.c.voice_seconds,
                 days.c.joins, days.c.parts, days.c.member_total, days.c.member_total_hour,
+                days.c.active_users, days.c.voice_users,
             ).where(*in_range, days.c.channel_id.in_({channel, WHOLE_GUILD}))
         )  # fmt: skip
-        for day, row_channel, messages, voice, joins, parts, total, total_hour in rows:
+        day_users: UserCounts = {}
+        for day, row_channel, messages, voice, joins, parts, total, total_hour, a, v in rows:
             b = _bucket_of_day(granularity, int(day))
             entry = values.setdefault(b, {})
             if row_channel == channel:
                 entry["messages"] = entry.get("messages", 0) + int(messages)
                 entry["voice_hours"] = entry.get("voice_hours", 0.0) + int(voice) / 3600
+                entry["active_floor"] = max(entry.get("active_floor", 0), int(a))
+                entry["voice_floor"] = max(entry.get("voice_floor", 0), int(v))
+                day_users[(b, channel)] = (int(a), int(v))
             if row_channel == WHOLE_GUILD:
                 entry["joins"] = entry.get("joins", 0) + int(joins)
                 entry["parts"] = entry.get("parts", 0) + int(parts)
@@ -432,15 +543,8 @@ def _summary_figures(
                     latest[b] = (int(day), int(total_hour), int(total))
         for b in values:
             buckets[b] = _bucket_days(granularity, b, first, end)
-        if granularity == "day":
-            users = {
-                (int(d), channel): (int(a), int(v))
-                for d, a, v in conn.execute(
-                    select(days.c.day, days.c.active_users, days.c.voice_users).where(
-                        *in_range, days.c.channel_id == channel
-                    )
-                )
-            }
+        if granularity == "day":  # a day's own distinct users
+            users = day_users
         else:
             users = _users(conn, guild_id, calendar, buckets, channel)
         gaps = uncollected_hours
@@ -583,17 +687,20 @@ def tiles(
     hidden: set[str] = set()
     if min_cell_users is not None:
         for figures in (now, before):
-            if 0 < figures.active_users < min_cell_users:
+            if 0 < figures.active_known < min_cell_users:
                 hidden.update(("messages", "active_users"))
-            if 0 < figures.voice_users < min_cell_users:
+            if 0 < figures.voice_known < min_cell_users:
                 hidden.add("voice_hours")
     empty = before == Figures()
     out = []
     for key, label in METRICS:
         if key in hidden:
             out.append(Tile(key, label, None, None, hidden=True, previous_empty=empty))
-        else:
-            out.append(Tile(key, label, getattr(now, key), getattr(before, key), False, empty))
+            continue
+        tile = Tile(key, label, getattr(now, key), getattr(before, key), False, empty)
+        if key == "active_users" and None in (now.active_users, before.active_users):
+            tile = dataclasses.replace(tile, note=UNAVAILABLE)
+        out.append(tile)
     return out
 
 
