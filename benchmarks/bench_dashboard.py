@@ -7,9 +7,10 @@ is the wall time of those four requests for one calendar month (March 2026), bes
 three, through aiohttp and a local session. Each panel's own time is given beside it, one
 channel's page, and the 12-month view's page (weekly chart), best of three:
 ``dashboard_page_12m_s`` once the closed months' weekly distinct users are stored (what
-the bot's monthly job does, `guildmeter.store.weeks.build_missing`, timed as
-``week_users_build_s``), ``dashboard_page_12m_s_unstored`` before (counted from the day
-bits of every month, as on the first load after an upgrade).
+the bot's monthly job does, `guildmeter.store.spans.build_missing`, timed as
+``span_users_build_s``), ``dashboard_page_12m_s_unstored`` before (counted from the day
+bits of every month, as on the first load after an upgrade). ``dashboard_page_30d_s``: the
+last 30 days (a suffix of November and today).
 
 Baseline, same run: the same four panels computed live from the hourly rows, four at once
 as a page does (`live_figures` for the tiles and the daily series, `activity_series` for
@@ -41,7 +42,7 @@ from guildmeter.reports.dashboard import dashboard_period, live_channel_figures,
 from guildmeter.reports.dashboard import tiles as dashboard_tiles
 from guildmeter.reports.series import activity_series
 from guildmeter.store import Store
-from guildmeter.store.weeks import build_missing
+from guildmeter.store.spans import build_missing
 from guildmeter.timeutil import utcnow
 from guildmeter.web.app import create_app, dashboard_of
 
@@ -90,9 +91,9 @@ async def _measure(store: Store, suffix: str) -> dict[str, Any]:
             unstored = await answers("period=12m")
             start = time.perf_counter()
             built = await asyncio.to_thread(build_missing, store, utcnow())
-            figures[f"week_users_build_s{suffix}"] = time.perf_counter() - start
+            figures[f"span_users_build_s{suffix}"] = time.perf_counter() - start
             assert built, "no closed month to store"
-            assert await answers("period=12m") == unstored, "stored weeks differ from the bits"
+            assert await answers("period=12m") == unstored, "stored spans differ from the bits"
 
             month = f"period=month&month={MONTH.start:%Y-%m}"
             figures[f"dashboard_page_s{suffix}"] = min([await page(month) for _ in range(3)])
@@ -104,6 +105,8 @@ async def _measure(store: Store, suffix: str) -> dict[str, Any]:
             figures[f"dashboard_page_one_channel_s{suffix}"] = min(times)
             times = [await page("period=12m") for _ in range(3)]
             figures[f"dashboard_page_12m_s{suffix}"] = min(times)
+            times = [await page("period=30d") for _ in range(3)]
+            figures[f"dashboard_page_30d_s{suffix}"] = min(times)
     finally:
         await runner.cleanup()
     return figures

@@ -105,7 +105,7 @@ def simulate(
     # What the bot's monthly job does next: store the closed months' report snapshots
     # and weekly distinct users.
     from guildmeter.reports.snapshots import build_missing_snapshots
-    from guildmeter.store.weeks import build_missing
+    from guildmeter.store.spans import build_missing
 
     build_missing_snapshots(stats.store)
     build_missing(stats.store, end)

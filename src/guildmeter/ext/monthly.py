@@ -2,7 +2,7 @@
 
 Anonymisation itself happens in the flush (see `guildmeter.activity`). Every check, this
 job first builds the report snapshots of anonymised months that lack them (and the
-weekly distinct users of closed months, `guildmeter.store.weeks`) and then deletes the
+stored distinct users of closed months, `guildmeter.store.spans`) and then deletes the
 member rows of months past retention (`guildmeter.store.retention`) — both in the
 heavy-work pool, after a cheap check on small tables says there is work — and then
 posts a guild's report once its month is anonymised, exactly once across restarts and
@@ -28,7 +28,7 @@ from guildmeter.reports.suppress import suppress_report
 from guildmeter.store.retention import retention_due
 from guildmeter.store.settings import GuildSettings, MonthlyPosts
 from guildmeter.store.snapshots import missing_snapshots
-from guildmeter.store.weeks import build_missing
+from guildmeter.store.spans import build_missing
 
 __all__ = ["MonthlyReports", "readable_by_members"]
 
@@ -88,7 +88,7 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
             if missing:
                 built = await self.runtime.in_heavy_worker(jobs.build_snapshots, missing)
             now = self.stats.clock()
-            # Closed months' weekly distinct users (the dashboard's weeks): SQL in a thread.
+            # Closed months' distinct users per week, prefix, suffix (the dashboard's).
             await asyncio.to_thread(build_missing, store, now, _SNAPSHOTS_PER_CHECK)
             due = await asyncio.to_thread(retention_due, store, now, self.retention_months)
             retired: list[tuple[int, int]] = []

@@ -37,7 +37,7 @@ from guildmeter.events import EventKind
 from guildmeter.reports.compute import ReportRow, local_hours
 from guildmeter.reports.daterange import EARLIEST, DateRange
 from guildmeter.reports.suppress import hidden_cells
-from guildmeter.store import Store, schema, weeks
+from guildmeter.store import Store, schema, spans
 from guildmeter.store.coverage import MEMBER_EVENTS, uncollected_hours
 from guildmeter.store.summaries import (
     WHOLE_GUILD,
@@ -439,60 +439,95 @@ def _span_users(
 ) -> UserCounts:
     """Distinct users of spans inside months, ``partial``: month -> (bucket, first, end).
 
-    Whole Monday weeks of a closed month come from its stored weekly counts
-    (`guildmeter.store.weeks`), other spans from one scan of the month's day bits. Where a
-    fold or retention deleted bits, their weekly counts were kept (DROPPED): a week is
-    those plus the held bits. A figure is None when the counts known do not add up to the
-    month's own distinct users (bits deleted before weekly counts were kept) or when the
-    span is not a whole week of such a month: an honest "not available", never a wrong 0.
+    Whole weeks, prefixes and suffixes of a closed month come from its stored counts
+    (`guildmeter.store.spans`), other spans from one scan of the month's day bits. Where a
+    fold or retention deleted bits, the counts of those spans were kept (DROPPED): a span
+    is those plus the held bits. A figure is None when the counts known do not add up to
+    the month's own distinct users (bits deleted before their counts were kept) or when
+    the span is not a stored one of such a month: an honest "not available", never 0.
     """
     out: UserCounts = {}
     if not partial:
         return out
-    stored = weeks.read_weeks(conn, guild_id, partial, channel_id)
+    wanted_spans = [spans.month_span(calendar, m) for m in partial]
+    wanted_spans += [(low, high) for pieces in partial.values() for _, low, high in pieces]
+    stored = spans.read_spans(conn, guild_id, partial, wanted_spans, channel_id)
     channel, params = _channel_sql(channel_id)
 
     def wanted(c: int) -> bool:
         return c != WHOLE_GUILD if channel_id is None else c == channel_id
 
     for month, pieces in partial.items():
-        of_month = weeks.month_weeks(calendar, month)
-        start_of = {w: span[0] for w, span in of_month.items()}
-        aligned = {
-            low: of_month.get(weeks.week_of_day(low)) == (low, high) for _, low, high in pieces
-        }
-        by_source: dict[int, dict[tuple[int, int], tuple[int, int]]] = {0: {}, 1: {}}
-        for (m, source, c, w), counted in stored.items():
+        whole = spans.month_span(calendar, month)
+        kept = spans.stored_spans(calendar, month)
+        by_source: dict[int, dict[tuple[int, spans.Span], tuple[int, int]]] = {
+            spans.HELD: {}, spans.DROPPED: {},
+        }  # fmt: skip
+        for (m, source, c, span), counted in stored.items():
             if m == month:
-                start = weeks.ALL_WEEKS if w == weeks.ALL_WEEKS else start_of.get(w)
-                if start is not None:
-                    by_source[source][(c, start)] = counted
-        dropped = by_source[weeks.DROPPED]
-        cached = (WHOLE_GUILD, weeks.ALL_WEEKS) in by_source[weeks.HELD]
-        if cached and all(aligned.values()):
-            held = by_source[weeks.HELD]
+                by_source[source][(c, span)] = counted
+        dropped = by_source[spans.DROPPED]
+        cached = (WHOLE_GUILD, whole) in by_source[spans.HELD]
+        busy: dict[int, tuple[list[int], list[int]]] = {}
+        if cached and all((low, high) in kept for _, low, high in pieces):
+            held = by_source[spans.HELD]
+            busy_known = False
         else:
-            spans = [(weeks.ALL_WEEKS, weeks.ALL_WEEKS), *((lo, hi) for _, lo, hi in pieces)]
-            held = weeks.count_spans(conn, guild_id, calendar, month, spans, channel, params)
+            busy, busy_known = _busy_days(conn, guild_id, whole, channel, params), True
+            if all(_within(days, low, high) for c, both in busy.items() if wanted(c)
+                   for days in both for _, low, high in pieces):  # fmt: skip
+                held = {}  # each span holds every active day of its month: its count
+            else:
+                asked = [whole, *((low, high) for _, low, high in pieces)]
+                held = spans.count_spans(conn, guild_id, calendar, month, asked, channel, params)
         channels = {c for c, _ in held} | {c for c, _ in dropped}
         channels |= {c for m, c in totals if m == month}
         for c in filter(wanted, channels):
             total = totals.get((month, c), (0, 0))
-            held_all = held.get((c, weeks.ALL_WEEKS), (0, 0))
-            dropped_all = dropped.get((c, weeks.ALL_WEEKS), (0, 0))
-            for index, low, _ in pieces:
+            held_all = held.get((c, whole), (0, 0))
+            dropped_all = dropped.get((c, whole), (0, 0))
+            for index, low, high in pieces:
                 figures: list[int | None] = []
                 for k in (0, 1):
-                    if held_all[k] + dropped_all[k] != total[k]:
-                        figures.append(None)  # bits deleted, their weeks not kept
-                    elif dropped_all[k] and not aligned[low]:
-                        figures.append(None)  # kept per whole week only
+                    if busy_known and _within(busy.get(c, ([], []))[k], low, high):
+                        figures.append(total[k])  # e.g. the month so far: nobody after it
+                    elif held_all[k] + dropped_all[k] != total[k]:
+                        figures.append(None)  # bits deleted, their spans' counts not kept
+                    elif dropped_all[k] and (low, high) not in kept:
+                        figures.append(None)  # kept for the stored spans only
                     else:
-                        figures.append(held.get((c, low), (0, 0))[k]
-                                       + dropped.get((c, low), (0, 0))[k])  # fmt: skip
+                        figures.append(held.get((c, (low, high)), (0, 0))[k]
+                                       + dropped.get((c, (low, high)), (0, 0))[k])  # fmt: skip
                 was = out.get((index, c), (0, 0))  # a week across two months: both
                 out[(index, c)] = (_plus(was[0], figures[0]), _plus(was[1], figures[1]))
     return out
+
+
+def _busy_days(
+    conn: Connection, guild_id: int, month: spans.Span, channel: str, params: dict[str, object]
+) -> dict[int, tuple[list[int], list[int]]]:
+    """The days of a month with active users, then with voice users, per channel (from the
+    day summaries: each day bit set counts on its day). A span holding all of a channel's
+    days has the month's own distinct users (the current month up to today, typically)."""
+    rows = conn.execute(
+        text(
+            "SELECT channel_id, day, active_users, voice_users FROM day_summaries "
+            f"WHERE guild_id = :g AND day >= {int(month[0])} AND day < {int(month[1])} "
+            f"AND {channel} AND (active_users > 0 OR voice_users > 0)"
+        ),
+        {**params, "g": guild_id},
+    )
+    found: dict[int, tuple[list[int], list[int]]] = {}
+    for channel_id, day, active, voice in rows:
+        both = found.setdefault(int(channel_id), ([], []))
+        for k, users in ((0, active), (1, voice)):
+            if users:
+                both[k].append(int(day))
+    return found
+
+
+def _within(days: list[int], low: int, high: int) -> bool:
+    return all(low <= day < high for day in days)
 
 
 def _plus(a: int | None, b: int | None) -> int | None:

@@ -233,8 +233,8 @@ def read_parts(
 
 
 def drop_snapshots(conn: Connection, guild_id: int) -> None:
-    """Forget a guild's snapshots, markers and weekly counts (its statistics were deleted)."""
-    from guildmeter.store.weeks import forget_guild
+    """Forget a guild's snapshots, markers and span counts (its statistics were deleted)."""
+    from guildmeter.store.spans import forget_guild
 
     for table in (report_snapshots, month_snapshots):
         conn.execute(delete(table).where(table.c.guild_id == guild_id))
@@ -302,17 +302,17 @@ def settle_late_counts(
 def after_write(store: Store, conn: Connection, months: set[tuple[int, int]]) -> None:
     """After counts are written, in their transaction: late counts of anonymised months of
     "aggregates only" guilds are folded (`guildmeter.store.rights.fold_late_counts`), the
-    weekly counts cached for closed months they touched are dropped, and
+    distinct users stored for closed months they touched are dropped, and
     (PostgreSQL) a build that claimed one of their months while this transaction ran is
     invalidated too (see the module docstring)."""
     if not months:
         return
     from guildmeter.store.rights import fold_late_counts
-    from guildmeter.store.weeks import forget_closed
+    from guildmeter.store.spans import forget_closed
 
     now = utcnow()
     fold_late_counts(conn, store.calendars, months, int(now.timestamp()))
-    forget_closed(conn, store.calendars, months, now)  # their weekly counts are stale
+    forget_closed(conn, store.calendars, months, now)  # their span counts are stale
     if store.dialect != "postgresql":
         return
     found = _markers_of(conn, months)

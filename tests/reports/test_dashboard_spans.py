@@ -26,7 +26,7 @@ from guildmeter.store import Store, summaries
 from guildmeter.store.retention import delete_member_rows
 from guildmeter.store.rights import collapse_if_aggregates_only
 from guildmeter.store.settings import AGGREGATES_ONLY, SettingsStore
-from guildmeter.store.weeks import build_missing, missing_held, week_of_day, week_users
+from guildmeter.store.spans import build_missing, missing_held, span_users
 
 GUILD = 91
 MARCH = 202603
@@ -55,14 +55,14 @@ def _live_weekly(store: Store, guild: int, channel: int | None = None) -> list[i
     a week across two months counts a member once in each, as the dashboard says)."""
     year = _year()
     found = live_figures(store, guild, year.range, channel, "week")
-    first = week_of_day((year.range.first_day - date(1970, 1, 1)).days)
+    first = ((year.range.first_day - date(1970, 1, 1)).days + 3) // 7  # its Monday week
     points = len(series(store, guild, year, channel))
     return [int(found[w].active_users or 0) if w in found else 0
             for w in range(first, first + points)]  # fmt: skip
 
 
 def _held_rows(store: Store, guild: int, month: int) -> int:
-    table = week_users
+    table = span_users
     with store.engine.connect() as conn:
         return int(
             conn.execute(
@@ -101,6 +101,10 @@ def test_weeks_of_a_month_whose_day_bits_were_deleted(store: Store, deletion: st
     inside = dashboard_period("custom", start="2026-03-05", end="2026-03-12", now=NOW)
     month_users = {t.key: t.value for t in tiles(store, GUILD, march)}["active_users"]
     days = [p.figures.active_users for p in series(store, GUILD, inside)]
+    # A rolling period: a suffix of March and a prefix of April (stored spans).
+    rolling = dashboard_period("30d", now=datetime(2026, 4, 2, tzinfo=UTC))
+    rolling_users = {t.key: t.value for t in tiles(store, GUILD, rolling)}["active_users"]
+    by_channel = {r.channel_id: r.active_users for r in channel_table(store, GUILD, rolling)}
     if deletion == "fold":
         SettingsStore(store).set_single(GUILD, "anonymised_rows", AGGREGATES_ONLY)
         with store.transaction() as conn:
@@ -114,6 +118,10 @@ def test_weeks_of_a_month_whose_day_bits_were_deleted(store: Store, deletion: st
     assert _weekly(store, GUILD) == before  # the weeks were kept when the bits went
     assert {t.key: t.value for t in tiles(store, GUILD, march)}["active_users"] == month_users
     assert [p.figures.active_users for p in series(store, GUILD, inside)] == days  # days
+    assert {t.key: t.value for t in tiles(store, GUILD, rolling)}["active_users"] == rolling_users
+    assert {r.channel_id: r.active_users for r in channel_table(store, GUILD, rolling)} == (
+        by_channel
+    )
     # A span inside the month that is not whole weeks: honestly not available.
     shown = {t.key: t for t in tiles(store, GUILD, inside)}["active_users"]
     assert shown.value is None and shown.note == UNAVAILABLE
@@ -142,7 +150,7 @@ def test_weeks_of_bits_deleted_before_they_were_kept_are_not_available(store: St
     before = _weekly(store, GUILD)
     with store.transaction() as conn:  # what a fold did before weekly counts were kept
         summaries.drop_member_days(conn, GUILD, MARCH)
-        conn.execute(week_users.delete().where(week_users.c.month == MARCH))
+        conn.execute(span_users.delete().where(span_users.c.month == MARCH))
     march = dashboard_period("month", month="2026-03", now=NOW)
     assert {t.key: t.value for t in tiles(store, GUILD, march)}["active_users"] > 0
     points = series(store, GUILD, _year())
