@@ -2,9 +2,12 @@
 
 Everything is computed by the database (the dashboard never runs SQL of its own), from the
 day summaries of `guildmeter.store.summaries` wherever they hold the answer: tiles, daily
-and weekly series and the channels table read one row per day and channel, and distinct
-users over several days are counted from the members' day bits of each month (or the
-month's own count when the period holds the whole month). The heatmap reads the hour sums;
+and weekly series and the channels table read one row per day and channel. Distinct users
+over several days of a month are the month's own count when the span holds all of its
+days (or all of its active days: the month so far), the stored count of a closed month's
+week, prefix or suffix (`guildmeter.store.spans`), or else counted from the members' day
+bits of the month; where a fold or retention deleted those bits and no stored count
+answers, they are None, "not available" (`UNAVAILABLE`). The heatmap reads the hour sums;
 hour-by-hour series ("today") and the public heatmap (whose small-cell rule needs distinct
 users per weekday and hour) read the hourly rows of their range. A page names a *period*
 (today, the last 7 or 30 days, a calendar month, the last 12 months, or custom days) on
@@ -45,7 +48,6 @@ from guildmeter.store.summaries import (
     day_of_bucket,
     day_summaries,
     hour_summaries,
-    month_first_day,
 )
 from guildmeter.timeutil import add_months, utcnow
 from guildmeter.zones import UTC_CALENDAR, GuildCalendar
@@ -341,12 +343,6 @@ def _bucket_days(granularity: Granularity | None, index: int, first: int, end: i
     return range(max(index * 7 - 3, first), min(index * 7 + 4, end))
 
 
-def _month_days(calendar: GuildCalendar, month: int) -> tuple[int, int]:
-    """A statistics month's local days, [first, end)."""
-    following = calendar.first_bucket(add_months(month, 1))
-    return month_first_day(calendar, month), day_of_bucket(calendar, following - 1) + 1
-
-
 def _months(calendar: GuildCalendar, first: int, end: int) -> list[int]:
     """The statistics months holding any of the local days [first, end)."""
     low = calendar.month_of_bucket(day_buckets(calendar, first)[0])
@@ -380,7 +376,7 @@ def _users(
         if not days:
             continue
         for month in _months(calendar, days.start, days.stop):
-            first, end = _month_days(calendar, month)
+            first, end = spans.month_span(calendar, month)
             low, high = max(first, days.start), min(end, days.stop)
             if low >= high:
                 continue
@@ -398,8 +394,8 @@ def _users(
     for (month, channel), users in totals.items():
         for index in whole.get(month, ()):
             add(index, channel, users)
-    spans = _span_users(conn, guild_id, calendar, partial, channel_id, totals)
-    for (index, channel), span in spans.items():
+    in_months = _span_users(conn, guild_id, calendar, partial, channel_id, totals)
+    for (index, channel), span in in_months.items():
         add(index, channel, span)
     return {key: (a, v) for key, (a, v) in found.items()}
 
