@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DROPPED",
     "HELD",
+    "WRITER_SKEW",
     "Span",
     "build_held",
     "build_missing",
@@ -75,6 +76,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HELD, DROPPED = 0, 1
+#: How far behind a writer's clock may be (a shard on another host): `forget_closed` treats
+#: a month as closed from this long before its end, so such a writer, still thinking the
+#: month current, drops the cache built at its end all the same.
+WRITER_SKEW = timedelta(days=1)
 
 span_users = Table(
     "span_users",
@@ -324,8 +329,9 @@ def forget_closed(
     conn: Connection, calendars: Calendars, months: Iterable[tuple[int, int]], now: datetime
 ) -> None:
     """After a write, in its transaction: drop the HELD cache of the closed months it
-    touched (no SQL for a flush of the current month, which is never cached)."""
-    closed = [(g, m) for g, m in months if _closed(calendars.get(g), m, now)]
+    touched (no SQL for a flush of the current month, which is never cached, except in its
+    last day: see `WRITER_SKEW`)."""
+    closed = [(g, m) for g, m in months if _closed(calendars.get(g), m, now + WRITER_SKEW)]
     # A write changes day bits only in ``summaries._apply``, under the writers' turn.
     forget_held(conn, closed, turn_taken=True)
 
