@@ -5,7 +5,12 @@ month: 20,000 posting users, 50 text and 5 voice channels, for twelve months). A
 load fetches four panels at once (tiles, series, heatmap, channels); ``dashboard_page_s``
 is the wall time of those four requests for one calendar month (March 2026), best of
 three, through aiohttp and a local session. Each panel's own time is given beside it, one
-channel's page, and the 12-month view's page.
+channel's page, and the 12-month view's page (weekly chart), best of three:
+``dashboard_page_12m_s`` once the closed months' weekly distinct users are stored (what
+the bot's monthly job does, `guildmeter.store.spans.build_missing`, timed as
+``span_users_build_s``), ``dashboard_page_12m_s_unstored`` before (counted from the day
+bits of every month, as on the first load after an upgrade). ``dashboard_page_30d_s``: the
+last 30 days (a suffix of November and today).
 
 Baseline, same run: the same four panels computed live from the hourly rows, four at once
 as a page does (`live_figures` for the tiles and the daily series, `activity_series` for
@@ -37,6 +42,8 @@ from guildmeter.reports.dashboard import dashboard_period, live_channel_figures,
 from guildmeter.reports.dashboard import tiles as dashboard_tiles
 from guildmeter.reports.series import activity_series
 from guildmeter.store import Store
+from guildmeter.store.spans import build_missing
+from guildmeter.timeutil import utcnow
 from guildmeter.web.app import create_app, dashboard_of
 
 from _common import best_of, emit_year_figures
@@ -72,6 +79,22 @@ async def _measure(store: Store, suffix: str) -> dict[str, Any]:
                 await asyncio.gather(*(fetch(panel, query) for panel in PAGE))
                 return time.perf_counter() - start
 
+            async def answers(query: str) -> list[Any]:
+                found = []
+                for panel in PAGE:
+                    async with client.get(f"{url}/g/{GUILD}/api/{panel}?{query}") as r:
+                        found.append(await r.json())
+                return found
+
+            times = [await page("period=12m") for _ in range(3)]
+            figures[f"dashboard_page_12m_s{suffix}_unstored"] = min(times)
+            unstored = await answers("period=12m")
+            start = time.perf_counter()
+            built = await asyncio.to_thread(build_missing, store, utcnow())
+            figures[f"span_users_build_s{suffix}"] = time.perf_counter() - start
+            assert built, "no closed month to store"
+            assert await answers("period=12m") == unstored, "stored spans differ from the bits"
+
             month = f"period=month&month={MONTH.start:%Y-%m}"
             figures[f"dashboard_page_s{suffix}"] = min([await page(month) for _ in range(3)])
             for panel in PAGE:
@@ -80,8 +103,10 @@ async def _measure(store: Store, suffix: str) -> dict[str, Any]:
             channel = f"{month}&channel=103"
             times = [await page(channel) for _ in range(3)]
             figures[f"dashboard_page_one_channel_s{suffix}"] = min(times)
-            times = [await page("period=12m") for _ in range(2)]
+            times = [await page("period=12m") for _ in range(3)]
             figures[f"dashboard_page_12m_s{suffix}"] = min(times)
+            times = [await page("period=30d") for _ in range(3)]
+            figures[f"dashboard_page_30d_s{suffix}"] = min(times)
     finally:
         await runner.cleanup()
     return figures

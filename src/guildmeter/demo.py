@@ -102,10 +102,13 @@ def simulate(
     result = stats.close(end)
     summary.rows_written += result.rows_written
     summary.anonymised.extend(result.anonymised)
-    # What the bot's monthly job does next: store the closed months' report snapshots.
+    # What the bot's monthly job does next: store the closed months' report snapshots
+    # and weekly distinct users.
     from guildmeter.reports.snapshots import build_missing_snapshots
+    from guildmeter.store.spans import build_missing
 
     build_missing_snapshots(stats.store)
+    build_missing(stats.store, end)
     return summary
 
 

@@ -1,9 +1,10 @@
 """The monthly job: snapshots, retention, and each guild's post of its month's report.
 
 Anonymisation itself happens in the flush (see `guildmeter.activity`). Every check, this
-job first builds the report snapshots of anonymised months that lack them and then
-deletes the member rows of months past retention (`guildmeter.store.retention`) — both in
-the heavy-work pool, after a cheap check on small tables says there is work — and then
+job first builds the report snapshots of anonymised months that lack them (and the
+stored distinct users of closed months, `guildmeter.store.spans`) and then deletes the
+member rows of months past retention (`guildmeter.store.retention`) — both in the
+heavy-work pool, after a cheap check on small tables says there is work — and then
 posts a guild's report once its month is anonymised, exactly once across restarts and
 processes (a claim in ``monthly_posts`` is taken before posting and released if posting
 fails).
@@ -27,6 +28,7 @@ from guildmeter.reports.suppress import suppress_report
 from guildmeter.store.retention import retention_due
 from guildmeter.store.settings import GuildSettings, MonthlyPosts
 from guildmeter.store.snapshots import missing_snapshots
+from guildmeter.store.spans import build_missing
 
 __all__ = ["MonthlyReports", "readable_by_members"]
 
@@ -86,6 +88,8 @@ class MonthlyReports(commands.Cog, name="Monthly reports"):
             if missing:
                 built = await self.runtime.in_heavy_worker(jobs.build_snapshots, missing)
             now = self.stats.clock()
+            # Closed months' distinct users per week, prefix, suffix (the dashboard's).
+            await asyncio.to_thread(build_missing, store, now, _SNAPSHOTS_PER_CHECK)
             due = await asyncio.to_thread(retention_due, store, now, self.retention_months)
             retired: list[tuple[int, int]] = []
             if due:

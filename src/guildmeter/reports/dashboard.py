@@ -2,9 +2,12 @@
 
 Everything is computed by the database (the dashboard never runs SQL of its own), from the
 day summaries of `guildmeter.store.summaries` wherever they hold the answer: tiles, daily
-and weekly series and the channels table read one row per day and channel, and distinct
-users over several days are counted from the members' day bits of each month (or the
-month's own count when the period holds the whole month). The heatmap reads the hour sums;
+and weekly series and the channels table read one row per day and channel. Distinct users
+over several days of a month are the month's own count when the span holds all of its
+days (or all of its active days: the month so far), the stored count of a closed month's
+week, prefix or suffix (`guildmeter.store.spans`), or else counted from the members' day
+bits of the month; where a fold or retention deleted those bits and no stored count
+answers, they are None, "not available" (`UNAVAILABLE`). The heatmap reads the hour sums;
 hour-by-hour series ("today") and the public heatmap (whose small-cell rule needs distinct
 users per weekday and hour) read the hourly rows of their range. A page names a *period*
 (today, the last 7 or 30 days, a calendar month, the last 12 months, or custom days) on
@@ -23,6 +26,7 @@ through `guildmeter.reports.suppress`, table by table.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +40,7 @@ from guildmeter.events import EventKind
 from guildmeter.reports.compute import ReportRow, local_hours
 from guildmeter.reports.daterange import EARLIEST, DateRange
 from guildmeter.reports.suppress import hidden_cells
-from guildmeter.store import Store, schema
+from guildmeter.store import Store, schema, spans
 from guildmeter.store.coverage import MEMBER_EVENTS, uncollected_hours
 from guildmeter.store.summaries import (
     WHOLE_GUILD,
@@ -44,7 +48,6 @@ from guildmeter.store.summaries import (
     day_of_bucket,
     day_summaries,
     hour_summaries,
-    month_first_day,
 )
 from guildmeter.timeutil import add_months, utcnow
 from guildmeter.zones import UTC_CALENDAR, GuildCalendar
@@ -52,6 +55,7 @@ from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 __all__ = [
     "METRICS",
     "PERIODS",
+    "UNAVAILABLE",
     "ChannelRow",
     "DashboardError",
     "Period",
@@ -83,6 +87,12 @@ _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 #: The longest custom period: ten years.
 MAX_DAYS = 3660
+
+#: Why a figure is None: its span holds part of a month without the members' day bits.
+UNAVAILABLE = (
+    "Active users cannot be counted for part of a month whose per-member day records were "
+    "deleted (aggregates only, or retention): whole months and single days still show them."
+)
 
 
 class DashboardError(GuildmeterError, ValueError):
@@ -173,15 +183,29 @@ def _day(text: str | None, which: str) -> date:
 
 @dataclass(frozen=True)
 class Figures:
-    """One period's (or one bucket's) figures; ``new_members`` None when not collected."""
+    """One period's (or one bucket's) figures; ``new_members`` None when not collected,
+    ``active_users``/``voice_users`` None when not available (`UNAVAILABLE`)."""
 
     messages: int = 0
-    active_users: int = 0
-    voice_users: int = 0
+    active_users: int | None = 0
+    voice_users: int | None = 0
     voice_hours: float = 0.0
     joins: int | None = 0
     parts: int | None = 0
     member_total: int | None = None
+    #: What a day of the span showed at most: a floor of distinct users not available.
+    active_floor: int = 0
+    voice_floor: int = 0
+
+    @property
+    def active_known(self) -> int:
+        """Active users, or their floor when not available (the small-cell rule's input:
+        a floor at or above the threshold is safe to show, one below hides)."""
+        return self.active_floor if self.active_users is None else self.active_users
+
+    @property
+    def voice_known(self) -> int:
+        return self.voice_floor if self.voice_users is None else self.voice_users
 
     @property
     def new_members(self) -> int | None:
@@ -192,7 +216,7 @@ class Figures:
     def as_row(self, case: str) -> ReportRow:
         """As a report row, for the small-cell rule of `guildmeter.reports.suppress`."""
         return ReportRow(
-            case, self.member_total or 0, self.active_users, self.voice_users, self.joins,
+            case, self.member_total or 0, self.active_known, self.voice_known, self.joins,
             self.parts, self.messages, 0.0, 0.0, self.voice_hours, 0.0, 0.0,
         )  # fmt: skip
 
@@ -206,6 +230,8 @@ class Tile:
     hidden: bool = False
     #: Nothing at all was recorded in the previous period (before the data starts).
     previous_empty: bool = False
+    #: Why the value or the previous one is None though recorded (`UNAVAILABLE`).
+    note: str | None = None
 
     @property
     def change(self) -> float | None:
@@ -218,7 +244,7 @@ class Tile:
         return {
             "key": self.key, "label": self.label, "value": self.value,
             "previous": self.previous, "change": self.change, "hidden": self.hidden,
-            "previous_empty": self.previous_empty,
+            "previous_empty": self.previous_empty, "note": self.note,
         }  # fmt: skip
 
 
@@ -237,7 +263,8 @@ class Point:
         }  # fmt: skip
         for key in self.hidden:
             values[key] = None
-        return {"start": self.start.isoformat(), **values, "hidden": sorted(self.hidden)}
+        return {"start": self.start.isoformat(), **values, "hidden": sorted(self.hidden),
+                "unavailable": _unavailable(f.active_users, self.hidden)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -245,7 +272,7 @@ class ChannelRow:
     channel_id: int
     name: str
     messages: int
-    active_users: int
+    active_users: int | None
     voice_hours: float
     share: float  # of the guild's messages (text) or voice hours (voice) in the period
     hidden: frozenset[str] = field(default_factory=frozenset)
@@ -263,7 +290,13 @@ class ChannelRow:
         }  # fmt: skip
         for key in self.hidden:
             values[key] = None
-        return {**values, "hidden": sorted(self.hidden)}
+        return {**values, "hidden": sorted(self.hidden),
+                "unavailable": _unavailable(self.active_users, self.hidden)}  # fmt: skip
+
+
+def _unavailable(active_users: int | None, hidden: frozenset[str]) -> list[str]:
+    """The keys shown as not available (`UNAVAILABLE`): not hidden, yet None."""
+    return ["active_users"] if active_users is None and "active_users" not in hidden else []
 
 
 # -- queries --------------------------------------------------------------------------------
@@ -310,12 +343,6 @@ def _bucket_days(granularity: Granularity | None, index: int, first: int, end: i
     return range(max(index * 7 - 3, first), min(index * 7 + 4, end))
 
 
-def _month_days(calendar: GuildCalendar, month: int) -> tuple[int, int]:
-    """A statistics month's local days, [first, end)."""
-    following = calendar.first_bucket(add_months(month, 1))
-    return month_first_day(calendar, month), day_of_bucket(calendar, following - 1) + 1
-
-
 def _months(calendar: GuildCalendar, first: int, end: int) -> list[int]:
     """The statistics months holding any of the local days [first, end)."""
     low = calendar.month_of_bucket(day_buckets(calendar, first)[0])
@@ -326,7 +353,8 @@ def _months(calendar: GuildCalendar, first: int, end: int) -> list[int]:
     return months
 
 
-UserCounts = dict[tuple[int, int], tuple[int, int]]
+Users = tuple[int | None, int | None]
+UserCounts = dict[tuple[int, int], Users]
 
 
 def _users(
@@ -336,61 +364,170 @@ def _users(
     buckets: dict[int, range],
     channel_id: int | None,
 ) -> UserCounts:
-    """Distinct active and voice users per (bucket, channel) for buckets of local days.
+    """Distinct active and voice users per (bucket, channel) for buckets of local days;
+    None: not available (see `_span_users`).
 
     ``channel_id`` None: every channel (not the whole guild). Per statistics month: its
-    own count when the bucket holds all of its days, otherwise the members whose day bits
-    meet the bucket's days.
+    own count when the bucket holds all of its days, otherwise `_span_users`.
     """
-    found: dict[tuple[int, int], list[int]] = {}
     whole: dict[int, list[int]] = {}
-    partial: dict[int, list[tuple[int, int]]] = {}
+    partial: dict[int, list[tuple[int, int, int]]] = {}
     for index, days in buckets.items():
         if not days:
             continue
         for month in _months(calendar, days.start, days.stop):
-            first, end = _month_days(calendar, month)
+            first, end = spans.month_span(calendar, month)
             low, high = max(first, days.start), min(end, days.stop)
             if low >= high:
                 continue
             if low == first and high == end:
                 whole.setdefault(month, []).append(index)
             else:
-                bits = ((1 << (high - first)) - 1) ^ ((1 << (low - first)) - 1)
-                partial.setdefault(month, []).append((index, bits))
-    channel = "channel_id <> :w" if channel_id is None else "channel_id = :c"
-    params = {"g": guild_id, "w": WHOLE_GUILD, "c": channel_id}
+                partial.setdefault(month, []).append((index, low, high))
+    found: dict[tuple[int, int], list[int | None]] = {}
 
-    def add(index: int, channel: int, active: Any, voice: Any) -> None:
-        entry = found.setdefault((index, int(channel)), [0, 0])
-        entry[0] += int(active or 0)
-        entry[1] += int(voice or 0)
+    def add(index: int, channel: int, users: Users) -> None:
+        entry = found.setdefault((index, channel), [0, 0])
+        entry[0], entry[1] = _plus(entry[0], users[0]), _plus(entry[1], users[1])
 
-    if whole:
-        months = ", ".join(str(int(m)) for m in whole)
-        for month, channel_found, active, voice in conn.execute(
-            text(
-                "SELECT month, channel_id, active_users, voice_users FROM month_users "
-                f"WHERE guild_id = :g AND month IN ({months}) AND {channel}"
-            ),
-            params,
-        ):
-            for index in whole[int(month)]:
-                add(index, channel_found, active, voice)
-    for month, pieces in partial.items():
-        sums = ", ".join(
-            f"SUM(CASE WHEN (msg_days & {bits}) <> 0 THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN (voice_days & {bits}) <> 0 THEN 1 ELSE 0 END)"
-            for _, bits in pieces
-        )
-        query = text(
-            f"SELECT channel_id, {sums} FROM member_days WHERE guild_id = :g "
-            f"AND month = {int(month)} AND {channel} GROUP BY channel_id"
-        )
-        for row in conn.execute(query, params):
-            for i, (index, _) in enumerate(pieces):
-                add(index, row[0], row[1 + 2 * i], row[2 + 2 * i])
+    totals = _month_totals(conn, guild_id, sorted({*whole, *partial}), channel_id)
+    for (month, channel), users in totals.items():
+        for index in whole.get(month, ()):
+            add(index, channel, users)
+    in_months = _span_users(conn, guild_id, calendar, partial, channel_id, totals)
+    for (index, channel), span in in_months.items():
+        add(index, channel, span)
     return {key: (a, v) for key, (a, v) in found.items()}
+
+
+def _channel_sql(channel_id: int | None) -> tuple[str, dict[str, object]]:
+    """``channel_id`` None: every channel, not the whole guild; else that one (or it)."""
+    if channel_id is None:
+        return "channel_id <> :w", {"w": WHOLE_GUILD}
+    return "channel_id = :c", {"c": channel_id}
+
+
+def _month_totals(
+    conn: Connection, guild_id: int, months: list[int], channel_id: int | None
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Each month's own distinct users, per channel: (month, channel) -> (active, voice)."""
+    if not months:
+        return {}
+    channel, params = _channel_sql(channel_id)
+    listed = ", ".join(str(int(m)) for m in months)
+    rows = conn.execute(
+        text(
+            "SELECT month, channel_id, active_users, voice_users FROM month_users "
+            f"WHERE guild_id = :g AND month IN ({listed}) AND {channel}"
+        ),
+        {**params, "g": guild_id},
+    )
+    return {(int(m), int(c)): (int(a or 0), int(v or 0)) for m, c, a, v in rows}
+
+
+def _span_users(
+    conn: Connection,
+    guild_id: int,
+    calendar: GuildCalendar,
+    partial: dict[int, list[tuple[int, int, int]]],
+    channel_id: int | None,
+    totals: dict[tuple[int, int], tuple[int, int]],
+) -> UserCounts:
+    """Distinct users of spans inside months, ``partial``: month -> (bucket, first, end).
+
+    Whole weeks, prefixes and suffixes of a closed month come from its stored counts
+    (`guildmeter.store.spans`), other spans from one scan of the month's day bits. Where a
+    fold or retention deleted bits, the counts of those spans were kept (DROPPED): a span
+    is those plus the held bits. A figure is None when the counts known do not add up to
+    the month's own distinct users (bits deleted before their counts were kept) or when
+    the span is not a stored one of such a month: an honest "not available", never 0.
+    """
+    out: UserCounts = {}
+    if not partial:
+        return out
+    wanted_spans = [spans.month_span(calendar, m) for m in partial]
+    wanted_spans += [(low, high) for pieces in partial.values() for _, low, high in pieces]
+    stored = spans.read_spans(conn, guild_id, partial, wanted_spans, channel_id)
+    channel, params = _channel_sql(channel_id)
+
+    def wanted(c: int) -> bool:
+        return c != WHOLE_GUILD if channel_id is None else c == channel_id
+
+    for month, pieces in partial.items():
+        whole = spans.month_span(calendar, month)
+        kept = spans.stored_spans(calendar, month)
+        by_source: dict[int, dict[tuple[int, spans.Span], tuple[int, int]]] = {
+            spans.HELD: {}, spans.DROPPED: {},
+        }  # fmt: skip
+        for (m, source, c, span), counted in stored.items():
+            if m == month:
+                by_source[source][(c, span)] = counted
+        dropped = by_source[spans.DROPPED]
+        cached = (WHOLE_GUILD, whole) in by_source[spans.HELD]
+        busy: dict[int, tuple[list[int], list[int]]] = {}
+        if cached and all((low, high) in kept for _, low, high in pieces):
+            held = by_source[spans.HELD]
+            busy_known = False
+        else:
+            busy, busy_known = _busy_days(conn, guild_id, whole, channel, params), True
+            if all(_within(days, low, high) for c, both in busy.items() if wanted(c)
+                   for days in both for _, low, high in pieces):  # fmt: skip
+                held = {}  # each span holds every active day of its month: its count
+            else:
+                asked = [whole, *((low, high) for _, low, high in pieces)]
+                held = spans.count_spans(conn, guild_id, calendar, month, asked, channel, params)
+        channels = {c for c, _ in held} | {c for c, _ in dropped}
+        channels |= {c for m, c in totals if m == month}
+        for c in filter(wanted, channels):
+            total = totals.get((month, c), (0, 0))
+            held_all = held.get((c, whole), (0, 0))
+            dropped_all = dropped.get((c, whole), (0, 0))
+            for index, low, high in pieces:
+                figures: list[int | None] = []
+                for k in (0, 1):
+                    if busy_known and _within(busy.get(c, ([], []))[k], low, high):
+                        figures.append(total[k])  # e.g. the month so far: nobody after it
+                    elif held_all[k] + dropped_all[k] != total[k]:
+                        figures.append(None)  # bits deleted, their spans' counts not kept
+                    elif dropped_all[k] and (low, high) not in kept:
+                        figures.append(None)  # kept for the stored spans only
+                    else:
+                        figures.append(held.get((c, (low, high)), (0, 0))[k]
+                                       + dropped.get((c, (low, high)), (0, 0))[k])  # fmt: skip
+                was = out.get((index, c), (0, 0))  # a week across two months: both
+                out[(index, c)] = (_plus(was[0], figures[0]), _plus(was[1], figures[1]))
+    return out
+
+
+def _busy_days(
+    conn: Connection, guild_id: int, month: spans.Span, channel: str, params: dict[str, object]
+) -> dict[int, tuple[list[int], list[int]]]:
+    """The days of a month with active users, then with voice users, per channel (from the
+    day summaries: each day bit set counts on its day). A span holding all of a channel's
+    days has the month's own distinct users (the current month up to today, typically)."""
+    rows = conn.execute(
+        text(
+            "SELECT channel_id, day, active_users, voice_users FROM day_summaries "
+            f"WHERE guild_id = :g AND day >= {int(month[0])} AND day < {int(month[1])} "
+            f"AND {channel} AND (active_users > 0 OR voice_users > 0)"
+        ),
+        {**params, "g": guild_id},
+    )
+    found: dict[int, tuple[list[int], list[int]]] = {}
+    for channel_id, day, active, voice in rows:
+        both = found.setdefault(int(channel_id), ([], []))
+        for k, users in ((0, active), (1, voice)):
+            if users:
+                both[k].append(int(day))
+    return found
+
+
+def _within(days: list[int], low: int, high: int) -> bool:
+    return all(low <= day < high for day in days)
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
 
 
 def _summary_figures(
@@ -417,14 +554,19 @@ def _summary_figures(
             select(
                 days.c.day, days.c.channel_id, days.c.messages, days.c.voice_seconds,
                 days.c.joins, days.c.parts, days.c.member_total, days.c.member_total_hour,
+                days.c.active_users, days.c.voice_users,
             ).where(*in_range, days.c.channel_id.in_({channel, WHOLE_GUILD}))
         )  # fmt: skip
-        for day, row_channel, messages, voice, joins, parts, total, total_hour in rows:
+        day_users: UserCounts = {}
+        for day, row_channel, messages, voice, joins, parts, total, total_hour, a, v in rows:
             b = _bucket_of_day(granularity, int(day))
             entry = values.setdefault(b, {})
             if row_channel == channel:
                 entry["messages"] = entry.get("messages", 0) + int(messages)
                 entry["voice_hours"] = entry.get("voice_hours", 0.0) + int(voice) / 3600
+                entry["active_floor"] = max(entry.get("active_floor", 0), int(a))
+                entry["voice_floor"] = max(entry.get("voice_floor", 0), int(v))
+                day_users[(b, channel)] = (int(a), int(v))
             if row_channel == WHOLE_GUILD:
                 entry["joins"] = entry.get("joins", 0) + int(joins)
                 entry["parts"] = entry.get("parts", 0) + int(parts)
@@ -432,15 +574,8 @@ def _summary_figures(
                     latest[b] = (int(day), int(total_hour), int(total))
         for b in values:
             buckets[b] = _bucket_days(granularity, b, first, end)
-        if granularity == "day":
-            users = {
-                (int(d), channel): (int(a), int(v))
-                for d, a, v in conn.execute(
-                    select(days.c.day, days.c.active_users, days.c.voice_users).where(
-                        *in_range, days.c.channel_id == channel
-                    )
-                )
-            }
+        if granularity == "day":  # a day's own distinct users
+            users = day_users
         else:
             users = _users(conn, guild_id, calendar, buckets, channel)
         gaps = uncollected_hours
@@ -583,17 +718,20 @@ def tiles(
     hidden: set[str] = set()
     if min_cell_users is not None:
         for figures in (now, before):
-            if 0 < figures.active_users < min_cell_users:
+            if 0 < figures.active_known < min_cell_users:
                 hidden.update(("messages", "active_users"))
-            if 0 < figures.voice_users < min_cell_users:
+            if 0 < figures.voice_known < min_cell_users:
                 hidden.add("voice_hours")
     empty = before == Figures()
     out = []
     for key, label in METRICS:
         if key in hidden:
             out.append(Tile(key, label, None, None, hidden=True, previous_empty=empty))
-        else:
-            out.append(Tile(key, label, getattr(now, key), getattr(before, key), False, empty))
+            continue
+        tile = Tile(key, label, getattr(now, key), getattr(before, key), False, empty)
+        if key == "active_users" and None in (now.active_users, before.active_users):
+            tile = dataclasses.replace(tile, note=UNAVAILABLE)
+        out.append(tile)
     return out
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select, text, update
 
 from guildmeter.events import EventKind
-from guildmeter.store import rollups, schema, summaries
+from guildmeter.store import rollups, schema, spans, summaries
 from guildmeter.store.rights import _COLLAPSE_SQL, _DROP_MEMBER_ROWS_SQL
 from guildmeter.store.snapshots import month_snapshots
 from guildmeter.store.sql import Store
@@ -173,6 +173,7 @@ def delete_member_rows(
                 ).rowcount
                 or 0
             )
+        spans.keep_dropped(conn, calendar, guild_id, month)  # span aggregates stay
         summaries.drop_member_days(conn, guild_id, month)  # member-level too (day bits)
         gone = conn.execute(
             delete(members).where(members.c.guild_id == guild_id, members.c.month == month)

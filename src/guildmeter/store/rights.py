@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from guildmeter.events import EventKind
 from guildmeter.privacy.anonymize import new_token
-from guildmeter.store import rollups, schema, summaries
+from guildmeter.store import rollups, schema, spans, summaries
 from guildmeter.store.sql import Store
 from guildmeter.store.usage import latency_bucket
 from guildmeter.timeutil import utcnow
@@ -183,6 +183,7 @@ class RightsStore:
             self._subtract_usage_summaries(conn, guild_id, member_id)
             # Out of the day summaries first (while their rows still say what they held).
             summaries.forget_member(conn, self.store.calendars, guild_id, month, member_id)
+            spans.forget_held(conn, [(guild_id, month)])
             for table in (
                 schema.activity,
                 *_RAW_USAGE,
@@ -422,6 +423,7 @@ def collapse_if_aggregates_only(
         )
         folded = int(dropped.rowcount or 0)
     if drop_day_bits:  # at month end: no per-token trace of the month stays either
+        spans.keep_dropped(conn, calendar, guild_id, month)  # aggregates: they stay
         summaries.drop_member_days(conn, guild_id, month)
     return folded
 

@@ -233,9 +233,12 @@ def read_parts(
 
 
 def drop_snapshots(conn: Connection, guild_id: int) -> None:
-    """Forget a guild's snapshots and markers (its statistics were deleted)."""
+    """Forget a guild's snapshots, markers and span counts (its statistics were deleted)."""
+    from guildmeter.store.spans import forget_guild
+
     for table in (report_snapshots, month_snapshots):
         conn.execute(delete(table).where(table.c.guild_id == guild_id))
+    forget_guild(conn, guild_id, dropped_too=True)
 
 
 def invalidate_months(conn: Connection, pairs: Iterable[tuple[int, int]]) -> None:
@@ -301,14 +304,18 @@ def after_write(
 ) -> None:
     """After counts are written, in their transaction (``hours``: the buckets written, per
     (guild, month)): those hours of anonymised months of "aggregates only" guilds are
-    folded (`guildmeter.store.rights.fold_late_counts`), and (PostgreSQL) a build that
-    claimed one of their months while this transaction ran is invalidated too (see the
-    module docstring)."""
+    folded (`guildmeter.store.rights.fold_late_counts`), the distinct users stored for
+    closed months they touched are dropped, and (PostgreSQL) a build that claimed one of
+    their months while this transaction ran is invalidated too (see the module
+    docstring)."""
     if not hours:
         return
     from guildmeter.store.rights import fold_late_counts
+    from guildmeter.store.spans import forget_closed
 
-    fold_late_counts(conn, store.calendars, hours, int(utcnow().timestamp()))
+    now = utcnow()
+    fold_late_counts(conn, store.calendars, hours, int(now.timestamp()))
+    forget_closed(conn, store.calendars, set(hours), now)  # their span counts are stale
     if store.dialect != "postgresql":
         return
     found = _markers_of(conn, set(hours))

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from guildmeter.store import summaries
+from guildmeter.store import spans, summaries
 from guildmeter.store.engine import make_engine
 from guildmeter.store.keys import KeysMixin
 from guildmeter.store.migrations import apply_migrations
@@ -88,6 +88,7 @@ class Store(WritesMixin, MonthEndMixin, ReadsMixin, KeysMixin):
             change = set_timezone(conn, self.calendars, guild_id, zone, now)
             fresh = read_calendars(conn, self.default_zone, self.calendars)
             summaries.after_zone_change(conn, fresh, guild_id, change.from_month)
+            spans.forget_guild(conn, guild_id, dropped_too=False)  # rebuilt on the new clock
             if change.from_month is None:  # at once: stored reports were on the old clock
                 from guildmeter.store.snapshots import invalidate_months, month_snapshots
 

@@ -107,6 +107,7 @@ class DashboardData:
             "period": period.name, "label": period.label, "granularity": period.granularity,
             "start": period.range.start.isoformat(), "end": period.range.end.isoformat(),
             "users_per_month": period.users_per_month,
+            "unavailable_note": dashboard.UNAVAILABLE,
             "min_cell_users": min_cell,
         }  # fmt: skip
         if name == "usage":

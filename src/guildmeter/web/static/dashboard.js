@@ -38,8 +38,9 @@
   }
 
   const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
-  function shown(value, hidden, key) {
+  function shown(value, hidden, key, unavailable) {
     if (hidden) return minCell ? `fewer than ${minCell}` : "hidden";
+    if (unavailable) return "not available";
     if (value === null || value === undefined) return key === "new_members" ? "not collected" : "—";
     return number.format(value);
   }
@@ -65,6 +66,11 @@
       $("period-label").textContent = tiles.label + (state.channel !== "all" ? ` · ${channelName(state.channel)}` : "");
       $("users-note").hidden = !tiles.users_per_month;
       drawTiles(tiles.tiles);
+      const gaps = series.points.some((p) => (p.unavailable || []).length)
+        || channels.channels.some((r) => (r.unavailable || []).length);
+      const note = tiles.tiles.map((t) => t.note).find((n) => n) || (gaps ? tiles.unavailable_note : "");
+      $("unavailable-note").textContent = note || "";
+      $("unavailable-note").hidden = !note;
       lastSeries = series;
       drawChart();
       drawHeatmap(heat.heatmap);
@@ -85,7 +91,9 @@
     for (const tile of tiles) {
       const box = $(`tile-${tile.key}`);
       box.classList.toggle("active", tile.key === state.metric);
-      box.querySelector(".value").textContent = shown(tile.value, tile.hidden, tile.key);
+      box.querySelector(".value").textContent = shown(tile.value, tile.hidden, tile.key,
+        tile.note && tile.value === null);
+      box.title = tile.note || "";
       const change = box.querySelector(".change");
       change.className = "change";
       if (tile.hidden) {
@@ -137,7 +145,8 @@
         plugins: { legend: { display: false }, tooltip: { callbacks: {
           label: (ctx) => {
             const p = points[ctx.dataIndex];
-            return `${title}: ${shown(p[key], (p.hidden || []).includes(key), key)}`;
+            return `${title}: ${shown(p[key], (p.hidden || []).includes(key), key,
+              (p.unavailable || []).includes(key))}`;
           } } } },
         scales: { x: { ticks: { color: muted, maxRotation: 0, autoSkip: true }, grid: { color: line } },
                   y: { ticks: { color: muted }, grid: { color: line }, beginAtZero: true } },
@@ -189,7 +198,8 @@
       const cells = [
         row.voice ? `${row.name} (voice)` : `#${row.name}`,
         shown(row.messages, hidden.includes("messages")),
-        shown(row.active_users, hidden.includes("active_users")),
+        shown(row.active_users, hidden.includes("active_users"), "active_users",
+          (row.unavailable || []).includes("active_users")),
         shown(row.voice_hours, hidden.includes("voice_hours")),
         hidden.includes("share") ? shown(null, true)
           : `${(row.share * 100).toFixed(1)} %`,
