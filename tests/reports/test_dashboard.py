@@ -11,6 +11,8 @@ from guildmeter.activity import ActivityStats
 from guildmeter.demo import simulate
 from guildmeter.reports.compute import compute_report
 from guildmeter.reports.dashboard import (
+    MONTHS_DIFFER,
+    PARTLY_BEFORE_DATA,
     DashboardError,
     channel_table,
     dashboard_period,
@@ -97,8 +99,35 @@ def test_weeks_for_twelve_months_and_hours_for_today(seeded: Store) -> None:
     assert year.granularity == "week" and 52 <= len(points) <= 54
     assert all(p.start.weekday() == 0 for p in points[1:])
     assert points[0].start == year.range.start
-    today = dashboard_period("today", now=NOW)
-    assert today.granularity == "hour" and len(series(seeded, GUILD, today)) == 24
+    today = dashboard_period("today", now=NOW)  # 15:30: the hours still to come are not drawn
+    assert today.granularity == "hour" and len(series(seeded, GUILD, today)) == 16
+    past = dashboard_period("today", now=datetime(2026, 5, 2, 23, 59, tzinfo=UTC))
+    assert len(series(seeded, GUILD, past)) == 24
+
+
+def test_today_so_far_is_compared_with_yesterday_until_the_same_hour(seeded: Store) -> None:
+    yesterday = series(seeded, GUILD, dashboard_period("today", now=datetime(
+        2026, 5, 2, 23, 59, tzinfo=UTC)))  # fmt: skip
+    today = dashboard_period("today", now=datetime(2026, 5, 3, 12, 30, tzinfo=UTC))
+    messages = next(t for t in tiles(seeded, GUILD, today) if t.key == "messages")
+    assert messages.previous == sum(p.figures.messages for p in yesterday[:13])  # 00-12 h
+    assert messages.previous < sum(p.figures.messages for p in yesterday)
+    assert messages.value == sum(p.figures.messages for p in series(seeded, GUILD, today))
+    assert messages.incomparable is None and messages.change is not None
+
+
+def test_changes_are_not_shown_between_periods_that_cannot_be_compared(seeded: Store) -> None:
+    partly = dashboard_period("custom", start="2026-04-29", end="2026-04-30", now=NOW)
+    found = tiles(seeded, GUILD, partly)  # the previous period: 27-28 April, data from the 28th
+    assert all(t.incomparable == PARTLY_BEFORE_DATA.format(first=date(2026, 4, 28))
+               for t in found)  # fmt: skip
+    assert all(t.change is None and t.to_json()["change"] is None for t in found)
+    months = tiles(seeded, GUILD, dashboard_period(
+        "custom", start="2026-05-02", end="2026-05-03", now=NOW))  # fmt: skip
+    by_key = {t.key: t for t in months}  # 2-3 May (one month) against 30 April-1 May (two)
+    assert by_key["active_users"].incomparable == MONTHS_DIFFER
+    assert by_key["active_users"].change is None
+    assert by_key["messages"].incomparable is None and by_key["messages"].change is not None
 
 
 def test_public_figures_hide_small_cells(seeded: Store) -> None:

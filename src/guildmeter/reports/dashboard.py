@@ -89,6 +89,14 @@ _MONTH = re.compile(r"(\d{4})-(\d{2})")
 MAX_DAYS = 3660
 
 #: Why a figure is None: its span holds part of a month without the members' day bits.
+PARTLY_BEFORE_DATA = (
+    "Not compared: the previous period starts before this server's statistics do "
+    "({first:%Y-%m-%d}), so it holds only part of its days."
+)
+MONTHS_DIFFER = (
+    "Not compared: active users are counted once per month, and the two periods span a "
+    "different number of months."
+)
 UNAVAILABLE = (
     "Active users cannot be counted for part of a month whose per-member day records were "
     "deleted (aggregates only, or retention): whole months and single days still show them."
@@ -107,6 +115,9 @@ class Period:
     range: DateRange
     previous: DateRange
     granularity: Granularity
+    #: The first bucket not yet lived when the range reaches past now ("today": the hours
+    #: still to come are not drawn as zeros); None when the range is all in the past.
+    future_hour: int | None = None
 
     @property
     def label(self) -> str:
@@ -169,7 +180,14 @@ def dashboard_period(
     def span(a: date, b: date) -> DateRange:
         return DateRange(calendar.midnight(a), calendar.midnight(b), calendar)
 
-    return Period(name, span(first, last), span(first - length, first), granularity)
+    current = span(first, last)
+    previous = span(first - length, first)
+    next_hour = calendar.bucket_of(now) + 1
+    future = next_hour if next_hour < current.end_hour else None
+    if name == "today":  # so far today against yesterday until the same hour, not all of it
+        lived = calendar.bucket_start(next_hour) - current.start
+        previous = DateRange(previous.start, previous.start + lived, calendar)
+    return Period(name, current, previous, granularity, future)
 
 
 def _day(text: str | None, which: str) -> date:
@@ -232,11 +250,13 @@ class Tile:
     previous_empty: bool = False
     #: Why the value or the previous one is None though recorded (`UNAVAILABLE`).
     note: str | None = None
+    #: Why the two periods cannot be compared (`PARTLY_BEFORE_DATA`, `MONTHS_DIFFER`).
+    incomparable: str | None = None
 
     @property
     def change(self) -> float | None:
         """Relative change against the previous period; None when it cannot be said."""
-        if self.hidden or self.value is None or not self.previous:
+        if self.hidden or self.incomparable or self.value is None or not self.previous:
             return None
         return (self.value - self.previous) / abs(self.previous)
 
@@ -245,6 +265,7 @@ class Tile:
             "key": self.key, "label": self.label, "value": self.value,
             "previous": self.previous, "change": self.change, "hidden": self.hidden,
             "previous_empty": self.previous_empty, "note": self.note,
+            "incomparable": self.incomparable,
         }  # fmt: skip
 
 
@@ -712,9 +733,31 @@ def tiles(
     *,
     min_cell_users: int | None = None,
 ) -> list[Tile]:
-    """The five tiles with the previous period's values; ``min_cell_users``: public."""
-    now = _period_figures(store, guild_id, period.range, channel_id)
-    before = _period_figures(store, guild_id, period.previous, channel_id)
+    """The five tiles with the previous period's values; ``min_cell_users``: public.
+
+    A change is shown only between periods that can be compared: not when the previous one
+    starts before the guild's first statistics, nor for active users between periods that
+    span different numbers of months (counted once per month). "Today" so far is compared
+    with yesterday until the same hour (from the hourly rows: a day's worth).
+    """
+    if period.granularity == "hour":  # a day, from its hourly rows: until now, as the series
+        lived = period.range
+        if period.future_hour is not None:
+            end = lived.calendar.bucket_start(period.future_hour)
+            lived = DateRange(lived.start, end, lived.calendar)
+        now = live_figures(store, guild_id, lived, channel_id, None).get(0, Figures())
+        before = live_figures(store, guild_id, period.previous, channel_id, None).get(0, Figures())
+    else:
+        now = _period_figures(store, guild_id, period.range, channel_id)
+        before = _period_figures(store, guild_id, period.previous, channel_id)
+    incomparable: str | None = None
+    held = store.activity_span(guild_id)
+    if held is not None and period.previous.start_hour < held[0] < period.previous.end_hour:
+        first = period.range.calendar.local(period.range.calendar.bucket_start(held[0]))
+        incomparable = PARTLY_BEFORE_DATA.format(first=first)
+    users_incomparable = incomparable
+    if users_incomparable is None and len(period.range.months) != len(period.previous.months):
+        users_incomparable = MONTHS_DIFFER
     hidden: set[str] = set()
     if min_cell_users is not None:
         for figures in (now, before):
@@ -728,7 +771,9 @@ def tiles(
         if key in hidden:
             out.append(Tile(key, label, None, None, hidden=True, previous_empty=empty))
             continue
-        tile = Tile(key, label, getattr(now, key), getattr(before, key), False, empty)
+        reason = users_incomparable if key == "active_users" else incomparable
+        tile = Tile(key, label, getattr(now, key), getattr(before, key), False, empty,
+                    incomparable=reason)  # fmt: skip
         if key == "active_users" and None in (now.active_users, before.active_users):
             tile = dataclasses.replace(tile, note=UNAVAILABLE)
         out.append(tile)
@@ -748,7 +793,7 @@ def series(
     calendar = period.range.calendar
     if granularity == "hour":
         found = live_figures(store, guild_id, period.range, channel_id, granularity)
-        indices = list(range(period.range.start_hour, period.range.end_hour))
+        indices = list(range(period.range.start_hour, period.future_hour or period.range.end_hour))
         starts = [calendar.bucket_start(i) for i in indices]
     else:
         found = _summary_figures(store, guild_id, period.range, channel_id, granularity)

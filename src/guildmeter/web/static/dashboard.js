@@ -100,6 +100,11 @@
         change.textContent = "";
       } else if (tile.previous_empty) {
         change.textContent = "no earlier data";
+      } else if (tile.incomparable) {
+        change.textContent = "not compared";
+        box.title = [tile.note, tile.incomparable].filter(Boolean).join(" ");
+      } else if (tile.value === tile.previous) {
+        change.textContent = "no change";
       } else if (tile.change === null || tile.change === undefined) {
         change.textContent = tile.value === tile.previous ? "no change"
           : tile.previous === 0 ? "▲ from 0" : "";
@@ -109,7 +114,8 @@
         // Joins minus parts may be negative: its change is a difference, not a ratio.
         const amount = tile.key === "new_members"
           ? number.format(Math.abs(tile.value - tile.previous))
-          : `${Math.abs(Math.round(tile.change * 100))} %`;
+          : Math.round(Math.abs(tile.change) * 100) === 0 ? "< 1 %"
+          : `${Math.round(Math.abs(tile.change) * 100)} %`;
         change.textContent = `${up ? "▲" : "▼"} ${amount} vs previous`;
         change.classList.add(up ? "up" : "down");
       }
