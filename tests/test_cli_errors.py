@@ -109,6 +109,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("settings without a guild", ["settings"], "Missing option '--guild'"),
     ("bare time", [*REPORT, "--range", "00:00"], "'00:00' is a time of day, not a date"),
     ("no such ISO week", [*REPORT, "--range", "2025-W53"], "2025 has ISO weeks 1 to 52"),
+    ("export to stdout", ["export", "--guild", str(GUILD), "-o", "-"], "standard output ('-')"),
+    ("report to stdout", [*REPORT, "--format", "csv", "-o", "-"], "standard output ('-')"),
+    ("chart to stdout", [*REPORT, "--chart", "-"], "standard output ('-')"),
 ]
 
 LONG = "x" * 400
