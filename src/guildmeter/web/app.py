@@ -40,7 +40,7 @@ from guildmeter.web.auth import (
     Sessions,
     moderates,
 )
-from guildmeter.web.queries import PANELS, PUBLIC_PANELS, DashboardData
+from guildmeter.web.queries import PANELS, PUBLIC_PANELS, DashboardData, month_labels
 
 __all__ = ["MAX_QUERY_BYTES", "Dashboard", "create_app"]
 
@@ -377,7 +377,7 @@ async def _guild_dump(request: web.Request) -> web.StreamResponse:
     headers = {}
     if dump.unanonymised_months:
         name += "-NOT-ANONYMISED"
-        months = ", ".join(f"{m // 100}-{m % 100:02d}" for m in dump.unanonymised_months)
+        months = ", ".join(month_labels(dump.unanonymised_months))
         headers[DUMP_WARNING_HEADER] = f"{months}: not yet anonymised - do not distribute"
     return _download(dump.body, f"{name}.csv.gz", "application/gzip", headers)
 

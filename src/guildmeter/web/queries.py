@@ -13,7 +13,7 @@ import asyncio
 import csv
 import io
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from guildmeter.store.settings import GuildSettings, SettingsStore
 from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
 __all__ = ["MAX_RUNNING", "PANELS", "PUBLIC_CACHE_S", "PUBLIC_PANELS", "DashboardData", "Dump",
-           "period_of"]  # fmt: skip
+           "month_labels", "period_of"]  # fmt: skip
 
 MAX_RUNNING = 4
 PUBLIC_CACHE_S = 60.0
@@ -165,8 +165,12 @@ class DashboardData:
 
     def _unanonymised(self, guild_id: int, period: Period) -> list[str]:
         """The period's months still holding live pseudonyms, as ``YYYY-MM``."""
-        months = self.store.unanonymised_months(guild_id, period.range.months)
-        return [f"{m // 100}-{m % 100:02d}" for m in months]
+        return month_labels(self.store.unanonymised_months(guild_id, period.range.months))
+
+
+def month_labels(months: Iterable[int]) -> list[str]:
+    """``YYYYMM`` months as people read them: ``YYYY-MM``."""
+    return [f"{m // 100}-{m % 100:02d}" for m in months]
 
 
 @dataclass(frozen=True)
