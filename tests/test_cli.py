@@ -186,6 +186,8 @@ def test_settings_prints_and_sets_the_timezone(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     stats = ActivityStats(Store.open(str(db)))
     stats.collector.message(7, 70, 700, datetime(2026, 11, 3, tzinfo=UTC))
+    # Guild 8: the bot has joined it (its member total is counted), no member counted yet.
+    stats.collector.member_total(8, 40, datetime(2026, 11, 3, tzinfo=UTC))
     assert stats.flush(datetime(2026, 11, 3, 1, tzinfo=UTC)).error is None
     stats.store.close()
     runner = CliRunner()
@@ -203,3 +205,39 @@ def test_settings_prints_and_sets_the_timezone(tmp_path: Path) -> None:
     )
     assert "applies at once" in fresh.output
     assert "Timezone: America/St_Johns" in fresh.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["settings", "--guild", "999", "--timezone", "UTC"],
+        ["settings", "--guild", "999", "--retention-months", "3"],
+        ["settings", "--guild", "999"],
+        ["forget", "--user", "700", "--guild", "999"],
+        ["forget", "--user", "700", "--guild", "999", "--dry-run"],
+    ],
+)
+def test_a_guild_the_database_knows_nothing_about_is_refused_with_the_known_ones(
+    tmp_path: Path, args: list[str]
+) -> None:
+    from guildmeter.activity import ActivityStats
+    from guildmeter.store import Store
+    from guildmeter.store.settings import SettingsStore
+
+    db = tmp_path / "k.db"
+    stats = ActivityStats(Store.open(str(db)))
+    stats.collector.message(7, 70, 700, datetime(2026, 11, 3, tzinfo=UTC))
+    assert stats.flush(datetime(2026, 11, 3, 1, tzinfo=UTC)).error is None
+    SettingsStore(stats.store).set_single(9, "retention_months", 2)  # known by its settings
+    stats.store.close()
+    result = CliRunner().invoke(cli, ["--db", str(db), *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: no statistics for guild 999 in {db}; guilds with statistics: 7\n"
+    )
+    store = Store.open(str(db))
+    assert SettingsStore(store).read(999) == SettingsStore(store).read(123)  # nothing set
+    assert store.calendars.get(999).is_utc
+    store.close()
+    known = CliRunner().invoke(cli, ["--db", str(db), "settings", "--guild", "9"])
+    assert known.exit_code == 0 and "Guild 9" in known.output, known.output

@@ -109,6 +109,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("settings without a guild", ["settings"], "Missing option '--guild'"),
     ("bare time", [*REPORT, "--range", "00:00"], "'00:00' is a time of day, not a date"),
     ("no such ISO week", [*REPORT, "--range", "2025-W53"], "2025 has ISO weeks 1 to 52"),
+    ("export to stdout", ["export", "--guild", str(GUILD), "-o", "-"], "standard output ('-')"),
+    ("report to stdout", [*REPORT, "--format", "csv", "-o", "-"], "standard output ('-')"),
+    ("chart to stdout", [*REPORT, "--chart", "-"], "standard output ('-')"),
 ]
 
 LONG = "x" * 400
@@ -454,3 +457,76 @@ def test_long_words_of_an_error_are_cut_but_paths_keep_room_to_name_the_file() -
     assert clip_echoes(f"{path}, line 2: bad") == f"{path}, line 2: bad"
     assert len(clip_echoes("/" * 1000)) == 240
     assert clip_echoes("short words stay") == "short words stay"
+
+
+#: Every control character (C0, DEL, C1), and the escape sequences a terminal obeys.
+CONTROLS = st.sampled_from(
+    [chr(c) for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))]
+    + ["\x1b]0;pwned\x07", "\x1b]0;pwned\x1b\\", "\x1b[31m", "\x9b2J", "\x1bP1$r\x1b\\"]
+)
+HOSTILE = (
+    st.lists(st.one_of(CONTROLS, st.text("ab#.-_ é", max_size=3)), min_size=1, max_size=6)
+    .map("".join)
+    .filter(lambda text: any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text))
+)
+#: Where a typed word is echoed in an error line: a name, a range, each kind of path.
+ECHOED = st.sampled_from(["channel", "range", "db", "export-folder", "chart-folder", "import"])
+
+
+def _echoing_command(place: str, word: str, folder: Path, stats_db: Path) -> list[str]:
+    name = word.replace("/", "_").replace("\x00", "_")  # what a file system takes
+    report = ["report", "full", "--guild", str(GUILD)]
+    if place == "channel":
+        return ["--db", str(stats_db), *report, "--channel", word]
+    if place == "range":
+        return ["--db", str(stats_db), *report, "--range", word]
+    if place == "db":
+        return ["--db", str(folder / f"{name}.db"), *report]
+    if place == "export-folder":
+        return [
+            "--db",
+            str(stats_db),
+            "export",
+            "--guild",
+            str(GUILD),
+            "-o",
+            f"{folder / name}/d.csv.gz",
+        ]
+    if place == "chart-folder":
+        return ["--db", str(stats_db), *report, "--chart", f"{folder / name}/c.png"]
+    path = folder / f"{name}.csv.gz"
+    path.write_bytes(gzip.compress(b"2018-03-01 10:00:00,msg,nobody,#general,lots\r\n"))
+    return ["--db", str(folder / "import.db"), "import-kaztron", str(path), "--guild", str(GUILD)]
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(place=ECHOED, word=HOSTILE)
+def test_no_control_character_typed_reaches_the_error_line(
+    stats_db: Path, tmp_path_factory: pytest.TempPathFactory, place: str, word: str
+) -> None:
+    folder = tmp_path_factory.mktemp("echo")
+    word = f"x{word}y"  # never blank: a blank --channel means all channels
+    result = invoke(_echoing_command(place, word, folder, stats_db))
+    event(place)
+    assert_one_line_refusal(result)
+    line = result.stderr.removesuffix("\n")
+    assert not [c for c in line if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0], (place, line)
+
+
+def test_an_osc_sequence_in_a_channel_name_is_shown_escaped(stats_db: Path) -> None:
+    result = invoke(
+        [
+            "--db",
+            str(stats_db),
+            "report",
+            "full",
+            "--guild",
+            str(GUILD),
+            "--channel",
+            "\x1b]0;pwned\x07gen",
+        ]
+    )
+    assert_one_line_refusal(result)
+    assert "no channel named #\\x1b]0;pwned\\x07gen" in result.stderr

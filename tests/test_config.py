@@ -67,3 +67,36 @@ def test_retention_defaults_to_keeping_everything_and_refuses_negatives(tmp_path
     assert load_config(_write(tmp_path, "retention_months = 12\n")).retention_months == 12
     with pytest.raises(GuildmeterError, match="retention_months must be 0"):
         load_config(_write(tmp_path, "retention_months = -1\n"))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("dashboard_port = 99999", "setting dashboard_port must be from 1 to 65535, not 99999"),
+        ("dashboard_port = 0", "setting dashboard_port must be from 1 to 65535, not 0"),
+        ("dashboard_port = -80", "setting dashboard_port must be from 1 to 65535"),
+        ("flush_interval_seconds = inf", "setting flush_interval_seconds must be above 0"),
+        ("flush_interval_seconds = nan", "setting flush_interval_seconds must be above 0"),
+        ("anonymise_grace_seconds = -1", "setting anonymise_grace_seconds must be from 0"),
+        ("anonymise_grace_seconds = 1e300", "setting anonymise_grace_seconds must be from 0"),
+        ("heavy_job_timeout_seconds = 1e30", "setting heavy_job_timeout_seconds must be"),
+        ("heavy_workers = 100000", "setting heavy_workers must be from 1 to 256"),
+        ("max_dump_days = 1000000000000", "setting max_dump_days must be from 1 to"),
+        ("retention_months = 100000", "setting retention_months must be 0 (keep everything)"),
+        ("cooldown_uses = true", "setting cooldown_uses must be int, not bool"),
+    ],
+)
+def test_numeric_settings_out_of_bounds_are_refused_naming_the_key(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    with pytest.raises(GuildmeterError) as error:
+        load_config(_write(tmp_path, line + "\n"))
+    assert str(error.value).startswith(message), str(error.value)
+
+
+@pytest.mark.parametrize(
+    "line", ["dashboard_port = 1", "dashboard_port = 65535", "anonymise_grace_seconds = 0"]
+)
+def test_numeric_settings_at_their_bounds_are_accepted(tmp_path: Path, line: str) -> None:
+    name, value = line.split(" = ")
+    assert getattr(load_config(_write(tmp_path, line + "\n")), name) == int(value)

@@ -2,7 +2,8 @@
 
 Discord relays deletion requests to bot owners; this deletes the member's rows of every
 month not yet anonymised, like ``/privacy forget``. The command's options are declared in
-``cli.py`` with the others; the work and its report are here.
+``cli.py`` with the others; the work and its report are here. A ``--guild`` the database
+knows nothing about is refused, as everywhere (a typo must not read as "nothing stored").
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+
+from guildmeter.cli_guilds import require_known_guild
 
 if TYPE_CHECKING:
     from guildmeter.privacy.rights import ForgetReport
@@ -25,6 +28,8 @@ def run_forget(store: Store, user_id: int, guild: int | None, dry_run: bool) -> 
     from guildmeter.privacy.rights import forget_in_store, plan_forget
 
     try:
+        if guild is not None:
+            require_known_guild(store, guild)  # a mistyped id is no "nothing stored"
         report = (
             plan_forget(store, user_id, guild)
             if dry_run

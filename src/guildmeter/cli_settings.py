@@ -2,7 +2,8 @@
 
 The options are declared in ``cli.py`` with the other commands; the work is here. A new
 timezone follows the same rule as ``statsconfig timezone``: it starts with the guild's next
-local month, or at once when the guild has no statistics yet.
+local month, or at once when the guild has no statistics yet. A guild the database knows
+nothing about (a mistyped id) is refused with the guilds that have statistics.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from guildmeter.cli_guilds import require_known_guild
 from guildmeter.zones import check_zone
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ def run_settings(
     from guildmeter.timeutil import utcnow
     from guildmeter.zonetext import describe_change, describe_timezone
 
+    require_known_guild(store, guild)
     now = utcnow()
     if timezone is not None:
         zone = check_zone(timezone)  # one line with suggestions, before any write

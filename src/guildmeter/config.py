@@ -88,6 +88,42 @@ class Config:
     backfill_progress_seconds: float = 5.0
 
 
+#: Seconds settings stop at a month: beyond it a grace or cooldown is nonsense, and timers
+#: given such values overflow.
+_MAX_SECONDS = 31 * 86400
+#: The bounds of each numeric setting, both included (a float minimum of 0.0 excludes 0).
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "flush_interval_seconds": (0.0, _MAX_SECONDS),
+    "anonymise_grace_seconds": (0, _MAX_SECONDS),
+    "cooldown_uses": (1, 10_000),
+    "cooldown_seconds": (0.0, _MAX_SECONDS),
+    "stats_cooldown_uses": (1, 10_000),
+    "stats_cooldown_seconds": (0.0, _MAX_SECONDS),
+    "heavy_workers": (1, 256),
+    "heavy_job_timeout_seconds": (0.0, _MAX_SECONDS),
+    "heavy_jobs_per_member": (1, 10_000),
+    "heavy_jobs_per_guild": (1, 10_000),
+    "heavy_jobs_total": (1, 10_000),
+    "max_dump_days": (1, 100 * 366),
+    "max_counters_in_memory": (1, 1_000_000_000),
+    "dashboard_port": (1, 65535),
+    "retention_months": (0, 1200),
+    "backfill_progress_seconds": (0.0, _MAX_SECONDS),
+}
+
+
+def _check_bounds(name: str, value: float, low: float, high: float) -> None:
+    """Refuse a value outside [low, high] (a float low of 0.0: above 0), NaN and infinity."""
+    if isinstance(low, float) and low == 0.0:
+        ok, wanted = 0 < value <= high, f"above 0 and at most {high:g}"
+    else:
+        ok, wanted = low <= value <= high, f"from {low:g} to {high:g}"
+    if name == "retention_months":
+        wanted = f"0 (keep everything) to {high:g} months"
+    if not ok:  # NaN compares false: refused too
+        raise GuildmeterError(f"setting {name} must be {wanted}, not {value!r}")
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     """Read ``path`` (TOML, keys as in `Config`), then ``GUILDMETER_DB``, then ``overrides``.
 
@@ -124,30 +160,13 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
             values[name] = frozenset(value)
         elif expected is float and isinstance(value, int | float) and not isinstance(value, bool):
             values[name] = float(value)
-        elif not isinstance(value, expected):
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise GuildmeterError(
                 f"setting {name} must be {expected.__name__}, not {type(value).__name__}"
             )
-    for name in (
-        "flush_interval_seconds",
-        "cooldown_uses",
-        "cooldown_seconds",
-        "stats_cooldown_uses",
-        "stats_cooldown_seconds",
-        "heavy_workers",
-        "heavy_jobs_per_member",
-        "heavy_jobs_per_guild",
-        "heavy_jobs_total",
-        "max_dump_days",
-        "max_counters_in_memory",
-        "heavy_job_timeout_seconds",
-        "dashboard_port",
-        "backfill_progress_seconds",
-    ):
-        if values.get(name, 1) <= 0:
-            raise GuildmeterError(f"setting {name} must be positive")
-    if values.get("retention_months", 0) < 0:
-        raise GuildmeterError("setting retention_months must be 0 (keep everything) or more")
+    for name, value in values.items():
+        if name in _BOUNDS:
+            _check_bounds(name, value, *_BOUNDS[name])
     heavy_work = values.get("heavy_work", defaults.heavy_work)
     if heavy_work not in HEAVY_WORK_MODES:
         raise GuildmeterError(

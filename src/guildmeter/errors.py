@@ -1,6 +1,14 @@
-"""The exceptions a user of guildmeter may see; each carries a message fit to show as-is."""
+"""The exceptions a user of guildmeter may see; each carries a message fit to show as-is.
+
+Messages echo what was typed (channel names, paths, file names): a control character in
+one would reach the terminal as a command (``ESC ] 0 ; title BEL`` retitles the window,
+``ESC [ 2 J`` clears it). So every message is made `printable` when it is read, whatever
+path shows it: the command line, a Discord reply, the dashboard, a log line.
+"""
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "GuildmeterError",
@@ -8,11 +16,24 @@ __all__ = [
     "StoreUnavailableError",
     "UnusableDatabaseError",
     "UnwritableOutputError",
+    "printable",
 ]
+
+#: C0 controls, DEL and C1 controls (Unicode category Cc): CSI, OSC, BEL, CR, ESC itself.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as Python writes it in a repr
+    (``\\x1b``, ``\\x07``, ``\\n``): visible, and inert on any terminal."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
 
 
 class GuildmeterError(Exception):
     """Base class: the message is written for the person who made the request."""
+
+    def __str__(self) -> str:
+        return printable(super().__str__())
 
 
 class InvalidEventError(GuildmeterError, ValueError):

@@ -23,6 +23,11 @@ _UNSAFE = re.compile(r"[^\w.-]+")
 
 def check_writable(path: str | Path) -> Path:
     """``path`` as a Path, once a file can be created beside it; else one-line error."""
+    if str(path) == "-":  # the shell's "standard output": no command writes there
+        raise UnwritableOutputError(
+            "cannot write to standard output ('-'): the output is a file; give its name "
+            "(e.g. -o dump.csv.gz), or leave -o out for the default name"
+        )
     target = Path(path)
     if len(target.name.encode("utf-8")) > 200:
         raise UnwritableOutputError(f"cannot write {str(target)[:80]}…: the file name is too long")

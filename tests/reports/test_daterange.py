@@ -230,3 +230,40 @@ def test_no_error_echoes_a_long_input_back(text: str) -> None:
     except DateRangeError as exc:
         typed = " ".join(text.split())
         assert len(typed) <= 60 or typed[:61] not in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "reversed_input"),
+    [
+        # A day, then a period that starts earlier but ends later: the period is the end,
+        # included whole; nothing is reversed.
+        ("2026-11-15 to November 2026", utc(2026, 11, 15), utc(2026, 11, 23), False),
+        ("2026-10-15 to October 2026", utc(2026, 10, 15), utc(2026, 11, 1), False),
+        ("2026-05-06 to 2026-W19", utc(2026, 5, 6), utc(2026, 5, 11), False),
+        ("2026-03-10 to 2026", utc(2026, 3, 10), utc(2026, 11, 23), False),
+        # A period, then a day: from the period's start, the day excluded.
+        ("October 2026 to 2026-10-15", utc(2026, 10, 1), utc(2026, 10, 15), False),
+        ("2026-W19 to 2026-05-06", utc(2026, 5, 4), utc(2026, 5, 6), False),
+        ("October 2026 to 2026-09-20", utc(2026, 9, 20), utc(2026, 11, 1), True),
+        # Both periods; the same month on both sides is that month.
+        ("September to October 2026", utc(2026, 9, 1), utc(2026, 11, 1), False),
+        ("October 2026 to September 2026", utc(2026, 9, 1), utc(2026, 11, 1), True),
+        ("October 2026 to October 2026", utc(2026, 10, 1), utc(2026, 11, 1), False),
+        ("2026 to October 2026", utc(2026, 1, 1), utc(2026, 11, 1), False),
+        ("2026-W20 to 2026-W19", utc(2026, 5, 4), utc(2026, 5, 18), True),
+        ("2026-W19 to 2026-W19", utc(2026, 5, 4), utc(2026, 5, 11), False),
+        # Two days given end first: the later day, now the end, stays excluded.
+        ("2026-11-15 to 2026-11-10", utc(2026, 11, 10), utc(2026, 11, 15), True),
+    ],
+)
+def test_a_period_end_is_included_whole_and_only_an_empty_range_is_reversed(
+    text: str, start: object, end: object, reversed_input: bool
+) -> None:
+    parsed = parse_daterange(text, now=NOW)
+    assert (parsed.start, parsed.end, parsed.reversed_input) == (start, end, reversed_input)
+    assert ("reverse" in parsed.describe()) == reversed_input
+
+
+def test_a_period_starting_on_the_excluded_end_day_is_still_empty() -> None:
+    with pytest.raises(DateRangeError, match="excluded"):
+        parse_daterange("October 2026 to 2026-10-01", now=NOW)

@@ -122,6 +122,7 @@ def _moderator_session(site: Site, driver: Any, downloads: Path, shots: Path) ->
     assert _number(_tile(driver, "new_members")) == report["joins"] - report["parts"]
     assert _number(_tile(driver, "voice_hours")) == round(report["voice_man_hours"], 1)
     assert _number(_tile(driver, "member_total")) == report["total_users"]
+    assert not driver.find_element("id", "dump-warning").is_displayed()  # anonymised
     driver.save_screenshot(str(shots / "moderator-month.png"))
 
     # The tiles switch the chart; the chart answers hovering with values.
@@ -138,6 +139,9 @@ def _moderator_session(site: Site, driver: Any, downloads: Path, shots: Path) ->
     assert "?period=7d" in driver.current_url
     points = driver.execute_script("return Chart.getChart('chart').data.labels.length")
     assert points == 7
+    warning = driver.find_element("id", "dump-warning")  # today's month holds pseudonyms
+    assert warning.is_displayed()
+    assert warning.text.endswith("not yet anonymised — do not distribute"), warning.text
 
     # Custom days.
     Select(driver.find_element("id", "period")).select_by_value("custom")
@@ -189,6 +193,33 @@ def _moderator_session(site: Site, driver: Any, downloads: Path, shots: Path) ->
     _wait(lambda: driver.find_element("id", "login"), "the login page after logging out")
 
 
+def _phone_session(site: Site, driver: Any, shots: Path) -> None:
+    """At a phone's width (390 CSS px) every column of the Channels table is on screen."""
+    # Chromium's windows are at least 500 px wide: a phone's viewport is emulated.
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    site.emulator.oauth_user = MOD
+    driver.get(site.url + "/")
+    driver.find_element("id", "login").click()
+    _wait(lambda: driver.find_element("id", "guilds"), "the list of guilds")
+    driver.get(f"{site.url}/g/{ALPHA}?period=30d")
+    _loaded(driver)
+    box = driver.find_element("css selector", "#channels").find_element("xpath", "..")
+    overflow = driver.execute_script(
+        "return arguments[0].scrollWidth - arguments[0].clientWidth", box
+    )
+    share = driver.find_element("css selector", "#channels thead th:last-child")
+    right = driver.execute_script("return arguments[0].getBoundingClientRect().right", share)
+    width = driver.execute_script("return document.documentElement.clientWidth")
+    driver.execute_script("arguments[0].scrollIntoView()", box)
+    driver.save_screenshot(str(shots / "phone-channels.png"))
+    assert width == 390
+    assert overflow <= 0 and right <= width, (overflow, right, width)
+    assert share.text == "Share"
+
+
 def _member_session(site: Site, driver: Any) -> None:
     site.emulator.oauth_user = MEMBER
     driver.get(site.url + "/")
@@ -217,6 +248,8 @@ async def test_dashboard_in_a_browser(site: Site, tmp_path: Path) -> None:
     def drive() -> None:
         with _browser(tmp_path) as driver:
             _moderator_session(site, driver, tmp_path, shots)
+        with _browser(tmp_path, width=390, height=900) as driver:
+            _phone_session(site, driver, shots)
         with _browser(tmp_path) as driver:
             _member_session(site, driver)
         site.public(ALPHA)

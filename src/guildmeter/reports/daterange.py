@@ -8,10 +8,10 @@ instant of that local midnight. Each side of ``a to b`` names a *period*: a day
 (``last week``), an ISO week (``2026-W19``: Monday to Sunday, whole days), a year, or the
 last N days (``last 7 days``, today included). A single period is the whole period. In
 ``a to b`` a period ``b`` is included, but a single day ``b`` is excluded, as KazTron's
-``2018-01-12 to 2018-01-14`` always meant. A range given end first (``b to a``) is read
-as ``a to b``, and `DateRange.describe` says so. A bare time of day (``00:00``, ``3pm``)
-is refused: ranges are whole days. Echoes of the input in errors are cut to 60
-characters.
+``2018-01-12 to 2018-01-14`` always meant. A range given end first (``b to a``, empty
+when read as given) is read as ``a to b``, and `DateRange.describe` says so. A bare time
+of day (``00:00``, ``3pm``) is refused: ranges are whole days. Echoes of the input in
+errors are cut to 60 characters.
 
 Common forms are parsed here, without dateparser (it costs a tenth of a second to load);
 dateparser reads the rest. Numeric dates whose day and month could be swapped are refused:
@@ -248,11 +248,11 @@ def _parse_wall(text: str, now: datetime) -> DateRange:
         start, end = period.start, period.end
     else:
         first, second = (_parse_period(part, whole, now) for part in parts)
-        if second.start < first.start:
-            first, second = second, first
-            reversed_input = True
-        start = first.start
-        end = second.start if second.is_day else second.end
+        start, end = _span(first, second)
+        if end <= start and second.start < first.start:
+            # Reversed only when read as given it is empty: a period end that starts
+            # earlier (``2026-11-15 to November 2026``) still ends after the start.
+            (start, end), reversed_input = _span(second, first), True
         if end <= start:
             raise DateRangeError(
                 f"the range {quote_input(whole)} is empty: the end date is excluded. "
@@ -260,6 +260,12 @@ def _parse_wall(text: str, now: datetime) -> DateRange:
             )
     found = _within_supported_span(start, end, whole, now)
     return DateRange(found.start, found.end, reversed_input=reversed_input)
+
+
+def _span(first: _Period, second: _Period) -> tuple[datetime, datetime]:
+    """``first to second``: from the start of ``first``; a period ``second`` included
+    whole, a single day ``second`` excluded (KazTron's rule)."""
+    return first.start, second.start if second.is_day else second.end
 
 
 def _within_supported_span(start: datetime, end: datetime, whole: str, now: datetime) -> DateRange:

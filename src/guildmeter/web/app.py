@@ -26,6 +26,7 @@ import jinja2
 from aiohttp import web
 
 from guildmeter.reports.dashboard import METRICS, PERIODS, DashboardError
+from guildmeter.reports.daterange import DateRange
 from guildmeter.store import Store
 from guildmeter.web.auth import (
     CHECK_TTL_S,
@@ -39,7 +40,7 @@ from guildmeter.web.auth import (
     Sessions,
     moderates,
 )
-from guildmeter.web.queries import PANELS, PUBLIC_PANELS, DashboardData
+from guildmeter.web.queries import PANELS, PUBLIC_PANELS, DashboardData, month_labels
 
 __all__ = ["MAX_QUERY_BYTES", "Dashboard", "create_app"]
 
@@ -363,20 +364,40 @@ async def _guild_panel(request: web.Request) -> web.StreamResponse:
 async def _guild_csv(request: web.Request) -> web.StreamResponse:
     dash, _, guild_id = await _moderator(request)
     text = await dash.data.view_csv(guild_id, request.query)
-    return _download(text.encode("utf-8"), f"guildmeter-{guild_id}-view.csv", "text/csv")
+    name = f"guildmeter-{guild_id}-view-{_days(dash.data.range_of(guild_id, request.query))}"
+    return _download(text.encode("utf-8"), f"{name}.csv", "text/csv")
 
 
 async def _guild_dump(request: web.Request) -> web.StreamResponse:
+    """The raw dump, named as ``guildmeter export`` names it; holding live pseudonyms, it
+    says so in its name and in a header (the page says it beside the link)."""
     dash, _, guild_id = await _moderator(request)
-    body = await dash.data.dump(guild_id, request.query)
-    return _download(body, f"userstats-{guild_id}.csv.gz", "application/gzip")
+    dump = await dash.data.dump(guild_id, request.query)
+    name = f"userstats-{guild_id}-{_days(dump.range)}"
+    headers = {}
+    if dump.unanonymised_months:
+        name += "-NOT-ANONYMISED"
+        months = ", ".join(month_labels(dump.unanonymised_months))
+        headers[DUMP_WARNING_HEADER] = f"{months}: not yet anonymised - do not distribute"
+    return _download(dump.body, f"{name}.csv.gz", "application/gzip", headers)
 
 
-def _download(body: bytes, filename: str, content_type: str) -> web.Response:
+#: The header a raw dump holding live pseudonyms carries (ASCII: a header is Latin-1).
+DUMP_WARNING_HEADER = "X-Guildmeter-Warning"
+
+
+def _days(daterange: DateRange) -> str:
+    """Both days of a range, as the command line's file names carry them."""
+    return f"{daterange.first_day:%Y-%m-%d}-to-{daterange.last_day:%Y-%m-%d}"
+
+
+def _download(
+    body: bytes, filename: str, content_type: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         body=body,
         content_type=content_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})},
     )
 
 
@@ -422,4 +443,5 @@ async def _public_panel(request: web.Request) -> web.StreamResponse:
 async def _public_csv(request: web.Request) -> web.StreamResponse:
     dash, guild_id, min_cell = await _public(request)
     text = await dash.data.view_csv(guild_id, request.query, min_cell=min_cell)
-    return _download(text.encode("utf-8"), f"guildmeter-{guild_id}-public.csv", "text/csv")
+    name = f"guildmeter-{guild_id}-public-{_days(dash.data.range_of(guild_id, request.query))}"
+    return _download(text.encode("utf-8"), f"{name}.csv", "text/csv")

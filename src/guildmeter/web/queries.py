@@ -13,17 +13,19 @@ import asyncio
 import csv
 import io
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from guildmeter.reports import dashboard
 from guildmeter.reports.dashboard import DashboardError, Period, dashboard_period
+from guildmeter.reports.daterange import DateRange
 from guildmeter.store import Store
 from guildmeter.store.settings import GuildSettings, SettingsStore
 from guildmeter.zones import UTC_CALENDAR, GuildCalendar
 
-__all__ = ["MAX_RUNNING", "PANELS", "PUBLIC_CACHE_S", "PUBLIC_PANELS", "DashboardData",
-           "period_of"]  # fmt: skip
+__all__ = ["MAX_RUNNING", "PANELS", "PUBLIC_CACHE_S", "PUBLIC_PANELS", "DashboardData", "Dump",
+           "month_labels", "period_of"]  # fmt: skip
 
 MAX_RUNNING = 4
 PUBLIC_CACHE_S = 60.0
@@ -122,6 +124,8 @@ class DashboardData:
         head["channel"] = None if channel is None else str(channel)
         if name == "tiles":
             tiles = dashboard.tiles(store, guild_id, period, channel, min_cell_users=min_cell)
+            if min_cell is None:  # moderators: the page warns beside the dump's link
+                head["unanonymised_months"] = self._unanonymised(guild_id, period)
             return {**head, "tiles": [tile.to_json() for tile in tiles]}
         if name == "series":
             points = dashboard.series(store, guild_id, period, channel, min_cell_users=min_cell)
@@ -143,15 +147,37 @@ class DashboardData:
             writer.writerow(["" if point[key] is None else point[key] for key in _CSV_COLUMNS])
         return out.getvalue()
 
-    async def dump(self, guild_id: int, query: Mapping[str, str]) -> bytes:
+    def range_of(self, guild_id: int, query: Mapping[str, str]) -> DateRange:
+        """The days a query names, on the guild's clock (downloads are named after them)."""
+        return period_of(query, self.store.calendars.get(guild_id)).range
+
+    async def dump(self, guild_id: int, query: Mapping[str, str]) -> Dump:
         """The raw dump (`.userstats`) of the period, gzip CSV: moderators only."""
         period = period_of(query, self.store.calendars.get(guild_id))
         async with self._running:
             return await asyncio.to_thread(self._dump, guild_id, period)
 
-    def _dump(self, guild_id: int, period: Period) -> bytes:
+    def _dump(self, guild_id: int, period: Period) -> Dump:
         from guildmeter.export.csv_gz import write_dump
 
         target = io.BytesIO()
-        write_dump(self.store, guild_id, period.range, target)
-        return target.getvalue()
+        result = write_dump(self.store, guild_id, period.range, target)
+        return Dump(target.getvalue(), period.range, tuple(result.unanonymised_months))
+
+    def _unanonymised(self, guild_id: int, period: Period) -> list[str]:
+        """The period's months still holding live pseudonyms, as ``YYYY-MM``."""
+        return month_labels(self.store.unanonymised_months(guild_id, period.range.months))
+
+
+def month_labels(months: Iterable[int]) -> list[str]:
+    """``YYYYMM`` months as people read them: ``YYYY-MM``."""
+    return [f"{m // 100}-{m % 100:02d}" for m in months]
+
+
+@dataclass(frozen=True)
+class Dump:
+    """A raw dump, the days it covers and its months not yet anonymised (``YYYYMM``)."""
+
+    body: bytes
+    range: DateRange
+    unanonymised_months: tuple[int, ...]

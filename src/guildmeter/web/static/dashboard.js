@@ -65,6 +65,13 @@
       minCell = tiles.min_cell_users;
       $("period-label").textContent = tiles.label + (state.channel !== "all" ? ` · ${channelName(state.channel)}` : "");
       $("users-note").hidden = !tiles.users_per_month;
+      const live = tiles.unanonymised_months || [];
+      if ($("dump-warning")) {
+        // As `guildmeter export` says it: the dump holds pseudonyms of a month in progress.
+        $("dump-warning").hidden = !live.length;
+        $("dump-warning").textContent = live.length
+          ? `${live.join(", ")}: not yet anonymised — do not distribute` : "";
+      }
       drawTiles(tiles.tiles);
       const gaps = series.points.some((p) => (p.unavailable || []).length)
         || channels.channels.some((r) => (r.unavailable || []).length);
