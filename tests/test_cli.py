@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -54,6 +55,17 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "Anonymised" in result.output and "Messages/user" in result.output
     assert (folder / "demo.png").read_bytes().startswith(b"\x89PNG")
     return db
+
+
+def test_the_demo_also_simulates_bot_usage(demo_db: Path) -> None:
+    """Commands with latencies and failures, and generations: `stats` has data to show."""
+    result = CliRunner().invoke(cli, ["--db", str(demo_db), "stats", "--days", "60"])
+    assert result.exit_code == 0, result.output
+    assert "No bot usage recorded" not in result.output
+    assert "imagine" in result.output and "1024x1024" in result.output
+    commands = re.search(r"Commands: ([\d,]+) \((\d+) failed\)", result.output)
+    assert commands is not None, result.output
+    assert int(commands[1].replace(",", "")) > 50
 
 
 def test_demo_report_export_and_import_round_trip(demo_db: Path, tmp_path: Path) -> None:

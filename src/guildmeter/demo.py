@@ -4,7 +4,11 @@ The clock is simulated: hours are played in order, events inside an hour in time
 and the counters are flushed at every simulated hour's end, as the bot's flush loop would.
 The traffic has a daily rhythm (quiet around 06:00 UTC, busy around 20:00), livelier
 weekends, a few heavy posters and many occasional ones, voice sessions that move between
-channels, joins and parts, and a bot whose messages must not be counted.
+channels, joins and parts (both scaled to the server's size), a bot whose messages must not
+be counted, and the bot's own use: commands (prefix and slash, with latencies and a few
+failures) and the image and video generations some of them start, so that `guildmeter
+stats` and the dashboard's bot-usage tab have something to show. Bot usage draws from its
+own random stream: the activity of a given seed is the same with or without it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from guildmeter.activity import ActivityStats
 from guildmeter.store import AnonymisationResult
 from guildmeter.timeutil import EPOCH, add_months, month_of, month_start
+from guildmeter.usage_records import Generation
 
 __all__ = ["DEMO_GUILD_ID", "DemoSummary", "default_demo_period", "simulate"]
 
@@ -33,6 +38,19 @@ _TEXT_NAMES = [
     "movies", "sports", "travel", "日本語", "español", "bot-spam",
 ]  # fmt: skip
 _VOICE_NAMES = ["Lounge", "Gaming 1", "Gaming 2", "Music 🎵", "Study room"]
+#: (command, how it is invoked, share of uses, median latency ms, generation type or None)
+_COMMANDS = [
+    ("imagine", "slash", 0.42, 380.0, "txt2img"),
+    ("upscale", "slash", 0.10, 420.0, "upscale"),
+    ("video", "slash", 0.05, 650.0, "txt2vid"),
+    ("help", "prefix", 0.13, 35.0, None),
+    ("ping", "slash", 0.12, 60.0, None),
+    ("userstats report", "prefix", 0.06, 900.0, None),
+    ("stats", "slash", 0.07, 140.0, None),
+    ("privacy show", "slash", 0.05, 45.0, None),
+]  # fmt: skip
+_RESOLUTIONS = ["1024x1024", "832x1216", "1216x832", "512x512", "1536x1536"]
+_ERRORS = ["CommandOnCooldown", "Timeout", "MissingPermissions", "QueueFull"]
 
 
 @dataclass
@@ -71,6 +89,7 @@ def simulate(
     """Play ``start``..``end`` hour by hour; see the module docstring."""
     rng = random.Random(seed)
     sim = _Server(rng, guild_id, users, text_channels, voice_channels, messages_per_day)
+    sim.usage_rng = random.Random(f"bot-usage-{seed}")
     for channel_id, name in sim.channel_names.items():
         stats.collector.name_channel(guild_id, channel_id, name)
     summary = DemoSummary(guild_id, start, end, users)
@@ -125,7 +144,11 @@ class _Server:
         messages_per_day: int,
     ) -> None:
         self.rng = rng
+        #: Bot usage's own stream (`simulate` seeds it): activity does not depend on it.
+        self.usage_rng = random.Random(0)
         self.messages_per_day = messages_per_day
+        #: Joins, parts and voice sessions scale with the size (tuned for 400 members).
+        self.size = users / 400
         self.guild_id = guild_id
         self.text_ids = [guild_id + 1000 + i for i in range(text)]
         self.voice_ids = [guild_id + 2000 + i for i in range(voice)]
@@ -161,12 +184,17 @@ class _Server:
             events.append((rng.uniform(0, 3600), "msg", (author, channel)))
         if rng.random() < 0.05 * activity:
             events.append((rng.uniform(0, 3600), "bot", (rng.choice(self.text_ids),)))
-        for _ in range(_poisson(rng, 0.25 * activity)):
+        for _ in range(_poisson(rng, 0.25 * activity * self.size)):
             events.append((rng.uniform(0, 3600), "join", ()))
-        for _ in range(_poisson(rng, 0.18 * activity)):
+        for _ in range(_poisson(rng, 0.18 * activity * self.size)):
             events.append((rng.uniform(0, 3600), "part", ()))
-        for _ in range(_poisson(rng, 2.5 * activity)):
+        for _ in range(_poisson(rng, 2.5 * activity * self.size)):
             events.append((rng.uniform(0, 3600), "voice_in", (rng.choice(self.members),)))
+        usage = self.usage_rng
+        uses = _poisson(usage, max(0.0, mean * 0.03))  # about 3 % of messages are commands
+        users = usage.choices(self.members, weights=weights, k=uses)
+        for user in users:
+            events.append((usage.uniform(0, 3600), "cmd", (user, usage.choice(self.text_ids))))
         return events
 
     def apply(
@@ -219,7 +247,37 @@ class _Server:
                 return rng.expovariate(1 / 1800), "voice_step", (user,)
             self.in_voice.discard(user)
             stats.voice.update(guild, user, None, when)
+        elif kind == "cmd":
+            self._command(stats, args[0], args[1], when, fed)
         return None
+
+    def _command(
+        self, stats: ActivityStats, user: int, channel: int, when: datetime, fed: Counter[str]
+    ) -> None:
+        """One use of the bot: its latency and outcome, and the generation it may start."""
+        usage = self.usage_rng
+        name, kind, _share, median_ms, generation = usage.choices(
+            _COMMANDS, weights=[c[2] for c in _COMMANDS]
+        )[0]
+        ok = usage.random() >= 0.03
+        stats.usage.command(
+            name, guild_id=self.guild_id, channel_id=channel, user_id=user, kind=kind,
+            duration_ms=usage.lognormvariate(math.log(median_ms), 0.6), ok=ok,
+            error=None if ok else usage.choice(_ERRORS), at=when,
+        )  # fmt: skip
+        fed["bot commands"] += 1
+        if not ok or generation is None:
+            return
+        video = generation == "txt2vid"
+        seconds = usage.lognormvariate(math.log(45.0 if video else 9.0), 0.5)
+        stats.usage.generation(
+            Generation(
+                self.guild_id, user, when, None, usage.choice(_RESOLUTIONS),
+                ("detail-tweaker",) if usage.random() < 0.3 else (),
+                2.0 if generation == "upscale" else 1.0, seconds, video, generation,
+            )
+        )  # fmt: skip
+        fed["generations"] += 1
 
 
 def _rhythm(hour: datetime) -> float:
