@@ -901,9 +901,14 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
             _say(f"Skipped {path}: already imported on {when:%Y-%m-%d %H:%M} UTC")
         span = f" ({result.first:%Y-%m-%d} to {result.last:%Y-%m-%d})" if result.first else ""
         _say(
-            f"Imported {result.rows:,} rows from {len(result.files_imported)} file(s) into "
-            f"guild {guild}{span}."
+            f"Imported {result.rows_imported:,} rows from {len(result.files_imported)} file(s) "
+            f"into guild {guild}{span}."
         )
+        if result.past_retention is not None:
+            _say(
+                f"Discarded {result.rows_discarded:,} of the {result.rows:,} rows read: "
+                f"{result.past_retention.describe()}."
+            )
         for done in anonymise_finished_months(store, utcnow()):
             _say(
                 f"Anonymised {done.month // 100}-{done.month % 100:02d}: "

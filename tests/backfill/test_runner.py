@@ -12,12 +12,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from discord.http import HTTPClient
 
-from guildmeter.backfill import Backfill, HistorySource
+from guildmeter.activity import ActivityStats
+from guildmeter.backfill import Backfill, HistorySource, describe
 from guildmeter.bot import use_endpoints
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.events import EventKind
+from guildmeter.reports.snapshots import build_month_snapshots
 from guildmeter.store import Store
-from guildmeter.store.backfill import read_cursors
+from guildmeter.store.backfill import GUILD_WIDE, read_cursors, record_live_starts, snowflake_at
+from guildmeter.store.retention import delete_member_rows
 
 from tests.discord_emulator import Emulator
 from tests.discord_emulator.history import TEXT, History
@@ -151,3 +154,41 @@ async def test_a_crash_mid_run_resumes_where_the_last_commit_left_it(
         await resumed.run()
     assert resumed.progress.state == "done"
     assert _messages(store, guild.id) == _in_window(history, 60)
+
+
+async def test_messages_of_a_month_past_retention_are_said_discarded_not_counted(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild]
+) -> None:
+    """March holds older counts (an import) whose member rows retention deleted: the
+    backfill's March messages are discarded, and its result says how many and why."""
+    http, history, guild = discord_http
+    stats = ActivityStats(store)
+    stats.collector.message(guild.id, 5, 77, datetime(2026, 3, 2, 9, tzinfo=UTC))
+    assert stats.flush(NOW).error is None
+    record_live_starts(store, {(guild.id, GUILD_WIDE): snowflake_at(NOW)})  # live from NOW
+    store.anonymise_month(guild.id, 202603)
+    assert build_month_snapshots(store, guild.id, 202603)
+    assert delete_member_rows(store, guild.id, 202603, retention_months=1) is not None
+    march = _in_window(history, 60) - sum(
+        1
+        for channel in history.channels.values()
+        for mid in channel.ids
+        if datetime.fromtimestamp(((mid >> 22) + 1_420_070_400_000) / 1000, UTC)
+        >= datetime(2026, 4, 1, tzinfo=UTC)
+    )
+    assert march > 0
+    with ThreadPoolExecutor(1) as executor:
+        runner = Backfill(
+            store, HistorySource(http, guild.id), guild.id, 60, executor=executor, clock=Clock()
+        )
+        progress = await runner.run()
+    assert progress.messages_discarded == march
+    assert progress.messages_counted == _in_window(history, 60) - march
+    assert _messages(store, guild.id) == 1 + progress.messages_counted
+    text = describe(progress)
+    assert f"{progress.messages_counted:,} messages counted" in text
+    assert (
+        f"{march:,} messages read but discarded: 2026-03 is past retention "
+        "(retention_months = 1: member-level rows were deleted, reports are final); the "
+        "first month still held is 2026-04"
+    ) in text

@@ -8,7 +8,9 @@ import pytest
 from guildmeter.activity import anonymise_finished_months
 from guildmeter.export import ImportFormatError, import_files
 from guildmeter.reports import DateRange, compute_report
+from guildmeter.reports.snapshots import build_month_snapshots
 from guildmeter.store import Store
+from guildmeter.store.retention import delete_member_rows
 
 from tests.reports.reference import utc
 
@@ -166,3 +168,69 @@ def test_a_large_import_in_many_chunks_counts_each_row_once(
     full = compute_report(store, GUILD, "full", MARCH).rows[0]
     assert full.messages == sum(user + 1 for user in range(3)) * 12
     assert full.active_users == 3
+
+
+def _retire(store: Store, guild: int, month: int, keep: int) -> None:
+    """The month closed, its snapshot stored and its member rows deleted by retention."""
+    store.anonymise_month(guild, month)
+    assert build_month_snapshots(store, guild, month)
+    assert delete_member_rows(store, guild, month, retention_months=keep) is not None
+
+
+def test_rows_of_a_month_past_retention_are_counted_apart_and_said(
+    store: Store, tmp_path: Path
+) -> None:
+    first = hourly_file(tmp_path / "2018-03-05.csv.gz", [[f"2018-03-05 10:00:00,msg,{HASH_A},,4"]])
+    import_files(store, GUILD, [first])
+    _retire(store, GUILD, 201803, keep=2)
+    late = hourly_file(
+        tmp_path / "late.csv.gz",
+        [
+            [
+                f"2018-03-06 10:00:00,msg,{HASH_A},#general,3",
+                f"2018-03-06 10:00:00,msg,{HASH_B},#general,1",
+                "2018-03-06 10:00:00,total_users,,,120",
+            ],
+            [f"2018-04-02 11:00:00,msg,{HASH_A},#art,2", "2018-04-02 11:00:00,join,,,1"],
+        ],
+    )
+    result = import_files(store, GUILD, [late])
+    assert (result.rows, result.rows_discarded, result.rows_imported) == (5, 3, 2)
+    assert result.past_retention is not None
+    assert dict(result.past_retention.months) == {201803: 2}
+    assert result.past_retention.first_held == 201804
+    assert result.past_retention.describe() == (
+        "2018-03 is past retention (retention_months = 2: member-level rows were deleted, "
+        "reports are final); the first month still held is 2018-04"
+    )
+    april = DateRange(utc(2018, 4, 1), utc(2018, 5, 1))
+    assert compute_report(store, GUILD, "full", april).rows[0].messages == 2
+    assert compute_report(store, GUILD, "full", MARCH).rows[0].messages == 4  # unchanged
+
+
+def test_the_cli_says_how_many_rows_were_imported_and_discarded(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from guildmeter.cli import cli
+
+    db = tmp_path / "stats.db"
+    store = Store.open(str(db))
+    first = hourly_file(tmp_path / "2018-03-05.csv.gz", [[f"2018-03-05 10:00:00,msg,{HASH_A},,4"]])
+    import_files(store, GUILD, [first])
+    _retire(store, GUILD, 201803, keep=3)
+    store.close()
+    late = hourly_file(
+        tmp_path / "late.csv.gz",
+        [[f"2018-03-07 10:00:00,msg,{HASH_B},#general,1"], ["2018-04-01 00:00:00,join,,,1"]],
+    )
+    args = ["--db", str(db), "import-kaztron", "--guild", str(GUILD), str(late)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Imported 1 rows from 1 file(s) into guild 61 (2018-03-07 to 2018-04-01)." in (
+        result.output
+    )
+    assert (
+        "Discarded 1 of the 2 rows read: 2018-03 is past retention (retention_months = 3: "
+        "member-level rows were deleted, reports are final); the first month still held is "
+        "2018-04." in result.output.replace("\n", " ")
+    )

@@ -22,4 +22,11 @@ def describe(progress: Progress) -> str:
     )
     if progress.channels_unreadable:
         text += f"; {progress.channels_unreadable} the bot cannot read"
+    if progress.past_retention is not None:
+        joins = progress.joins_discarded
+        also = f" and {joins:,} joins" if joins else ""
+        text += (
+            f"; {progress.messages_discarded:,} messages{also} read but discarded: "
+            f"{progress.past_retention.describe()}"
+        )
     return text

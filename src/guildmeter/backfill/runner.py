@@ -32,6 +32,7 @@ from guildmeter.backfill.counting import HistoryCounter
 from guildmeter.backfill.source import Channel, HistorySource
 from guildmeter.collect.accumulator import CountKey
 from guildmeter.errors import GuildmeterError, StoreUnavailableError
+from guildmeter.events import EventKind
 from guildmeter.privacy.keyring import Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import AnonymisationResult
@@ -52,7 +53,9 @@ from guildmeter.store.backfill import (
     time_of_snowflake,
     write_progress,
 )
+from guildmeter.store.retention import PastRetention
 from guildmeter.store.rights import RightsStore
+from guildmeter.store.snapshots import Discarded, collecting_discards
 from guildmeter.store.sql import Store
 from guildmeter.timeutil import add_months, month_of, utcnow
 
@@ -86,6 +89,10 @@ class Progress:
     requests: int = 0
     reached: datetime | None = None  # the oldest message time read so far
     joins: int | None = None  # None: joins were not recovered
+    #: Read but discarded: their months' member rows were deleted by retention.
+    messages_discarded: int = 0
+    joins_discarded: int = 0
+    past_retention: PastRetention | None = None
     state: str = "starting"
     resumed: bool = False
     anonymised_months: list[int] = field(default_factory=list)
@@ -321,12 +328,26 @@ class Backfill:
             )
             if due:
                 batch, pending = pending, []
-                counted, finished = await self._write_retrying(batch)
+                counted, finished, discarded = await self._write_retrying(batch)
                 self.progress.messages_counted += counted
                 self.progress.channels_done += finished
+                self._note_discarded(discarded)
                 last_write = loop.time()
 
-    async def _write_retrying(self, batch: list[_Written]) -> tuple[int, int]:
+    def _note_discarded(self, discarded: Discarded) -> None:
+        """On the loop: what a committed write dropped (past retention) into the progress."""
+        past = PastRetention.of(discarded, self.guild_id)
+        if past is None:
+            return
+        progress = self.progress
+        for key, count in discarded.counts.items():
+            if key[2] == _MSG:
+                progress.messages_discarded += count
+            elif key[2] == _JOIN:
+                progress.joins_discarded += count
+        progress.past_retention = past.merged(progress.past_retention)
+
+    async def _write_retrying(self, batch: list[_Written]) -> tuple[int, int, Discarded]:
         """`_write`, retried while the database is unreachable (a transaction that failed
         left nothing behind), for about two minutes."""
         for attempt in range(_WRITE_ATTEMPTS):
@@ -339,8 +360,9 @@ class Backfill:
                 await asyncio.sleep(2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _write(self, batch: list[_Written]) -> tuple[int, int]:
-        """In the executor: count the pages and commit them with their cursors."""
+    def _write(self, batch: list[_Written]) -> tuple[int, int, Discarded]:
+        """In the executor: count the pages and commit them with their cursors; returns
+        the messages kept, the channels finished and what retention made it discard."""
         counts: dict[CountKey, int] = {}
         counted = self._counter.count_messages(
             [(item.channel_id, item.rows) for item in batch], counts
@@ -349,8 +371,10 @@ class Backfill:
         cursors: dict[int, int] = {}
         for item in batch:  # pages of a channel come oldest last: the last cursor wins
             cursors[item.channel_id] = min(cursors.get(item.channel_id, item.cursor), item.cursor)
-        write_progress(self.store, self.guild_id, self.owner, counts, names, cursors)
-        return counted, sum(1 for item in batch if item.finished)
+        with collecting_discards() as discarded:
+            write_progress(self.store, self.guild_id, self.owner, counts, names, cursors)
+        counted -= sum(n for key, n in discarded.counts.items() if key[2] == _MSG)
+        return counted, sum(1 for item in batch if item.finished), discarded
 
     async def _joins(self, covered: int, target: int) -> None:
         """Joins of current members inside the window, from their ``joined_at``."""
@@ -366,13 +390,16 @@ class Backfill:
         except discord.Forbidden:
             self.progress.joins = None  # no Server Members intent: REST refuses the list
             return
-        self.progress.joins = await self._io(self._write_joins, found, target)
+        joined, discarded = await self._io(self._write_joins, found, target)
+        self.progress.joins = joined
+        self._note_discarded(discarded)
 
-    def _write_joins(self, joins: list[tuple[int, datetime]], target: int) -> int:
+    def _write_joins(self, joins: list[tuple[int, datetime]], target: int) -> tuple[int, Discarded]:
         counts: dict[CountKey, int] = {}
         joined = self._counter.count_joins(joins, counts)
-        write_progress(self.store, self.guild_id, self.owner, counts, {}, {GUILD_WIDE: target})
-        return joined
+        with collecting_discards() as discarded:
+            write_progress(self.store, self.guild_id, self.owner, counts, {}, {GUILD_WIDE: target})
+        return joined - sum(n for key, n in discarded.counts.items() if key[2] == _JOIN), discarded
 
     def _finish(self, state: str) -> list[AnonymisationResult]:
         """In the executor: anonymise the guild's finished months (those this run wrote
@@ -387,6 +414,7 @@ class Backfill:
 
 
 _TIMEOUT: Any = object()
+_MSG, _JOIN = int(EventKind.MSG), int(EventKind.JOIN)
 
 
 def _anonymise_guild(

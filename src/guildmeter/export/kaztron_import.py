@@ -18,6 +18,8 @@ line. Both are read the same way. A folder (KazTron's ``userstats/``) means ever
   a file seen before is skipped, so its counts cannot double.
 - Everything is imported in one transaction: a malformed row stops the import with the
   file and line named, and nothing is kept.
+- Rows of a month whose member rows retention already deleted are discarded (its reports
+  are final): the result counts them apart (`ImportResult.rows_discarded`) and says why.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import hashlib
 import io
 import re
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +43,8 @@ from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
 from guildmeter.privacy.anonymize import TOKEN_PREFIX
 from guildmeter.privacy.keyring import PSEUDONYM_PREFIX
 from guildmeter.store import Store
+from guildmeter.store.retention import PastRetention
+from guildmeter.store.snapshots import collecting_discards
 from guildmeter.store.sql import ImportSession
 from guildmeter.zones import GuildCalendar
 
@@ -61,10 +66,19 @@ class ImportFormatError(GuildmeterError, ValueError):
 class ImportResult:
     files_imported: list[str] = field(default_factory=list)
     files_skipped: list[tuple[str, datetime]] = field(default_factory=list)
+    #: Rows read from the files imported; ``rows_discarded`` of them were not kept.
     rows: int = 0
-    #: The first and last hour imported (None when nothing was).
+    #: The first and last hour read (None when nothing was).
     first: datetime | None = None
     last: datetime | None = None
+    #: Rows of months past retention (``past_retention`` says which, and why): discarded.
+    rows_discarded: int = 0
+    past_retention: PastRetention | None = None
+
+    @property
+    def rows_imported(self) -> int:
+        """Rows whose counts were kept."""
+        return self.rows - self.rows_discarded
 
     def _saw(self, calendar: GuildCalendar, first_hour: int, last_hour: int) -> None:
         first, last = calendar.bucket_start(first_hour), calendar.bucket_start(last_hour)
@@ -115,7 +129,8 @@ def import_files(
     total = sum(path.stat().st_size for path in files)
     done = 0
     result = ImportResult()
-    with store.import_session(guild_id) as session:
+    rows_by_hour: Counter[int] = Counter()
+    with collecting_discards() as discarded, store.import_session(guild_id) as session:
         for path in files:
             fingerprint = _fingerprint(path)
             when = session.imported_at(fingerprint)
@@ -124,13 +139,24 @@ def import_files(
                 done += path.stat().st_size
                 continue
             rows = _import_one(
-                session, path, functools.partial(_report, progress, done, total), result
+                session,
+                path,
+                functools.partial(_report, progress, done, total),
+                result,
+                rows_by_hour,
             )
             session.record(fingerprint, str(path), rows)
             result.files_imported.append(str(path))
             result.rows += rows
             done += path.stat().st_size
             _report(progress, done, total)
+    result.past_retention = PastRetention.of(discarded, guild_id)
+    if result.past_retention is not None:
+        calendar = store.calendars.get(guild_id)
+        gone = result.past_retention.months
+        result.rows_discarded = sum(
+            n for hour, n in rows_by_hour.items() if calendar.month_of_bucket(hour) in gone
+        )
     if result.rows:
         store.analyze()
     return result
@@ -152,7 +178,11 @@ def _fingerprint(path: Path) -> str:
 
 
 def _import_one(
-    session: ImportSession, path: Path, progress: Callable[[int], None], result: ImportResult
+    session: ImportSession,
+    path: Path,
+    progress: Callable[[int], None],
+    result: ImportResult,
+    rows_by_hour: Counter[int],
 ) -> int:
     guild_id = session.guild_id
     counts: dict[CountKey, int] = {}
@@ -177,6 +207,7 @@ def _import_one(
         first_hour = row.hour if first_hour is None else min(first_hour, row.hour)
         last_hour = row.hour if last_hour is None else max(last_hour, row.hour)
         rows += 1
+        rows_by_hour[row.hour] += 1
         if len(counts) >= _CHUNK_ROWS:
             session.add(counts, names)
             counts, names = {}, {}
