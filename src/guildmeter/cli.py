@@ -807,7 +807,8 @@ def backfill(obj: _Context, guild: int, days: int, api_base: str | None) -> None
     messages per local hour, channel and monthly pseudonym, as live counting does (past
     months are anonymised at the end). Interrupted, it resumes where it stopped; it never
     counts a message twice. Joins of current members come from when they joined; parts
-    cannot be recovered.
+    cannot be recovered. The database must exist (the bot's); nothing is written to it
+    before Discord has answered.
     """
     import os
 
@@ -816,7 +817,7 @@ def backfill(obj: _Context, guild: int, days: int, api_base: str | None) -> None
         raise GuildmeterError("set DISCORD_TOKEN to the bot's token (Discord developer portal)")
     from guildmeter.cli_backfill import run_backfill
 
-    store = obj.open_store(create=True)
+    store = obj.open_store()
     try:
         run_backfill(store, obj.config, guild, days, token, api_base)
     finally:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import discord
 import pytest
 from discord.http import HTTPClient
 
@@ -19,7 +20,14 @@ from guildmeter.errors import StoreUnavailableError
 from guildmeter.events import EventKind
 from guildmeter.reports.snapshots import build_month_snapshots
 from guildmeter.store import Store
-from guildmeter.store.backfill import GUILD_WIDE, read_cursors, record_live_starts, snowflake_at
+from guildmeter.store.backfill import (
+    GUILD_WIDE,
+    peek_run,
+    read_cursors,
+    read_live_starts,
+    record_live_starts,
+    snowflake_at,
+)
 from guildmeter.store.retention import delete_member_rows
 
 from tests.discord_emulator import Emulator
@@ -192,3 +200,19 @@ async def test_messages_of_a_month_past_retention_are_said_discarded_not_counted
         "(retention_months = 1: member-level rows were deleted, reports are final); the "
         "first month still held is 2026-04"
     ) in text
+
+
+async def test_a_server_discord_does_not_know_leaves_no_run_and_no_live_start(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild]
+) -> None:
+    http, _history, guild = discord_http
+    unknown = guild.id + 1
+    with ThreadPoolExecutor(1) as executor:
+        runner = Backfill(
+            store, HistorySource(http, unknown), unknown, 30, executor=executor, clock=Clock()
+        )
+        with pytest.raises(discord.NotFound):
+            await runner.run()
+    assert runner.progress.state == "failed"
+    assert read_live_starts(store, unknown).guild is None
+    assert peek_run(store, unknown) == (None, False)

@@ -17,6 +17,7 @@ start, with the same keys while its months are held).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -42,10 +43,12 @@ from guildmeter.store.backfill import (
     DONE,
     FAILED,
     GUILD_WIDE,
+    RUNNING,
     BackfillRun,
     claim_run,
     ensure_guild_start,
     finish_run,
+    peek_run,
     read_cursors,
     read_live_starts,
     release_run,
@@ -174,19 +177,38 @@ class Backfill:
     # -- the run ---------------------------------------------------------------------------------
 
     async def run(self) -> Progress:
+        """Ask Discord first (the channels): a refused token, an unknown server or an
+        unreachable API leaves the database as it was — no run, no live start."""
         progress = self.progress
         now = self.clock()
+        stored, busy = await self._io(
+            functools.partial(peek_run, claim_seconds=self.claim_seconds),
+            self.store,
+            self.guild_id,
+        )
+        resumable = stored is not None and stored.state == RUNNING
+        if busy or (self.days is None and not resumable):
+            raise self._busy()
+        if self.days is not None:
+            target = snowflake_at(now - timedelta(days=self.days))
+        else:
+            assert stored is not None
+            target = stored.target_id
+        progress.state = "listing channels"
+        try:
+            channels = await self.source.channels(time_of_snowflake(target))
+        except BaseException:
+            progress.state = FAILED
+            raise
         run = await self._io(self._claim, now)
         if run is None:
-            raise BackfillBusy(
-                "a backfill of this server is already running"
-                if self.days is not None
-                else "no interrupted backfill of this server to resume"
-            )
+            raise self._busy()
+        if run.target_id != target:  # another run's target was resumed meanwhile
+            channels = await self.source.channels(time_of_snowflake(run.target_id))
         progress.days = run.days
         state = FAILED
         try:
-            await self._count(run, now)
+            await self._count(run, now, channels)
             state = self._stopping or DONE
         except asyncio.CancelledError:
             state = "paused"
@@ -198,6 +220,13 @@ class Backfill:
             else:
                 await asyncio.shield(self._io(self._finish, state))
         return progress
+
+    def _busy(self) -> BackfillBusy:
+        return BackfillBusy(
+            "a backfill of this server is already running"
+            if self.days is not None
+            else "no interrupted backfill of this server to resume"
+        )
 
     def _claim(self, now: datetime) -> BackfillRun | None:
         """In the executor: claim the run, pin the live start, read where it stopped."""
@@ -220,17 +249,16 @@ class Backfill:
             ensure_guild_start(self.store, self.guild_id, snowflake_at(now))
         return run
 
-    async def _count(self, run: BackfillRun, now: datetime) -> None:
+    async def _count(self, run: BackfillRun, now: datetime, listed: list[Channel]) -> None:
         progress = self.progress
         target = run.target_id
         # A deeper earlier run is never undone: its cursors are lower, channels simply stop.
         starts = await self._io(read_live_starts, self.store, self.guild_id)
         cursors = await self._io(read_cursors, self.store, self.guild_id)
         now_id = snowflake_at(now)
-        progress.state = "listing channels"
         channels = [
             c
-            for c in await self.source.channels(time_of_snowflake(target))
+            for c in listed
             if c.id not in self.ignored_channels and c.parent_id not in self.ignored_channels
         ]
         work: list[tuple[Channel, int]] = []

@@ -60,6 +60,7 @@ __all__ = [
     "ensure_guild_start",
     "finish_run",
     "live_starts",
+    "peek_run",
     "read_cursors",
     "read_live_starts",
     "record_live_starts",
@@ -258,6 +259,34 @@ def write_progress(
 
 
 # -- runs ----------------------------------------------------------------------------------------
+
+
+def peek_run(
+    store: Store, guild_id: int, *, claim_seconds: float = CLAIM_SECONDS
+) -> tuple[BackfillRun | None, bool]:
+    """The guild's stored run and whether a live process holds it — read only, so that a
+    run can ask Discord before it writes anything (`claim_run` decides for good)."""
+    table = backfill_runs
+    with store.transaction() as conn:
+        row = conn.execute(select(table).where(table.c.guild_id == guild_id)).first()
+    if row is None:
+        return None, False
+    beat = _aware(row.heartbeat_at)
+    busy = (
+        row.owner is not None
+        and row.state == RUNNING
+        and beat is not None
+        and utcnow() - beat < timedelta(seconds=claim_seconds)
+    )
+    run = BackfillRun(
+        guild_id,
+        int(row.target_id),
+        int(row.days),
+        row.state,
+        row.reply_channel_id,
+        _aware(row.started_at) or utcnow(),
+    )
+    return run, busy
 
 
 def claim_run(
