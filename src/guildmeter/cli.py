@@ -905,6 +905,13 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
             f"Imported {result.rows_imported:,} rows from {len(result.files_imported)} file(s) "
             f"into guild {guild}{span}."
         )
+        if result.skipped is not None:
+            first, end = result.skipped
+            _say(
+                f"Skipped {result.rows_skipped:,} message and join rows of the hours from "
+                f"{first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC: the history backfill "
+                "had counted them (their voice, parts and member totals were imported)."
+            )
         if result.past_retention is not None:
             _say(
                 f"Discarded {result.rows_discarded:,} of the {result.rows:,} rows read: "

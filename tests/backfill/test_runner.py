@@ -5,9 +5,12 @@ run only what lies further back, and a database that stays down stops the run (n
 from __future__ import annotations
 
 import asyncio
+import gzip
+from collections import Counter
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import discord
 import pytest
@@ -15,9 +18,14 @@ from discord.http import HTTPClient
 
 from guildmeter.activity import ActivityStats
 from guildmeter.backfill import Backfill, HistorySource, describe
+from guildmeter.backfill.counting import HistoryCounter
 from guildmeter.bot import use_endpoints
+from guildmeter.collect.accumulator import CountKey
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.events import EventKind
+from guildmeter.export import import_files
+from guildmeter.privacy.keyring import Keyring
+from guildmeter.privacy.optout import OptOuts
 from guildmeter.reports.snapshots import build_month_snapshots
 from guildmeter.store import Store
 from guildmeter.store.backfill import (
@@ -216,3 +224,68 @@ async def test_a_server_discord_does_not_know_leaves_no_run_and_no_live_start(
     assert runner.progress.state == "failed"
     assert read_live_starts(store, unknown).guild is None
     assert peek_run(store, unknown) == (None, False)
+
+
+def _kaztron(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "2026-05-10.csv.gz"
+    path.write_bytes(gzip.compress("".join(line + "\r\n" for line in lines).encode()))
+    return path
+
+
+async def test_a_backfill_does_not_count_again_the_hours_an_import_filled(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild], tmp_path: Path
+) -> None:
+    """The bot counts live from NOW; a KazTron archive of the hours before was imported."""
+    http, history, guild = discord_http
+    record_live_starts(store, {(guild.id, GUILD_WIDE): snowflake_at(NOW)})
+    hour = NOW - timedelta(hours=6)  # each channel has a message at exactly this time
+    archive = _kaztron(tmp_path, [f"{hour:%Y-%m-%d %H:%M:%S},msg,h${'a' * 64},#general,10"])
+    assert import_files(store, guild.id, [archive]).rows_imported == 1
+    with ThreadPoolExecutor(1) as executor:
+        runner = Backfill(
+            store, HistorySource(http, guild.id), guild.id, 20, executor=executor, clock=Clock()
+        )
+        progress = await runner.run()
+    assert progress.messages_skipped == 2
+    assert progress.messages_counted == _in_window(history, 20) - 2
+    assert _messages(store, guild.id) == _in_window(history, 20) - 2 + 10
+    assert (
+        "2 messages of the hours from 2026-05-10 06:00 to 2026-05-10 07:00 UTC not counted "
+        "again: a KazTron import had filled them" in describe(progress)
+    )
+
+
+async def test_an_import_after_a_backfill_skips_the_messages_of_its_hours(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild], tmp_path: Path
+) -> None:
+    http, history, guild = discord_http
+    with ThreadPoolExecutor(1) as executor:
+        await Backfill(
+            store, HistorySource(http, guild.id), guild.id, 20, executor=executor, clock=Clock()
+        ).run()
+    inside, before = NOW - timedelta(days=3), NOW - timedelta(days=25)
+    archive = _kaztron(
+        tmp_path,
+        [
+            f"{inside:%Y-%m-%d %H:%M:%S},msg,h${'a' * 64},#general,10",
+            f"{inside:%Y-%m-%d %H:%M:%S},voice,h${'a' * 64},#general,600",
+            f"{before:%Y-%m-%d %H:%M:%S},msg,h${'a' * 64},#general,7",
+        ],
+    )
+    result = import_files(store, guild.id, [archive])
+    assert (result.rows, result.rows_skipped, result.rows_imported) == (3, 1, 2)
+    assert result.skipped == (inside, inside + timedelta(hours=1))
+    assert _messages(store, guild.id) == _in_window(history, 20) + 7
+
+
+def test_joins_of_hours_an_import_filled_are_not_counted_again(store: Store) -> None:
+    counter = HistoryCounter(store, 77, Keyring(OptOuts()))
+    when = datetime(2026, 4, 2, 10, 30, tzinfo=UTC)
+    bucket = store.calendars.get(77).bucket_of(when)
+    counter.skip_hours({int(EventKind.JOIN): {bucket}})
+    counts: dict[CountKey, int] = {}
+    skipped: Counter[int] = Counter()
+    later = when + timedelta(hours=1)
+    assert counter.count_joins([(5, when), (6, when), (7, later)], counts, skipped) == 1
+    assert skipped == Counter({bucket: 2})
+    assert [key[1] for key in counts] == [bucket + 1]

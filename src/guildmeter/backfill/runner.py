@@ -21,10 +21,11 @@ import functools
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import discord
@@ -56,6 +57,7 @@ from guildmeter.store.backfill import (
     time_of_snowflake,
     write_progress,
 )
+from guildmeter.store.overlap import imported_hours
 from guildmeter.store.retention import PastRetention
 from guildmeter.store.rights import RightsStore
 from guildmeter.store.snapshots import Discarded, collecting_discards
@@ -96,6 +98,10 @@ class Progress:
     messages_discarded: int = 0
     joins_discarded: int = 0
     past_retention: PastRetention | None = None
+    #: Not counted: their hours were filled by a KazTron import (from, to).
+    messages_skipped: int = 0
+    joins_skipped: int = 0
+    skipped_span: tuple[datetime, datetime] | None = None
     state: str = "starting"
     resumed: bool = False
     anonymised_months: list[int] = field(default_factory=list)
@@ -104,6 +110,18 @@ class Progress:
     @property
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """One write's outcome: kept, finished channels, and what it left out."""
+
+    event: int  # what was counted: messages or joins
+    counted: int
+    finished: int
+    discarded: Discarded
+    skipped: int  # of hours an import filled
+    skipped_span: tuple[datetime, datetime] | None
 
 
 @dataclass
@@ -255,6 +273,7 @@ class Backfill:
         # A deeper earlier run is never undone: its cursors are lower, channels simply stop.
         starts = await self._io(read_live_starts, self.store, self.guild_id)
         cursors = await self._io(read_cursors, self.store, self.guild_id)
+        await self._io(self._skip_imported, target, now)
         now_id = snowflake_at(now)
         channels = [
             c
@@ -297,6 +316,15 @@ class Backfill:
             progress.state = "counting joins"
             guild_start = starts.guild if starts.guild is not None else now_id
             await self._joins(cursors.get(GUILD_WIDE, guild_start), target)
+
+    def _skip_imported(self, target: int, now: datetime) -> None:
+        """In the executor: the hours of the window a KazTron import filled are not
+        counted again (`guildmeter.store.overlap`); read after the claim, which waited
+        for any import in progress."""
+        calendar = self.store.calendars.get(self.guild_id)
+        first = calendar.bucket_of(time_of_snowflake(target))
+        end = calendar.bucket_of(now) + 1
+        self._counter.skip_hours(imported_hours(self.store, self.guild_id, first, end))
 
     async def _reader(
         self,
@@ -356,26 +384,37 @@ class Backfill:
             )
             if due:
                 batch, pending = pending, []
-                counted, finished, discarded = await self._write_retrying(batch)
-                self.progress.messages_counted += counted
-                self.progress.channels_done += finished
-                self._note_discarded(discarded)
+                committed = await self._write_retrying(batch)
+                self.progress.messages_counted += committed.counted
+                self.progress.channels_done += committed.finished
+                self._note(committed)
                 last_write = loop.time()
 
-    def _note_discarded(self, discarded: Discarded) -> None:
-        """On the loop: what a committed write dropped (past retention) into the progress."""
-        past = PastRetention.of(discarded, self.guild_id)
+    def _note(self, committed: _Committed) -> None:
+        """On the loop: what a committed write left out into the progress — messages of
+        hours an import filled (skipped), counts past retention (discarded)."""
+        progress = self.progress
+        if committed.skipped:
+            if committed.event == _MSG:
+                progress.messages_skipped += committed.skipped
+            else:
+                progress.joins_skipped += committed.skipped
+            span = committed.skipped_span
+            if span is not None and progress.skipped_span is not None:
+                old = progress.skipped_span
+                span = (min(span[0], old[0]), max(span[1], old[1]))
+            progress.skipped_span = span
+        past = PastRetention.of(committed.discarded, self.guild_id)
         if past is None:
             return
-        progress = self.progress
-        for key, count in discarded.counts.items():
+        for key, count in committed.discarded.counts.items():
             if key[2] == _MSG:
                 progress.messages_discarded += count
             elif key[2] == _JOIN:
                 progress.joins_discarded += count
         progress.past_retention = past.merged(progress.past_retention)
 
-    async def _write_retrying(self, batch: list[_Written]) -> tuple[int, int, Discarded]:
+    async def _write_retrying(self, batch: list[_Written]) -> _Committed:
         """`_write`, retried while the database is unreachable (a transaction that failed
         left nothing behind), for about two minutes."""
         for attempt in range(_WRITE_ATTEMPTS):
@@ -388,12 +427,12 @@ class Backfill:
                 await asyncio.sleep(2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _write(self, batch: list[_Written]) -> tuple[int, int, Discarded]:
-        """In the executor: count the pages and commit them with their cursors; returns
-        the messages kept, the channels finished and what retention made it discard."""
+    def _write(self, batch: list[_Written]) -> _Committed:
+        """In the executor: count the pages and commit them with their cursors."""
         counts: dict[CountKey, int] = {}
+        skipped: Counter[int] = Counter()
         counted = self._counter.count_messages(
-            [(item.channel_id, item.rows) for item in batch], counts
+            [(item.channel_id, item.rows) for item in batch], counts, skipped
         )
         names = {(self.guild_id, item.channel_id): item.name for item in batch if item.name}
         cursors: dict[int, int] = {}
@@ -402,7 +441,20 @@ class Backfill:
         with collecting_discards() as discarded:
             write_progress(self.store, self.guild_id, self.owner, counts, names, cursors)
         counted -= sum(n for key, n in discarded.counts.items() if key[2] == _MSG)
-        return counted, sum(1 for item in batch if item.finished), discarded
+        finished = sum(1 for item in batch if item.finished)
+        return self._committed(_MSG, counted, finished, discarded, skipped)
+
+    def _committed(
+        self, event: int, counted: int, finished: int, discarded: Discarded, skipped: Counter[int]
+    ) -> _Committed:
+        span = None
+        if skipped:
+            calendar = self.store.calendars.get(self.guild_id)
+            span = (
+                calendar.bucket_start(min(skipped)),
+                datetime.fromtimestamp(calendar.bucket_end_s(max(skipped)), UTC),
+            )
+        return _Committed(event, counted, finished, discarded, sum(skipped.values()), span)
 
     async def _joins(self, covered: int, target: int) -> None:
         """Joins of current members inside the window, from their ``joined_at``."""
@@ -418,16 +470,18 @@ class Backfill:
         except discord.Forbidden:
             self.progress.joins = None  # no Server Members intent: REST refuses the list
             return
-        joined, discarded = await self._io(self._write_joins, found, target)
-        self.progress.joins = joined
-        self._note_discarded(discarded)
+        committed = await self._io(self._write_joins, found, target)
+        self.progress.joins = committed.counted
+        self._note(committed)
 
-    def _write_joins(self, joins: list[tuple[int, datetime]], target: int) -> tuple[int, Discarded]:
+    def _write_joins(self, joins: list[tuple[int, datetime]], target: int) -> _Committed:
         counts: dict[CountKey, int] = {}
-        joined = self._counter.count_joins(joins, counts)
+        skipped: Counter[int] = Counter()
+        joined = self._counter.count_joins(joins, counts, skipped)
         with collecting_discards() as discarded:
             write_progress(self.store, self.guild_id, self.owner, counts, {}, {GUILD_WIDE: target})
-        return joined - sum(n for key, n in discarded.counts.items() if key[2] == _JOIN), discarded
+        joined -= sum(n for key, n in discarded.counts.items() if key[2] == _JOIN)
+        return self._committed(_JOIN, joined, 0, discarded, skipped)
 
     def _finish(self, state: str) -> list[AnonymisationResult]:
         """In the executor: anonymise the guild's finished months (those this run wrote

@@ -20,6 +20,10 @@ line. Both are read the same way. A folder (KazTron's ``userstats/``) means ever
   file and line named, and nothing is kept.
 - Rows of a month whose member rows retention already deleted are discarded (its reports
   are final): the result counts them apart (`ImportResult.rows_discarded`) and says why.
+- Message and join rows of hours the history backfill already counted are skipped
+  (`ImportResult.rows_skipped`, with the hours), and the hours an import fills with
+  messages and joins are recorded so a later backfill skips them (`guildmeter.store.overlap`);
+  an import while a backfill of the guild is unfinished is refused.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
 from guildmeter.privacy.anonymize import TOKEN_PREFIX
 from guildmeter.privacy.keyring import PSEUDONYM_PREFIX
 from guildmeter.store import Store
+from guildmeter.store.backfill import history_lock
+from guildmeter.store.overlap import OVERLAP_EVENTS, Cover, backfill_cover, record_import_hours
 from guildmeter.store.retention import PastRetention
 from guildmeter.store.snapshots import collecting_discards
 from guildmeter.store.sql import ImportSession
@@ -74,11 +80,22 @@ class ImportResult:
     #: Rows of months past retention (``past_retention`` says which, and why): discarded.
     rows_discarded: int = 0
     past_retention: PastRetention | None = None
+    #: Message and join rows of hours the history backfill had counted: skipped. The
+    #: start of the first such hour and the end of the last (None when none was).
+    rows_skipped: int = 0
+    skipped: tuple[datetime, datetime] | None = None
 
     @property
     def rows_imported(self) -> int:
         """Rows whose counts were kept."""
-        return self.rows - self.rows_discarded
+        return self.rows - self.rows_discarded - self.rows_skipped
+
+    def _skipped(self, calendar: GuildCalendar, first_hour: int, last_hour: int) -> None:
+        first = calendar.bucket_start(first_hour)
+        end = datetime.fromtimestamp(calendar.bucket_end_s(last_hour), UTC)
+        if self.skipped is not None:
+            first, end = min(first, self.skipped[0]), max(end, self.skipped[1])
+        self.skipped = (first, end)
 
     def _saw(self, calendar: GuildCalendar, first_hour: int, last_hour: int) -> None:
         first, last = calendar.bucket_start(first_hour), calendar.bucket_start(last_hour)
@@ -130,7 +147,10 @@ def import_files(
     done = 0
     result = ImportResult()
     rows_by_hour: Counter[int] = Counter()
+    filled: dict[int, set[int]] = {event: set() for event in OVERLAP_EVENTS}
     with collecting_discards() as discarded, store.import_session(guild_id) as session:
+        history_lock(store, session.connection, guild_id)  # no backfill claims meanwhile
+        cover = backfill_cover(store, session.connection, guild_id)
         for path in files:
             fingerprint = _fingerprint(path)
             when = session.imported_at(fingerprint)
@@ -144,12 +164,15 @@ def import_files(
                 functools.partial(_report, progress, done, total),
                 result,
                 rows_by_hour,
+                cover,
+                filled,
             )
             session.record(fingerprint, str(path), rows)
             result.files_imported.append(str(path))
             result.rows += rows
             done += path.stat().st_size
             _report(progress, done, total)
+        record_import_hours(store, session.connection, guild_id, filled)
     result.past_retention = PastRetention.of(discarded, guild_id)
     if result.past_retention is not None:
         calendar = store.calendars.get(guild_id)
@@ -183,14 +206,28 @@ def _import_one(
     progress: Callable[[int], None],
     result: ImportResult,
     rows_by_hour: Counter[int],
+    cover: Cover,
+    filled: dict[int, set[int]],
 ) -> int:
+    """Import one file; returns the rows read (skipped ones included)."""
     guild_id = session.guild_id
     counts: dict[CountKey, int] = {}
     names: dict[tuple[int, int], str] = {}
     channel_ids: dict[str, int] = {}
     rows = 0
     first_hour, last_hour = None, None
+    skip_first, skip_last = None, None
+    covered = bool(cover.hours)
     for row, position in _read(path, session.calendar):
+        code = int(row.event)
+        if code in filled:
+            if covered and cover.covers(code, row.hour):
+                result.rows_skipped += 1
+                skip_first = row.hour if skip_first is None else min(skip_first, row.hour)
+                skip_last = row.hour if skip_last is None else max(skip_last, row.hour)
+                rows += 1
+                continue
+            filled[code].add(row.hour)
         channel_id = channel_ids.get(row.channel)
         if channel_id is None:
             channel_id = channel_ids[row.channel] = _channel_id(session, row.channel, names)
@@ -215,6 +252,8 @@ def _import_one(
     session.add(counts, names)
     if first_hour is not None and last_hour is not None:
         result._saw(session.calendar, first_hour, last_hour)
+    if skip_first is not None and skip_last is not None:
+        result._skipped(session.calendar, skip_first, skip_last)
     return rows
 
 
