@@ -2,9 +2,9 @@
 (instruction counts stay stable on a loaded machine, where timings do not).
 
 Offline (no gateway): five cached guilds, the real `StatsCog` on an in-memory store,
-every pseudonym cached, then ``N`` calls of ``on_message`` over 21,000 prebuilt messages
-exactly as ``bench_gateway_load.py`` times them. Run it with ``N`` = 0 and, say, 200,000
-and divide the difference of the "Collected" totals by ``N``::
+every pseudonym cached, then ``N`` calls of ``on_message`` over the 20,000 messages of
+``bench_gateway_load.py`` (its frames, parsed), exactly as it times them. Run it with
+``N`` = 0 and, say, 200,000 and divide the difference of the "Collected" totals by ``N``::
 
     PYTHONHASHSEED=0 valgrind --tool=callgrind python benchmarks/_listener_callgrind.py 0
     PYTHONHASHSEED=0 valgrind --tool=callgrind python benchmarks/_listener_callgrind.py 200000
@@ -16,15 +16,16 @@ Without valgrind it prints the microseconds per message (noisy on a shared machi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import discord
 from discord.ext import commands
 
+from bench_gateway_load import sample_frames
 from guildmeter.activity import ActivityStats
 from guildmeter.bot import INTENTS
 from guildmeter.config import Config
@@ -33,7 +34,7 @@ from guildmeter.ext.runtime import Runtime
 from guildmeter.store import Store
 from guildmeter.store.settings import SettingsStore
 
-GUILDS, CHANNELS, MEMBERS, PREBUILT = 5, 4, 200, 21_000
+GUILDS, CHANNELS, MEMBERS = 5, 4, 200
 
 
 def _guild(state: Any, guild_id: int) -> discord.Guild:
@@ -54,25 +55,13 @@ def _guild(state: Any, guild_id: int) -> discord.Guild:
     return guild
 
 
-def _messages(state: Any, guilds: list[discord.Guild]) -> list[discord.Message]:
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+def _messages(bot: commands.Bot) -> list[discord.Message]:
+    """The benchmark's own MESSAGE_CREATE frames, parsed as discord.py parses them."""
+    state = bot._connection
     out = []
-    for i in range(PREBUILT):
-        guild = guilds[i % len(guilds)]
-        channel = guild.text_channels[i % len(guild.text_channels)]
-        member = guild.members[i % len(guild.members)]
-        data = {
-            "id": str(((now_ms - 60_000 + i % 1000 - 1_420_070_400_000) << 22) | (i % 4096)),
-            "channel_id": str(channel.id), "guild_id": str(guild.id),
-            "author": {"id": str(member.id), "username": member.name, "discriminator": "0",
-                       "global_name": None, "avatar": None, "bot": False},
-            "member": {"roles": [], "joined_at": "2020-01-01T00:00:00+00:00", "deaf": False,
-                       "mute": False, "flags": 0},
-            "content": "hello", "timestamp": "2026-05-10T12:00:00+00:00",
-            "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-            "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0,
-            "flags": 0, "components": [],
-        }  # fmt: skip
+    for frame in sample_frames(bot):
+        data = json.loads(frame)["d"]
+        channel = bot.get_channel(int(data["channel_id"]))
         out.append(discord.Message(state=state, channel=channel, data=data))  # type: ignore[arg-type]
     return out
 
@@ -87,17 +76,18 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     bot = commands.Bot(command_prefix=".", intents=INTENTS)
     state = bot._connection
-    guilds = [_guild(state, 10_000 + g) for g in range(GUILDS)]
+    for g in range(GUILDS):
+        _guild(state, 10_000 + g)
     store = Store.open(":memory:")
     stats = ActivityStats(store)
     runtime = Runtime(Config(db=":memory:"), SettingsStore(store))
     cog = StatsCog(bot, stats, runtime)
-    messages = _messages(state, guilds)
+    messages = _messages(bot)
     warm = list(range(1000))
     _feed(cog, messages, warm)  # the months' keys asked for
     stats.load_keys()
     _feed(cog, messages, warm)  # every pseudonym cached, every channel seen
-    order = [i % PREBUILT for i in range(n)]
+    order = [i % len(messages) for i in range(n)]
     start = time.perf_counter()
     _feed(cog, messages, order)
     took = time.perf_counter() - start
