@@ -293,7 +293,9 @@ def command_lines(draw: st.DrawFn, folder: Path) -> tuple[list[str], bool]:
     """A command line for any command, with the files it names written into ``folder``;
     and whether it is *sane*: asking for what the database holds, where it can write."""
     command = draw(
-        st.sampled_from(["report", "export", "stats", "import-kaztron", "demo", "run", "settings"])
+        st.sampled_from(
+            ["report", "export", "stats", "import-kaztron", "demo", "run", "settings", "backfill"]
+        )
     )
     sane = draw(st.booleans())
 
@@ -333,8 +335,10 @@ def command_lines(draw: st.DrawFn, folder: Path) -> tuple[list[str], bool]:
     if command == "demo":  # kept quick: a demo that may run is a test of its own
         args += ["--users", str(draw(st.integers(-1, 2**64)))]
         args += ["--chart", str(folder / "missing" / "demo.png")]
-    if command == "run":
+    if command in ("run", "backfill"):
         args += ["--api-base", "http://127.0.0.1:9/api/v10"]
+    if command == "backfill":
+        args += ["--days", str(draw(st.integers(1, 366) if sane else st.integers(-1, 400)))]
     if command == "settings" and draw(st.booleans()):
         zones = ["UTC", "Asia/Kolkata"] if sane else ["asia/kolkata", "Mars/Olympus", "", "é" * 90]
         args += ["--timezone", draw(st.sampled_from(zones))]

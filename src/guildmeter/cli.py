@@ -807,7 +807,8 @@ def backfill(obj: _Context, guild: int, days: int, api_base: str | None) -> None
     messages per local hour, channel and monthly pseudonym, as live counting does (past
     months are anonymised at the end). Interrupted, it resumes where it stopped; it never
     counts a message twice. Joins of current members come from when they joined; parts
-    cannot be recovered.
+    cannot be recovered. The database must exist (the bot's); nothing is written to it
+    before Discord has answered.
     """
     import os
 
@@ -816,7 +817,7 @@ def backfill(obj: _Context, guild: int, days: int, api_base: str | None) -> None
         raise GuildmeterError("set DISCORD_TOKEN to the bot's token (Discord developer portal)")
     from guildmeter.cli_backfill import run_backfill
 
-    store = obj.open_store(create=True)
+    store = obj.open_store()
     try:
         run_backfill(store, obj.config, guild, days, token, api_base)
     finally:
@@ -901,9 +902,21 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
             _say(f"Skipped {path}: already imported on {when:%Y-%m-%d %H:%M} UTC")
         span = f" ({result.first:%Y-%m-%d} to {result.last:%Y-%m-%d})" if result.first else ""
         _say(
-            f"Imported {result.rows:,} rows from {len(result.files_imported)} file(s) into "
-            f"guild {guild}{span}."
+            f"Imported {result.rows_imported:,} rows from {len(result.files_imported)} file(s) "
+            f"into guild {guild}{span}."
         )
+        if result.skipped is not None:
+            first, end = result.skipped
+            _say(
+                f"Skipped {result.rows_skipped:,} message and join rows of the hours from "
+                f"{first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC: the history backfill "
+                "had counted them (their voice, parts and member totals were imported)."
+            )
+        if result.past_retention is not None:
+            _say(
+                f"Discarded {result.rows_discarded:,} of the {result.rows:,} rows read: "
+                f"{result.past_retention.describe()}."
+            )
         for done in anonymise_finished_months(store, utcnow()):
             _say(
                 f"Anonymised {done.month // 100}-{done.month % 100:02d}: "

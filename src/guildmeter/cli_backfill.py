@@ -34,7 +34,13 @@ def run_backfill(
     *,
     requests_per_second: float = 46.0,
 ) -> None:
-    """Count the guild's history back ``days`` days; prints what was done."""
+    """Count the guild's history back ``days`` days; prints what was done.
+
+    Nothing is written before Discord has answered: the token is checked (``/users/@me``)
+    and the channels listed first, so a refused token, an unknown server or an unreachable
+    API leave the database as it was.
+    """
+    import aiohttp
     import discord
     from discord.http import HTTPClient
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -90,6 +96,12 @@ def run_backfill(
             ) from None
         except discord.HTTPException as exc:
             raise GuildmeterError(f"Discord answered {exc.status}: {exc.text[:100]}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            reason = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+            raise GuildmeterError(
+                f"cannot reach Discord ({api_base or 'discord.com'}): {reason}. Check the "
+                "network connection, or --api-base"
+            ) from None
         finally:
             await http.close()
 

@@ -5,19 +5,38 @@ run only what lies further back, and a database that stays down stops the run (n
 from __future__ import annotations
 
 import asyncio
+import gzip
+from collections import Counter
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import discord
 import pytest
 from discord.http import HTTPClient
 
-from guildmeter.backfill import Backfill, HistorySource
+from guildmeter.activity import ActivityStats
+from guildmeter.backfill import Backfill, HistorySource, describe
+from guildmeter.backfill.counting import HistoryCounter
 from guildmeter.bot import use_endpoints
+from guildmeter.collect.accumulator import CountKey
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.events import EventKind
+from guildmeter.export import import_files
+from guildmeter.privacy.keyring import Keyring
+from guildmeter.privacy.optout import OptOuts
+from guildmeter.reports.snapshots import build_month_snapshots
 from guildmeter.store import Store
-from guildmeter.store.backfill import read_cursors
+from guildmeter.store.backfill import (
+    GUILD_WIDE,
+    peek_run,
+    read_cursors,
+    read_live_starts,
+    record_live_starts,
+    snowflake_at,
+)
+from guildmeter.store.retention import delete_member_rows
 
 from tests.discord_emulator import Emulator
 from tests.discord_emulator.history import TEXT, History
@@ -151,3 +170,122 @@ async def test_a_crash_mid_run_resumes_where_the_last_commit_left_it(
         await resumed.run()
     assert resumed.progress.state == "done"
     assert _messages(store, guild.id) == _in_window(history, 60)
+
+
+async def test_messages_of_a_month_past_retention_are_said_discarded_not_counted(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild]
+) -> None:
+    """March holds older counts (an import) whose member rows retention deleted: the
+    backfill's March messages are discarded, and its result says how many and why."""
+    http, history, guild = discord_http
+    stats = ActivityStats(store)
+    stats.collector.message(guild.id, 5, 77, datetime(2026, 3, 2, 9, tzinfo=UTC))
+    assert stats.flush(NOW).error is None
+    record_live_starts(store, {(guild.id, GUILD_WIDE): snowflake_at(NOW)})  # live from NOW
+    store.anonymise_month(guild.id, 202603)
+    assert build_month_snapshots(store, guild.id, 202603)
+    assert delete_member_rows(store, guild.id, 202603, retention_months=1) is not None
+    march = _in_window(history, 60) - sum(
+        1
+        for channel in history.channels.values()
+        for mid in channel.ids
+        if datetime.fromtimestamp(((mid >> 22) + 1_420_070_400_000) / 1000, UTC)
+        >= datetime(2026, 4, 1, tzinfo=UTC)
+    )
+    assert march > 0
+    with ThreadPoolExecutor(1) as executor:
+        runner = Backfill(
+            store, HistorySource(http, guild.id), guild.id, 60, executor=executor, clock=Clock()
+        )
+        progress = await runner.run()
+    assert progress.messages_discarded == march
+    assert progress.messages_counted == _in_window(history, 60) - march
+    assert _messages(store, guild.id) == 1 + progress.messages_counted
+    text = describe(progress)
+    assert f"{progress.messages_counted:,} messages counted" in text
+    assert (
+        f"{march:,} messages read but discarded: 2026-03 is past retention "
+        "(retention_months = 1: member-level rows were deleted, reports are final); the "
+        "first month still held is 2026-04"
+    ) in text
+
+
+async def test_a_server_discord_does_not_know_leaves_no_run_and_no_live_start(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild]
+) -> None:
+    http, _history, guild = discord_http
+    unknown = guild.id + 1
+    with ThreadPoolExecutor(1) as executor:
+        runner = Backfill(
+            store, HistorySource(http, unknown), unknown, 30, executor=executor, clock=Clock()
+        )
+        with pytest.raises(discord.NotFound):
+            await runner.run()
+    assert runner.progress.state == "failed"
+    assert read_live_starts(store, unknown).guild is None
+    assert peek_run(store, unknown) == (None, False)
+
+
+def _kaztron(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "2026-05-10.csv.gz"
+    path.write_bytes(gzip.compress("".join(line + "\r\n" for line in lines).encode()))
+    return path
+
+
+async def test_a_backfill_does_not_count_again_the_hours_an_import_filled(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild], tmp_path: Path
+) -> None:
+    """The bot counts live from NOW; a KazTron archive of the hours before was imported."""
+    http, history, guild = discord_http
+    record_live_starts(store, {(guild.id, GUILD_WIDE): snowflake_at(NOW)})
+    hour = NOW - timedelta(hours=6)  # each channel has a message at exactly this time
+    archive = _kaztron(tmp_path, [f"{hour:%Y-%m-%d %H:%M:%S},msg,h${'a' * 64},#general,10"])
+    assert import_files(store, guild.id, [archive]).rows_imported == 1
+    with ThreadPoolExecutor(1) as executor:
+        runner = Backfill(
+            store, HistorySource(http, guild.id), guild.id, 20, executor=executor, clock=Clock()
+        )
+        progress = await runner.run()
+    assert progress.messages_skipped == 2
+    assert progress.messages_counted == _in_window(history, 20) - 2
+    assert _messages(store, guild.id) == _in_window(history, 20) - 2 + 10
+    assert (
+        "2 messages of the hours from 2026-05-10 06:00 to 2026-05-10 07:00 UTC not counted "
+        "again: a KazTron import had filled them" in describe(progress)
+    )
+
+
+async def test_an_import_after_a_backfill_skips_the_messages_of_its_hours(
+    store: Store, discord_http: tuple[HTTPClient, History, FakeGuild], tmp_path: Path
+) -> None:
+    http, history, guild = discord_http
+    with ThreadPoolExecutor(1) as executor:
+        await Backfill(
+            store, HistorySource(http, guild.id), guild.id, 20, executor=executor, clock=Clock()
+        ).run()
+    inside, before = NOW - timedelta(days=3), NOW - timedelta(days=25)
+    archive = _kaztron(
+        tmp_path,
+        [
+            f"{inside:%Y-%m-%d %H:%M:%S},msg,h${'a' * 64},#general,10",
+            f"{inside:%Y-%m-%d %H:%M:%S},voice,h${'a' * 64},#general,600",
+            f"{before:%Y-%m-%d %H:%M:%S},msg,h${'a' * 64},#general,7",
+        ],
+    )
+    result = import_files(store, guild.id, [archive])
+    assert (result.rows, result.rows_skipped, result.rows_imported) == (3, 1, 2)
+    assert result.skipped == (inside, inside + timedelta(hours=1))
+    assert _messages(store, guild.id) == _in_window(history, 20) + 7
+
+
+def test_joins_of_hours_an_import_filled_are_not_counted_again(store: Store) -> None:
+    counter = HistoryCounter(store, 77, Keyring(OptOuts()))
+    when = datetime(2026, 4, 2, 10, 30, tzinfo=UTC)
+    bucket = store.calendars.get(77).bucket_of(when)
+    counter.skip_hours({int(EventKind.JOIN): {bucket}})
+    counts: dict[CountKey, int] = {}
+    skipped: Counter[int] = Counter()
+    later = when + timedelta(hours=1)
+    assert counter.count_joins([(5, when), (6, when), (7, later)], counts, skipped) == 1
+    assert skipped == Counter({bucket: 2})
+    assert [key[1] for key in counts] == [bucket + 1]

@@ -262,6 +262,8 @@ class Emulator:
         self._oauth_tokens: dict[str, int] = {}  # bearer token -> user
         #: Member lookups with the bot's token (the dashboard's live moderator checks).
         self.member_fetches = 0
+        #: When set, ``/users/@me`` refuses any other bot token with 401 (a reset token).
+        self.bot_token: str | None = None
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -504,6 +506,9 @@ class Emulator:
             if user_id is None:
                 return _json({"message": "401: Unauthorized", "code": 0}, status=401)
             return _json(self._user(user_id))
+        given = request.headers.get("Authorization", "").removeprefix("Bot ")
+        if self.bot_token is not None and given != self.bot_token:
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         return _json(self.bot_user)
 
     # -- OAuth2 --------------------------------------------------------------------------------

@@ -1,14 +1,27 @@
 from __future__ import annotations
 
 import gzip
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from guildmeter.activity import anonymise_finished_months
+from guildmeter.events import EventKind
 from guildmeter.export import ImportFormatError, import_files
 from guildmeter.reports import DateRange, compute_report
+from guildmeter.reports.snapshots import build_month_snapshots
 from guildmeter.store import Store
+from guildmeter.store.backfill import (
+    GUILD_WIDE,
+    backfill_cursors,
+    claim_run,
+    finish_run,
+    live_starts,
+    snowflake_at,
+)
+from guildmeter.store.overlap import BackfillUnfinished, import_hours, imported_hours
+from guildmeter.store.retention import delete_member_rows
 
 from tests.reports.reference import utc
 
@@ -166,3 +179,165 @@ def test_a_large_import_in_many_chunks_counts_each_row_once(
     full = compute_report(store, GUILD, "full", MARCH).rows[0]
     assert full.messages == sum(user + 1 for user in range(3)) * 12
     assert full.active_users == 3
+
+
+def _retire(store: Store, guild: int, month: int, keep: int) -> None:
+    """The month closed, its snapshot stored and its member rows deleted by retention."""
+    store.anonymise_month(guild, month)
+    assert build_month_snapshots(store, guild, month)
+    assert delete_member_rows(store, guild, month, retention_months=keep) is not None
+
+
+def test_rows_of_a_month_past_retention_are_counted_apart_and_said(
+    store: Store, tmp_path: Path
+) -> None:
+    first = hourly_file(tmp_path / "2018-03-05.csv.gz", [[f"2018-03-05 10:00:00,msg,{HASH_A},,4"]])
+    import_files(store, GUILD, [first])
+    _retire(store, GUILD, 201803, keep=2)
+    late = hourly_file(
+        tmp_path / "late.csv.gz",
+        [
+            [
+                f"2018-03-06 10:00:00,msg,{HASH_A},#general,3",
+                f"2018-03-06 10:00:00,msg,{HASH_B},#general,1",
+                "2018-03-06 10:00:00,total_users,,,120",
+            ],
+            [f"2018-04-02 11:00:00,msg,{HASH_A},#art,2", "2018-04-02 11:00:00,join,,,1"],
+        ],
+    )
+    result = import_files(store, GUILD, [late])
+    assert (result.rows, result.rows_discarded, result.rows_imported) == (5, 3, 2)
+    assert result.past_retention is not None
+    assert dict(result.past_retention.months) == {201803: 2}
+    assert result.past_retention.first_held == 201804
+    assert result.past_retention.describe() == (
+        "2018-03 is past retention (retention_months = 2: member-level rows were deleted, "
+        "reports are final); the first month still held is 2018-04"
+    )
+    april = DateRange(utc(2018, 4, 1), utc(2018, 5, 1))
+    assert compute_report(store, GUILD, "full", april).rows[0].messages == 2
+    assert compute_report(store, GUILD, "full", MARCH).rows[0].messages == 4  # unchanged
+
+
+def test_the_cli_says_how_many_rows_were_imported_and_discarded(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from guildmeter.cli import cli
+
+    db = tmp_path / "stats.db"
+    store = Store.open(str(db))
+    first = hourly_file(tmp_path / "2018-03-05.csv.gz", [[f"2018-03-05 10:00:00,msg,{HASH_A},,4"]])
+    import_files(store, GUILD, [first])
+    _retire(store, GUILD, 201803, keep=3)
+    store.close()
+    late = hourly_file(
+        tmp_path / "late.csv.gz",
+        [[f"2018-03-07 10:00:00,msg,{HASH_B},#general,1"], ["2018-04-01 00:00:00,join,,,1"]],
+    )
+    args = ["--db", str(db), "import-kaztron", "--guild", str(GUILD), str(late)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Imported 1 rows from 1 file(s) into guild 61 (2018-03-07 to 2018-04-01)." in (
+        result.output
+    )
+    assert (
+        "Discarded 1 of the 2 rows read: 2018-03 is past retention (retention_months = 3: "
+        "member-level rows were deleted, reports are final); the first month still held is "
+        "2018-04." in result.output.replace("\n", " ")
+    )
+
+
+def _backfilled(store: Store, guild: int, since: datetime, until: datetime) -> None:
+    """What a finished backfill leaves: the live start, a channel cursor, the joins' one."""
+    with store.transaction() as conn:
+        conn.execute(
+            live_starts.insert().values(
+                guild_id=guild, channel_id=GUILD_WIDE, first_id=snowflake_at(until)
+            )
+        )
+        conn.execute(
+            backfill_cursors.insert(),
+            [
+                {"guild_id": guild, "channel_id": c, "covered_from": snowflake_at(since),
+                 "updated_at": until}
+                for c in (11, GUILD_WIDE)
+            ],
+        )  # fmt: skip
+
+
+def test_messages_and_joins_of_hours_a_backfill_counted_are_skipped_and_said(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from guildmeter.cli import cli
+
+    db = tmp_path / "stats.db"
+    store = Store.open(str(db))
+    _backfilled(store, GUILD, utc(2018, 3, 1, 0, 30), utc(2018, 3, 10, 12, 15))
+    store.close()
+    path = hourly_file(
+        tmp_path / "2018-03-05.csv.gz",
+        [
+            [
+                f"2018-03-01 00:00:00,msg,{HASH_A},#general,3",  # the backfill's first hour
+                f"2018-03-05 10:00:00,msg,{HASH_A},#general,3",
+                f"2018-03-05 10:00:00,join,{HASH_B},,1",
+                f"2018-03-05 10:00:00,voice,{HASH_B},#Lounge,1800",
+                "2018-03-05 10:00:00,total_users,,,120",
+                f"2018-03-10 12:00:00,msg,{HASH_B},#art,4",  # its last hour
+                f"2018-03-10 13:00:00,msg,{HASH_B},#art,5",  # live counting's
+                f"2018-02-28 23:00:00,msg,{HASH_B},#art,2",
+            ]
+        ],
+    )
+    args = ["--db", str(db), "import-kaztron", "--guild", str(GUILD), str(path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    said = result.output.replace("\n", " ")
+    assert "Imported 4 rows from 1 file(s)" in said
+    assert (
+        "Skipped 4 message and join rows of the hours from 2018-03-01 00:00 to 2018-03-10 "
+        "13:00 UTC: the history backfill had counted them (their voice, parts and member "
+        "totals were imported)." in said
+    )
+    store = Store.open(str(db))
+    try:
+        full = compute_report(store, GUILD, "full", MARCH).rows[0]
+        assert (full.messages, full.joins, full.total_users) == (5, 0, 120)
+        assert full.voice_man_hours == 0.5
+        calendar = store.calendars.get(GUILD)
+        february = calendar.bucket_of(utc(2018, 2, 28, 23))
+        hours = imported_hours(store, GUILD, february - 100, february + 1000)
+        assert hours == {int(EventKind.MSG): {february, february + 24 * 9 + 14},
+                         int(EventKind.JOIN): set()}  # fmt: skip
+    finally:
+        store.close()
+
+
+def test_an_import_while_a_backfill_is_unfinished_is_refused(store: Store, tmp_path: Path) -> None:
+    assert claim_run(store, GUILD, "owner", target_id=snowflake_at(utc(2018, 3, 1)), days=30)
+    path = hourly_file(tmp_path / "a.csv.gz", [[f"2018-03-05 10:00:00,msg,{HASH_A},#general,3"]])
+    with pytest.raises(BackfillUnfinished, match=r"unfinished .* back to 2018-03-01 00:00 UTC"):
+        import_files(store, GUILD, [path])
+    assert store.activity_totals(GUILD) == {}
+    finish_run(store, GUILD, "owner", "cancelled")
+    assert import_files(store, GUILD, [path]).rows_imported == 1
+
+
+def test_the_migration_records_the_hours_of_earlier_imports(store: Store, tmp_path: Path) -> None:
+    from guildmeter.store.migrations import m0019_import_hours
+
+    path = hourly_file(
+        tmp_path / "a.csv.gz",
+        [[f"2018-03-05 10:00:00,msg,{HASH_A},#general,3", "2018-03-05 11:00:00,join,,,1"]],
+    )
+    import_files(store, GUILD, [path])
+    with store.transaction() as conn:
+        import_hours.drop(conn)  # as before the upgrade
+        m0019_import_hours.upgrade(conn)
+    hour = store.calendars.get(GUILD).bucket_of(utc(2018, 3, 5, 10))
+    assert imported_hours(store, GUILD, hour - 5, hour + 5) == {
+        int(EventKind.MSG): {hour},
+        int(EventKind.JOIN): {hour + 1},
+    }

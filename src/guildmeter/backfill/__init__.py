@@ -22,4 +22,20 @@ def describe(progress: Progress) -> str:
     )
     if progress.channels_unreadable:
         text += f"; {progress.channels_unreadable} the bot cannot read"
+    if progress.skipped_span is not None:
+        first, end = progress.skipped_span
+        joins = progress.joins_skipped
+        also = f" and {joins:,} joins" if joins else ""
+        text += (
+            f"; {progress.messages_skipped:,} messages{also} of the hours from "
+            f"{first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC not counted again: a KazTron "
+            "import had filled them"
+        )
+    if progress.past_retention is not None:
+        joins = progress.joins_discarded
+        also = f" and {joins:,} joins" if joins else ""
+        text += (
+            f"; {progress.messages_discarded:,} messages{also} read but discarded: "
+            f"{progress.past_retention.describe()}"
+        )
     return text

@@ -10,7 +10,8 @@ events do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from guildmeter.collect.accumulator import CountKey
@@ -43,6 +44,12 @@ class HistoryCounter:
         #: The current bucket: (first second, end second, bucket, month).
         self._span = (0, 0, 0, 0)
         self._loaded: set[int] = set()
+        #: Buckets a KazTron import filled, per event: not counted again.
+        self._filled: dict[int, frozenset[int]] = {}
+
+    def skip_hours(self, filled: Mapping[int, Iterable[int]]) -> None:
+        """Count no message (join) in these buckets: an import counted them already."""
+        self._filled = {event: frozenset(hours) for event, hours in filled.items()}
 
     def _bucket(self, seconds: int) -> tuple[int, int]:
         start, end, bucket, month = self._span
@@ -66,11 +73,15 @@ class HistoryCounter:
             self._loaded.update(m for _g, m in wanted)
 
     def count_messages(
-        self, pages: Sequence[tuple[int, Sequence[tuple[int, int]]]], counts: dict[CountKey, int]
+        self,
+        pages: Sequence[tuple[int, Sequence[tuple[int, int]]]],
+        counts: dict[CountKey, int],
+        skipped: Counter[int] | None = None,
     ) -> int:
         """Add ``[(channel, [(message id, author id), ...]), ...]`` to ``counts``.
 
-        Returns the messages counted (opted-out members and ignored users are not).
+        Returns the messages counted (opted-out members and ignored users are not);
+        messages of hours an import filled go to ``skipped`` (per bucket) instead.
         """
         self._load_keys(
             {
@@ -81,11 +92,16 @@ class HistoryCounter:
         )
         counted = 0
         guild_id, ignored, pseudonym = self.guild_id, self.ignored_users, self.keyring.pseudonym
+        filled = self._filled.get(_MSG)
         for channel_id, rows in pages:
             for mid, uid in rows:
                 if uid in ignored:
                     continue
                 bucket, month = self._bucket(((mid >> 22) + DISCORD_EPOCH_MS) // 1000)
+                if filled and bucket in filled:
+                    if skipped is not None:
+                        skipped[bucket] += 1
+                    continue
                 label = pseudonym(guild_id, month, uid)
                 if label is None:  # a month inside the page whose key we did not foresee
                     self._load_keys({month})
@@ -98,15 +114,28 @@ class HistoryCounter:
         return counted
 
     def count_joins(
-        self, joins: Iterable[tuple[int, datetime]], counts: dict[CountKey, int]
+        self,
+        joins: Iterable[tuple[int, datetime]],
+        counts: dict[CountKey, int],
+        skipped: Counter[int] | None = None,
     ) -> int:
         """Add ``[(user id, joined at), ...]`` as joins; an opted-out member's join counts
-        for nobody, as live counting does (totals stay right, no one is linked to it)."""
+        for nobody, as live counting does (totals stay right, no one is linked to it).
+        Returns the joins counted; those of hours an import filled go to ``skipped``."""
         joined = [
             (uid, int(when.timestamp())) for uid, when in joins if uid not in self.ignored_users
         ]
-        self._load_keys({self._bucket(seconds)[1] for _uid, seconds in joined})
+        filled = self._filled.get(_JOIN) or frozenset()
+        kept = []
         for uid, seconds in joined:
+            bucket = self._bucket(seconds)[0]
+            if bucket in filled:
+                if skipped is not None:
+                    skipped[bucket] += 1
+            else:
+                kept.append((uid, seconds))
+        self._load_keys({self._bucket(seconds)[1] for _uid, seconds in kept})
+        for uid, seconds in kept:
             bucket, month = self._bucket(seconds)
             label = self.keyring.pseudonym(self.guild_id, month, uid)
             if label is None:
@@ -115,4 +144,4 @@ class HistoryCounter:
                 label = NO_USER
             key = (self.guild_id, bucket, _JOIN, label, NO_CHANNEL)
             counts[key] = counts.get(key, 0) + 1
-        return len(joined)
+        return len(kept)

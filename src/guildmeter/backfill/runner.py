@@ -17,13 +17,15 @@ start, with the same keys while its months are held).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import discord
@@ -32,6 +34,7 @@ from guildmeter.backfill.counting import HistoryCounter
 from guildmeter.backfill.source import Channel, HistorySource
 from guildmeter.collect.accumulator import CountKey
 from guildmeter.errors import GuildmeterError, StoreUnavailableError
+from guildmeter.events import EventKind
 from guildmeter.privacy.keyring import Keyring
 from guildmeter.privacy.optout import OptOuts
 from guildmeter.store import AnonymisationResult
@@ -41,10 +44,12 @@ from guildmeter.store.backfill import (
     DONE,
     FAILED,
     GUILD_WIDE,
+    RUNNING,
     BackfillRun,
     claim_run,
     ensure_guild_start,
     finish_run,
+    peek_run,
     read_cursors,
     read_live_starts,
     release_run,
@@ -52,7 +57,10 @@ from guildmeter.store.backfill import (
     time_of_snowflake,
     write_progress,
 )
+from guildmeter.store.overlap import imported_hours
+from guildmeter.store.retention import PastRetention
 from guildmeter.store.rights import RightsStore
+from guildmeter.store.snapshots import Discarded, collecting_discards
 from guildmeter.store.sql import Store
 from guildmeter.timeutil import add_months, month_of, utcnow
 
@@ -86,6 +94,14 @@ class Progress:
     requests: int = 0
     reached: datetime | None = None  # the oldest message time read so far
     joins: int | None = None  # None: joins were not recovered
+    #: Read but discarded: their months' member rows were deleted by retention.
+    messages_discarded: int = 0
+    joins_discarded: int = 0
+    past_retention: PastRetention | None = None
+    #: Not counted: their hours were filled by a KazTron import (from, to).
+    messages_skipped: int = 0
+    joins_skipped: int = 0
+    skipped_span: tuple[datetime, datetime] | None = None
     state: str = "starting"
     resumed: bool = False
     anonymised_months: list[int] = field(default_factory=list)
@@ -94,6 +110,18 @@ class Progress:
     @property
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """One write's outcome: kept, finished channels, and what it left out."""
+
+    event: int  # what was counted: messages or joins
+    counted: int
+    finished: int
+    discarded: Discarded
+    skipped: int  # of hours an import filled
+    skipped_span: tuple[datetime, datetime] | None
 
 
 @dataclass
@@ -167,19 +195,38 @@ class Backfill:
     # -- the run ---------------------------------------------------------------------------------
 
     async def run(self) -> Progress:
+        """Ask Discord first (the channels): a refused token, an unknown server or an
+        unreachable API leaves the database as it was — no run, no live start."""
         progress = self.progress
         now = self.clock()
+        stored, busy = await self._io(
+            functools.partial(peek_run, claim_seconds=self.claim_seconds),
+            self.store,
+            self.guild_id,
+        )
+        resumable = stored is not None and stored.state == RUNNING
+        if busy or (self.days is None and not resumable):
+            raise self._busy()
+        if self.days is not None:
+            target = snowflake_at(now - timedelta(days=self.days))
+        else:
+            assert stored is not None
+            target = stored.target_id
+        progress.state = "listing channels"
+        try:
+            channels = await self.source.channels(time_of_snowflake(target))
+        except BaseException:
+            progress.state = FAILED
+            raise
         run = await self._io(self._claim, now)
         if run is None:
-            raise BackfillBusy(
-                "a backfill of this server is already running"
-                if self.days is not None
-                else "no interrupted backfill of this server to resume"
-            )
+            raise self._busy()
+        if run.target_id != target:  # another run's target was resumed meanwhile
+            channels = await self.source.channels(time_of_snowflake(run.target_id))
         progress.days = run.days
         state = FAILED
         try:
-            await self._count(run, now)
+            await self._count(run, now, channels)
             state = self._stopping or DONE
         except asyncio.CancelledError:
             state = "paused"
@@ -191,6 +238,13 @@ class Backfill:
             else:
                 await asyncio.shield(self._io(self._finish, state))
         return progress
+
+    def _busy(self) -> BackfillBusy:
+        return BackfillBusy(
+            "a backfill of this server is already running"
+            if self.days is not None
+            else "no interrupted backfill of this server to resume"
+        )
 
     def _claim(self, now: datetime) -> BackfillRun | None:
         """In the executor: claim the run, pin the live start, read where it stopped."""
@@ -213,17 +267,17 @@ class Backfill:
             ensure_guild_start(self.store, self.guild_id, snowflake_at(now))
         return run
 
-    async def _count(self, run: BackfillRun, now: datetime) -> None:
+    async def _count(self, run: BackfillRun, now: datetime, listed: list[Channel]) -> None:
         progress = self.progress
         target = run.target_id
         # A deeper earlier run is never undone: its cursors are lower, channels simply stop.
         starts = await self._io(read_live_starts, self.store, self.guild_id)
         cursors = await self._io(read_cursors, self.store, self.guild_id)
+        await self._io(self._skip_imported, target, now)
         now_id = snowflake_at(now)
-        progress.state = "listing channels"
         channels = [
             c
-            for c in await self.source.channels(time_of_snowflake(target))
+            for c in listed
             if c.id not in self.ignored_channels and c.parent_id not in self.ignored_channels
         ]
         work: list[tuple[Channel, int]] = []
@@ -262,6 +316,15 @@ class Backfill:
             progress.state = "counting joins"
             guild_start = starts.guild if starts.guild is not None else now_id
             await self._joins(cursors.get(GUILD_WIDE, guild_start), target)
+
+    def _skip_imported(self, target: int, now: datetime) -> None:
+        """In the executor: the hours of the window a KazTron import filled are not
+        counted again (`guildmeter.store.overlap`); read after the claim, which waited
+        for any import in progress."""
+        calendar = self.store.calendars.get(self.guild_id)
+        first = calendar.bucket_of(time_of_snowflake(target))
+        end = calendar.bucket_of(now) + 1
+        self._counter.skip_hours(imported_hours(self.store, self.guild_id, first, end))
 
     async def _reader(
         self,
@@ -321,12 +384,37 @@ class Backfill:
             )
             if due:
                 batch, pending = pending, []
-                counted, finished = await self._write_retrying(batch)
-                self.progress.messages_counted += counted
-                self.progress.channels_done += finished
+                committed = await self._write_retrying(batch)
+                self.progress.messages_counted += committed.counted
+                self.progress.channels_done += committed.finished
+                self._note(committed)
                 last_write = loop.time()
 
-    async def _write_retrying(self, batch: list[_Written]) -> tuple[int, int]:
+    def _note(self, committed: _Committed) -> None:
+        """On the loop: what a committed write left out into the progress — messages of
+        hours an import filled (skipped), counts past retention (discarded)."""
+        progress = self.progress
+        if committed.skipped:
+            if committed.event == _MSG:
+                progress.messages_skipped += committed.skipped
+            else:
+                progress.joins_skipped += committed.skipped
+            span = committed.skipped_span
+            if span is not None and progress.skipped_span is not None:
+                old = progress.skipped_span
+                span = (min(span[0], old[0]), max(span[1], old[1]))
+            progress.skipped_span = span
+        past = PastRetention.of(committed.discarded, self.guild_id)
+        if past is None:
+            return
+        for key, count in committed.discarded.counts.items():
+            if key[2] == _MSG:
+                progress.messages_discarded += count
+            elif key[2] == _JOIN:
+                progress.joins_discarded += count
+        progress.past_retention = past.merged(progress.past_retention)
+
+    async def _write_retrying(self, batch: list[_Written]) -> _Committed:
         """`_write`, retried while the database is unreachable (a transaction that failed
         left nothing behind), for about two minutes."""
         for attempt in range(_WRITE_ATTEMPTS):
@@ -339,18 +427,34 @@ class Backfill:
                 await asyncio.sleep(2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _write(self, batch: list[_Written]) -> tuple[int, int]:
+    def _write(self, batch: list[_Written]) -> _Committed:
         """In the executor: count the pages and commit them with their cursors."""
         counts: dict[CountKey, int] = {}
+        skipped: Counter[int] = Counter()
         counted = self._counter.count_messages(
-            [(item.channel_id, item.rows) for item in batch], counts
+            [(item.channel_id, item.rows) for item in batch], counts, skipped
         )
         names = {(self.guild_id, item.channel_id): item.name for item in batch if item.name}
         cursors: dict[int, int] = {}
         for item in batch:  # pages of a channel come oldest last: the last cursor wins
             cursors[item.channel_id] = min(cursors.get(item.channel_id, item.cursor), item.cursor)
-        write_progress(self.store, self.guild_id, self.owner, counts, names, cursors)
-        return counted, sum(1 for item in batch if item.finished)
+        with collecting_discards() as discarded:
+            write_progress(self.store, self.guild_id, self.owner, counts, names, cursors)
+        counted -= sum(n for key, n in discarded.counts.items() if key[2] == _MSG)
+        finished = sum(1 for item in batch if item.finished)
+        return self._committed(_MSG, counted, finished, discarded, skipped)
+
+    def _committed(
+        self, event: int, counted: int, finished: int, discarded: Discarded, skipped: Counter[int]
+    ) -> _Committed:
+        span = None
+        if skipped:
+            calendar = self.store.calendars.get(self.guild_id)
+            span = (
+                calendar.bucket_start(min(skipped)),
+                datetime.fromtimestamp(calendar.bucket_end_s(max(skipped)), UTC),
+            )
+        return _Committed(event, counted, finished, discarded, sum(skipped.values()), span)
 
     async def _joins(self, covered: int, target: int) -> None:
         """Joins of current members inside the window, from their ``joined_at``."""
@@ -366,13 +470,18 @@ class Backfill:
         except discord.Forbidden:
             self.progress.joins = None  # no Server Members intent: REST refuses the list
             return
-        self.progress.joins = await self._io(self._write_joins, found, target)
+        committed = await self._io(self._write_joins, found, target)
+        self.progress.joins = committed.counted
+        self._note(committed)
 
-    def _write_joins(self, joins: list[tuple[int, datetime]], target: int) -> int:
+    def _write_joins(self, joins: list[tuple[int, datetime]], target: int) -> _Committed:
         counts: dict[CountKey, int] = {}
-        joined = self._counter.count_joins(joins, counts)
-        write_progress(self.store, self.guild_id, self.owner, counts, {}, {GUILD_WIDE: target})
-        return joined
+        skipped: Counter[int] = Counter()
+        joined = self._counter.count_joins(joins, counts, skipped)
+        with collecting_discards() as discarded:
+            write_progress(self.store, self.guild_id, self.owner, counts, {}, {GUILD_WIDE: target})
+        joined -= sum(n for key, n in discarded.counts.items() if key[2] == _JOIN)
+        return self._committed(_JOIN, joined, 0, discarded, skipped)
 
     def _finish(self, state: str) -> list[AnonymisationResult]:
         """In the executor: anonymise the guild's finished months (those this run wrote
@@ -387,6 +496,7 @@ class Backfill:
 
 
 _TIMEOUT: Any = object()
+_MSG, _JOIN = int(EventKind.MSG), int(EventKind.JOIN)
 
 
 def _anonymise_guild(

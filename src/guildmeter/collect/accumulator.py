@@ -91,14 +91,27 @@ class Accumulator:
         self._pseudonyms = keyring.caches
         #: Members who opted out (the keyring's, shared with the voice and usage trackers).
         self.optouts = optouts if optouts is not None else keyring.optouts
-        self.ignored_users = frozenset(ignored_users)
-        self.ignored_channels = frozenset(ignored_channels)
+        self._ignored_users = frozenset(ignored_users)
+        self._ignored_channels = frozenset(ignored_channels)
+        #: Whether anything is ignored at all: most bots ignore nothing, and the message
+        #: path then skips both set lookups.
+        self._ignoring = bool(self._ignored_users or self._ignored_channels)
         self._counts: dict[CountKey, int] = {}
         self._pending: dict[_PendingKey, int] = {}
         self._keys_needed: set[tuple[int, int]] = set()
         self._channels: dict[tuple[int, int], str] = {}
         self._saturated = False
         self.dropped = 0
+
+    @property
+    def ignored_users(self) -> frozenset[int]:
+        """Users never counted (config ``ignored_users``); fixed for the collector's life."""
+        return self._ignored_users
+
+    @property
+    def ignored_channels(self) -> frozenset[int]:
+        """Channels never counted (config ``ignored_channels``); fixed likewise."""
+        return self._ignored_channels
 
     # -- the event path -------------------------------------------------------------------
 
@@ -142,7 +155,9 @@ class Accumulator:
         skips building a datetime; the guild's current bucket is cached, so mapping the
         time to its local hour is one comparison. Otherwise `message` without its checks.
         """
-        if user_id in self.ignored_users or channel_id in self.ignored_channels:
+        if self._ignoring and (
+            user_id in self._ignored_users or channel_id in self._ignored_channels
+        ):
             return
         span = self._spans.get(guild_id)
         if span is None or not span[0] <= ms < span[1]:
@@ -157,8 +172,10 @@ class Accumulator:
         if label is OPTED_OUT:
             return
         key = (guild_id, span[2], _MSG, label, channel_id)
-        counts = self._counts
-        counts[key] = counts.get(key, 0) + 1
+        try:  # the counter exists for all but a member's first message of the hour
+            self._counts[key] += 1
+        except KeyError:
+            self._counts[key] = 1
 
     def message_at_hour(self, guild_id: int, channel_id: int, user_id: int, hour: int) -> None:
         """One message by a (non-bot) user in bucket ``hour`` (a UTC guild's UTC hour)."""

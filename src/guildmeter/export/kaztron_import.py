@@ -18,6 +18,12 @@ line. Both are read the same way. A folder (KazTron's ``userstats/``) means ever
   a file seen before is skipped, so its counts cannot double.
 - Everything is imported in one transaction: a malformed row stops the import with the
   file and line named, and nothing is kept.
+- Rows of a month whose member rows retention already deleted are discarded (its reports
+  are final): the result counts them apart (`ImportResult.rows_discarded`) and says why.
+- Message and join rows of hours the history backfill already counted are skipped
+  (`ImportResult.rows_skipped`, with the hours), and the hours an import fills with
+  messages and joins are recorded so a later backfill skips them (`guildmeter.store.overlap`);
+  an import while a backfill of the guild is unfinished is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import hashlib
 import io
 import re
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +47,10 @@ from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
 from guildmeter.privacy.anonymize import TOKEN_PREFIX
 from guildmeter.privacy.keyring import PSEUDONYM_PREFIX
 from guildmeter.store import Store
+from guildmeter.store.backfill import history_lock
+from guildmeter.store.overlap import OVERLAP_EVENTS, Cover, backfill_cover, record_import_hours
+from guildmeter.store.retention import PastRetention
+from guildmeter.store.snapshots import collecting_discards
 from guildmeter.store.sql import ImportSession
 from guildmeter.zones import GuildCalendar
 
@@ -61,10 +72,30 @@ class ImportFormatError(GuildmeterError, ValueError):
 class ImportResult:
     files_imported: list[str] = field(default_factory=list)
     files_skipped: list[tuple[str, datetime]] = field(default_factory=list)
+    #: Rows read from the files imported; ``rows_discarded`` of them were not kept.
     rows: int = 0
-    #: The first and last hour imported (None when nothing was).
+    #: The first and last hour read (None when nothing was).
     first: datetime | None = None
     last: datetime | None = None
+    #: Rows of months past retention (``past_retention`` says which, and why): discarded.
+    rows_discarded: int = 0
+    past_retention: PastRetention | None = None
+    #: Message and join rows of hours the history backfill had counted: skipped. The
+    #: start of the first such hour and the end of the last (None when none was).
+    rows_skipped: int = 0
+    skipped: tuple[datetime, datetime] | None = None
+
+    @property
+    def rows_imported(self) -> int:
+        """Rows whose counts were kept."""
+        return self.rows - self.rows_discarded - self.rows_skipped
+
+    def _skipped(self, calendar: GuildCalendar, first_hour: int, last_hour: int) -> None:
+        first = calendar.bucket_start(first_hour)
+        end = datetime.fromtimestamp(calendar.bucket_end_s(last_hour), UTC)
+        if self.skipped is not None:
+            first, end = min(first, self.skipped[0]), max(end, self.skipped[1])
+        self.skipped = (first, end)
 
     def _saw(self, calendar: GuildCalendar, first_hour: int, last_hour: int) -> None:
         first, last = calendar.bucket_start(first_hour), calendar.bucket_start(last_hour)
@@ -115,7 +146,11 @@ def import_files(
     total = sum(path.stat().st_size for path in files)
     done = 0
     result = ImportResult()
-    with store.import_session(guild_id) as session:
+    rows_by_hour: Counter[int] = Counter()
+    filled: dict[int, set[int]] = {event: set() for event in OVERLAP_EVENTS}
+    with collecting_discards() as discarded, store.import_session(guild_id) as session:
+        history_lock(store, session.connection, guild_id)  # no backfill claims meanwhile
+        cover = backfill_cover(store, session.connection, guild_id)
         for path in files:
             fingerprint = _fingerprint(path)
             when = session.imported_at(fingerprint)
@@ -124,13 +159,27 @@ def import_files(
                 done += path.stat().st_size
                 continue
             rows = _import_one(
-                session, path, functools.partial(_report, progress, done, total), result
+                session,
+                path,
+                functools.partial(_report, progress, done, total),
+                result,
+                rows_by_hour,
+                cover,
+                filled,
             )
             session.record(fingerprint, str(path), rows)
             result.files_imported.append(str(path))
             result.rows += rows
             done += path.stat().st_size
             _report(progress, done, total)
+        record_import_hours(store, session.connection, guild_id, filled)
+    result.past_retention = PastRetention.of(discarded, guild_id)
+    if result.past_retention is not None:
+        calendar = store.calendars.get(guild_id)
+        gone = result.past_retention.months
+        result.rows_discarded = sum(
+            n for hour, n in rows_by_hour.items() if calendar.month_of_bucket(hour) in gone
+        )
     if result.rows:
         store.analyze()
     return result
@@ -152,15 +201,33 @@ def _fingerprint(path: Path) -> str:
 
 
 def _import_one(
-    session: ImportSession, path: Path, progress: Callable[[int], None], result: ImportResult
+    session: ImportSession,
+    path: Path,
+    progress: Callable[[int], None],
+    result: ImportResult,
+    rows_by_hour: Counter[int],
+    cover: Cover,
+    filled: dict[int, set[int]],
 ) -> int:
+    """Import one file; returns the rows read (skipped ones included)."""
     guild_id = session.guild_id
     counts: dict[CountKey, int] = {}
     names: dict[tuple[int, int], str] = {}
     channel_ids: dict[str, int] = {}
     rows = 0
     first_hour, last_hour = None, None
+    skip_first, skip_last = None, None
+    covered = bool(cover.hours)
     for row, position in _read(path, session.calendar):
+        code = int(row.event)
+        if code in filled:
+            if covered and cover.covers(code, row.hour):
+                result.rows_skipped += 1
+                skip_first = row.hour if skip_first is None else min(skip_first, row.hour)
+                skip_last = row.hour if skip_last is None else max(skip_last, row.hour)
+                rows += 1
+                continue
+            filled[code].add(row.hour)
         channel_id = channel_ids.get(row.channel)
         if channel_id is None:
             channel_id = channel_ids[row.channel] = _channel_id(session, row.channel, names)
@@ -177,6 +244,7 @@ def _import_one(
         first_hour = row.hour if first_hour is None else min(first_hour, row.hour)
         last_hour = row.hour if last_hour is None else max(last_hour, row.hour)
         rows += 1
+        rows_by_hour[row.hour] += 1
         if len(counts) >= _CHUNK_ROWS:
             session.add(counts, names)
             counts, names = {}, {}
@@ -184,6 +252,8 @@ def _import_one(
     session.add(counts, names)
     if first_hour is not None and last_hour is not None:
         result._saw(session.calendar, first_hour, last_hour)
+    if skip_first is not None and skip_last is not None:
+        result._skipped(session.calendar, skip_first, skip_last)
     return rows
 
 

@@ -346,14 +346,17 @@ class StatsCog(commands.Cog, name="Statistics"):
     async def on_message(self, message: discord.Message) -> None:
         # The hottest path of all: plain attribute reads, the time taken from the id.
         guild = message.guild
-        if guild is None or message.author.bot or message.webhook_id is not None:
+        if guild is None or message.webhook_id is not None:
             return
-        channel_id = message.channel.id
+        author = message.author
+        if author.bot:
+            return
+        channel_id, message_id = message.channel.id, message.id
         if channel_id not in self._first_live:
-            self._first_live[channel_id] = message.id
-            self._new_starts[(guild.id, channel_id)] = message.id
+            self._first_live[channel_id] = message_id
+            self._new_starts[(guild.id, channel_id)] = message_id
         self.stats.collector.message_at_ms(
-            guild.id, channel_id, message.author.id, (message.id >> 22) + _DISCORD_EPOCH_MS
+            guild.id, channel_id, author.id, (message_id >> 22) + _DISCORD_EPOCH_MS
         )
 
     @commands.Cog.listener()

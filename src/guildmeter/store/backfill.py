@@ -28,14 +28,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Integer,
     PrimaryKeyConstraint,
     String,
     Table,
     and_,
+    delete,
     func,
     select,
+    text,
     update,
 )
 
@@ -59,7 +62,9 @@ __all__ = [
     "claim_run",
     "ensure_guild_start",
     "finish_run",
+    "history_lock",
     "live_starts",
+    "peek_run",
     "read_cursors",
     "read_live_starts",
     "record_live_starts",
@@ -259,6 +264,49 @@ def write_progress(
 
 # -- runs ----------------------------------------------------------------------------------------
 
+_HISTORY_LOCK = 7130414  # PostgreSQL advisory lock class (migrations use 7130413)
+
+
+def history_lock(store: Store, conn: Connection, guild_id: int) -> None:
+    """Serialise, inside ``conn``'s transaction, with any other backfill claim or import of
+    this guild (`guildmeter.store.overlap`): a PostgreSQL advisory lock, SQLite's write lock
+    (a write that changes nothing)."""
+    if store.dialect == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:kind, :key)"),
+            {"kind": _HISTORY_LOCK, "key": guild_id % 2_147_483_647},
+        )
+    else:
+        conn.execute(delete(backfill_runs).where(backfill_runs.c.guild_id == -1))
+
+
+def peek_run(
+    store: Store, guild_id: int, *, claim_seconds: float = CLAIM_SECONDS
+) -> tuple[BackfillRun | None, bool]:
+    """The guild's stored run and whether a live process holds it — read only, so that a
+    run can ask Discord before it writes anything (`claim_run` decides for good)."""
+    table = backfill_runs
+    with store.transaction() as conn:
+        row = conn.execute(select(table).where(table.c.guild_id == guild_id)).first()
+    if row is None:
+        return None, False
+    beat = _aware(row.heartbeat_at)
+    busy = (
+        row.owner is not None
+        and row.state == RUNNING
+        and beat is not None
+        and utcnow() - beat < timedelta(seconds=claim_seconds)
+    )
+    run = BackfillRun(
+        guild_id,
+        int(row.target_id),
+        int(row.days),
+        row.state,
+        row.reply_channel_id,
+        _aware(row.started_at) or utcnow(),
+    )
+    return run, busy
+
 
 def claim_run(
     store: Store,
@@ -280,6 +328,7 @@ def claim_run(
     table = backfill_runs
     now = utcnow()
     with store.transaction() as conn:
+        history_lock(store, conn, guild_id)  # an import of the guild finishes first
         query = select(table).where(table.c.guild_id == guild_id)
         if store.dialect == "postgresql":
             query = query.with_for_update()

@@ -16,6 +16,7 @@ is missing or stale keeps its rows until a worker has built it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from sqlalchemy import delete, select, text, update
 from guildmeter.events import EventKind
 from guildmeter.store import rollups, schema, spans, summaries
 from guildmeter.store.rights import _COLLAPSE_SQL, _DROP_MEMBER_ROWS_SQL
-from guildmeter.store.snapshots import month_snapshots
+from guildmeter.store.snapshots import Discarded, month_snapshots
 from guildmeter.store.sql import Store
 from guildmeter.timeutil import add_months, utcnow
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from guildmeter.store.settings import GuildSettings
 
 __all__ = [
+    "PastRetention",
     "RetentionResult",
     "apply_retention",
     "delete_member_rows",
@@ -57,6 +59,52 @@ class RetentionResult:
     activity_rows_deleted: int
     usage_rows_deleted: int
     members_deleted: int
+
+
+@dataclass(frozen=True)
+class PastRetention:
+    """The months of one guild a backfill or an import wrote into after retention had
+    deleted their member rows: their counts were discarded (`store.snapshots.Discarded`),
+    and every reply says so rather than calling them counted."""
+
+    #: ``month -> retention_months`` its member rows were deleted under.
+    months: Mapping[int, int | None]
+    #: The month after the last one retention deleted.
+    first_held: int | None
+
+    @classmethod
+    def of(cls, discarded: Discarded, guild_id: int) -> PastRetention | None:
+        months = {m: keep for (g, m), keep in discarded.months.items() if g == guild_id}
+        if not months:
+            return None
+        return cls(months, discarded.first_held.get(guild_id))
+
+    def merged(self, other: PastRetention | None) -> PastRetention:
+        if other is None:
+            return self
+        held = [m for m in (self.first_held, other.first_held) if m is not None]
+        return PastRetention({**self.months, **other.months}, max(held) if held else None)
+
+    def describe(self) -> str:
+        """Why: the months, the setting they were deleted under, the first month held."""
+        months = sorted(self.months)
+        first, last = _month(months[0]), _month(months[-1])
+        span = f"{first} is" if first == last else f"{first} to {last} are"
+        settings = sorted({keep for keep in self.months.values() if keep is not None})
+        setting = " or ".join(str(keep) for keep in settings) or "set"
+        held = (
+            f"; the first month still held is {_month(self.first_held)}"
+            if self.first_held is not None
+            else ""
+        )
+        return (
+            f"{span} past retention (retention_months = {setting}: member-level rows were "
+            f"deleted, reports are final){held}"
+        )
+
+
+def _month(month: int) -> str:
+    return f"{month // 100}-{month % 100:02d}"
 
 
 def retention_due(

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,16 +55,18 @@ from sqlalchemy.exc import OperationalError
 
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.store import schema
-from guildmeter.timeutil import utcnow
+from guildmeter.timeutil import add_months, utcnow
 
 if TYPE_CHECKING:
     from guildmeter.collect.accumulator import CountKey
     from guildmeter.store.sql import Store
 
 __all__ = [
+    "Discarded",
     "MonthMarker",
     "after_write",
     "begin_build",
+    "collecting_discards",
     "drop_snapshots",
     "finish_build",
     "invalidate_months",
@@ -112,6 +116,36 @@ report_snapshots = Table(
     Column("payload", Text, nullable=False),  # JSON of integers (see reports.snapshots)
     PrimaryKeyConstraint("guild_id", "month", "kind", "part"),
 )
+
+
+@dataclass
+class Discarded:
+    """What the writes inside `collecting_discards` dropped, because retention had
+    deleted their months' member rows: writers say so instead of claiming them counted."""
+
+    #: The dropped counts, by the writer's keys (summed where several writes dropped one).
+    counts: dict[CountKey, int] = field(default_factory=dict)
+    #: ``(guild, month) -> retention_months`` the month's member rows were deleted under.
+    months: dict[tuple[int, int], int | None] = field(default_factory=dict)
+    #: ``guild -> first month still held``: the month after the last one retention deleted.
+    first_held: dict[int, int] = field(default_factory=dict)
+
+
+_discards: ContextVar[Discarded | None] = ContextVar("guildmeter_discards", default=None)
+
+
+@contextmanager
+def collecting_discards() -> Iterator[Discarded]:
+    """Collect what `settle_late_counts` drops in this thread (and context) meanwhile.
+
+    Wrap one transaction's writes: a write retried after a rollback needs a fresh one.
+    """
+    found = Discarded()
+    token = _discards.set(found)
+    try:
+        yield found
+    finally:
+        _discards.reset(token)
 
 
 @dataclass(frozen=True)
@@ -279,17 +313,27 @@ def settle_late_counts(
     invalidate_months(conn, [pair for pair, deleted in found.items() if not deleted])
     if not retired:
         return counts
+    query = select(table.c.guild_id, table.c.month, table.c.retention_months).where(
+        _pairs_in(table, sorted(retired))
+    )
     if store.dialect == "postgresql":  # retention of these months waits for this write
-        conn.execute(
-            select(table.c.guild_id)
-            .where(_pairs_in(table, sorted(retired)))
-            .with_for_update(read=True)
-        ).all()
+        query = query.with_for_update(read=True)
+    settings = {(int(r[0]), int(r[1])): r[2] for r in conn.execute(query)}
     calendars = store.calendars
-    kept = {}
+    kept, dropped = {}, {}
     for key, count in counts.items():
         if (key[0], calendars.get(key[0]).month_of_bucket(key[1])) not in retired:
             kept[key] = count
+        else:
+            dropped[key] = count
+    sink = _discards.get()
+    if sink is not None:
+        for key, count in dropped.items():
+            sink.counts[key] = sink.counts.get(key, 0) + count
+        sink.months.update({pair: settings.get(pair) for pair in retired})
+        for guild_id in {g for g, _m in retired}:
+            gone = [m for m, mark in markers_on(conn, guild_id).items() if mark.members_deleted_at]
+            sink.first_held[guild_id] = add_months(max(gone), 1)
     log.warning(
         "%d late counts for %d month(s) past retention were discarded: their member rows "
         "were deleted and their snapshots are final",

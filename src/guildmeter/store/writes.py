@@ -336,11 +336,12 @@ class WritesMixin(StoreBase):
                 deleted += int(result.rowcount or 0)
             summaries.delete_guild(conn, guild_id)
             from guildmeter.store.backfill import backfill_cursors, backfill_runs, live_starts
+            from guildmeter.store.overlap import import_hours
             from guildmeter.store.snapshots import drop_snapshots
 
             drop_snapshots(conn, guild_id)
             # Its history is uncounted again: a later backfill must not think it covered.
-            for table in (live_starts, backfill_cursors, backfill_runs):
+            for table in (live_starts, backfill_cursors, backfill_runs, import_hours):
                 conn.execute(delete(table).where(table.c.guild_id == guild_id))
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[0] != guild_id}
         return deleted
