@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -66,6 +66,34 @@ def test_the_demo_also_simulates_bot_usage(demo_db: Path) -> None:
     commands = re.search(r"Commands: ([\d,]+) \((\d+) failed\)", result.output)
     assert commands is not None, result.output
     assert int(commands[1].replace(",", "")) > 50
+
+
+def test_stats_of_a_known_guild_without_usage_shows_zeros(tmp_path: Path) -> None:
+    """Like `stats` of every guild: zeros and the same line, not an error."""
+    from guildmeter.activity import ActivityStats
+    from guildmeter.store import Store
+
+    db = tmp_path / "quiet.db"
+    stats = ActivityStats(Store.open(str(db)))
+    when = datetime.now(UTC) - timedelta(hours=2)
+    stats.collector.message(4242, 4243, 200_000_000_000_000_001, when)
+    stats.close(when + timedelta(hours=1))
+    stats.store.close()
+    result = CliRunner().invoke(cli, ["--db", str(db), "stats", "--guild", "4242"])
+    assert result.exit_code == 0, result.output
+    assert "No bot usage recorded" in result.output
+
+
+def test_success_lines_show_control_characters_instead_of_sending_them(
+    demo_db: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "dump\x1b]0;owned\x07.csv.gz"
+    result = CliRunner().invoke(cli, ["--db", str(demo_db), "export", "--guild",
+                                      str(DEMO_GUILD_ID), "-o", str(target)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert target.exists()
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "dump\\x1b]0;owned\\x07.csv.gz" in result.output
 
 
 def test_demo_report_export_and_import_round_trip(demo_db: Path, tmp_path: Path) -> None:

@@ -98,8 +98,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("month-crossing", [*REPORT, "--range", "2020-01-20 to 2020-02-10"], "crosses a month"),
     ("bad format", [*REPORT, "--format", "xml"], "Invalid value for '--format'"),
     ("run without token", ["run"], "set DISCORD_TOKEN"),
-    ("stats of an unknown guild", ["stats", "--guild", "5"], "no bot-usage records for guild 5"),
+    ("stats of an unknown guild", ["stats", "--guild", "5"], "no statistics for guild 5"),
     ("serve on no port", ["serve", "--port", "70000"], "is not in the range"),
+    ("a chart not named .png", [*REPORT, "--chart", "chart.txt"], "a chart is a PNG image"),
     ("serve a bare host", ["serve", "--public-url", "stats.example.org"], "must start with http"),
     (
         "unknown timezone",

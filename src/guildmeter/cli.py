@@ -46,8 +46,11 @@ def _console() -> Console:
 
 
 def _say(text: str) -> None:
-    """Print plain text: paths and names are never read as rich markup."""
-    _console().print(text, markup=False, soft_wrap=True)
+    """Print plain text: paths and names are never read as rich markup, and their control
+    characters are shown, not sent to the terminal (`guildmeter.errors.printable`)."""
+    from guildmeter.errors import printable
+
+    _console().print(printable(text), markup=False, soft_wrap=True)
 
 
 #: Longest word of an error line: what the user typed is echoed at most this long.
@@ -75,7 +78,10 @@ def clip_echoes(message: str) -> str:
 
 
 def _error_line(message: str) -> str:
-    return f"error: {clip_echoes(message)}"
+    """One line whatever the message holds: echoes clipped, control characters shown."""
+    from guildmeter.errors import printable
+
+    return f"error: {printable(clip_echoes(message))}"
 
 
 class _Refusal(click.ClickException):
@@ -300,17 +306,6 @@ def _listed(guilds: list[int]) -> str:
     return ", ".join(str(g) for g in guilds[:10]) + (", …" if len(guilds) > 10 else "")
 
 
-def _require_usage(store: Store, guild: int, shown_db: str) -> None:
-    """Refuse a guild without bot-usage records, naming those that have some."""
-    from guildmeter.store.catalog import guilds_with_usage, has_usage
-
-    if has_usage(store, guild):
-        return
-    known = guilds_with_usage(store)
-    held = f"; guilds with usage records: {_listed(known)}" if known else ": it holds none yet"
-    raise GuildmeterError(f"no bot-usage records for guild {guild} in {shown_db}{held}")
-
-
 def _require_data(store: Store, guild: int, daterange: DateRange) -> None:
     """Refuse a range in which the guild has no count at all, saying what it does have."""
     from guildmeter.store.catalog import data_span, has_statistics
@@ -335,6 +330,14 @@ def _check_outputs(*paths: str | None) -> None:
     for path in paths:
         if path:
             check_writable(path)
+
+
+def _check_chart(path: str | None) -> None:
+    """A chart is a PNG image: a file named otherwise would not open as what it says."""
+    if path and not path.lower().endswith(".png"):
+        raise GuildmeterError(
+            f"a chart is a PNG image: name it …png (got {Path(path).name[:60]!r})"
+        )
 
 
 def _write_text(text: str, path: str) -> None:
@@ -589,6 +592,7 @@ def report(
     if default_name:
         output = name(daterange)
     _check_outputs(output, chart)
+    _check_chart(chart)
     store = obj.open_store()
     try:
         daterange = _local_range(store, guild, range_text, daterange)
@@ -680,10 +684,13 @@ def stats(obj: _Context, guild: int | None, days: int, fmt: str, chart: str | No
     from guildmeter.reports.usage import usage_summary
 
     _check_outputs(chart)
+    _check_chart(chart)
     store = obj.open_store()
     try:
-        if guild is not None:
-            _require_usage(store, guild, obj.db_shown)
+        if guild is not None:  # a typo is refused; a known guild without usage shows zeros
+            from guildmeter.cli_guilds import require_known_guild
+
+            require_known_guild(store, guild)
         summary = usage_summary(store, guild, days)
     finally:
         store.close()
@@ -968,6 +975,7 @@ def demo(
     from guildmeter.demo import DEMO_GUILD_ID
 
     _check_outputs(chart)
+    _check_chart(chart)
     store = obj.open_store(create=True)
     try:
         _demo(obj, store, guild or DEMO_GUILD_ID, users, messages_per_day, seed, chart)
