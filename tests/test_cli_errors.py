@@ -101,6 +101,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("stats of an unknown guild", ["stats", "--guild", "5"], "no statistics for guild 5"),
     ("serve on no port", ["serve", "--port", "70000"], "is not in the range"),
     ("a chart not named .png", [*REPORT, "--chart", "chart.txt"], "a chart is a PNG image"),
+    (
+        "a file URL as the API",
+        ["run", "--api-base", "file:///etc/passwd"],
+        "--api-base: must start with http:// or https://",
+    ),
+    ("an http gateway", ["run", "--gateway", "http://127.0.0.1:1"], "must start with ws://"),
     ("serve a bare host", ["serve", "--public-url", "stats.example.org"], "must start with http"),
     (
         "unknown timezone",

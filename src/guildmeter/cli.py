@@ -460,6 +460,21 @@ def _as_typed(program: Path, name: str) -> str:
         return str(program)
 
 
+def _url_option(scheme: tuple[str, ...]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback refusing a URL of another scheme before any work starts."""
+
+    def check(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and not str(value).startswith(scheme):
+            name = (param.opts or [str(param.name)])[0]
+            raise click.BadParameter(f"must start with {' or '.join(scheme)}", param_hint=name)
+        return value
+
+    return check
+
+
+_HTTP = ("http://", "https://")
+
+
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -467,11 +482,13 @@ def _as_typed(program: Path, name: str) -> str:
 @click.option(
     "--api-base",
     envvar="GUILDMETER_DISCORD_API_BASE",
+    callback=_url_option(_HTTP),
     help="Discord REST API base URL (a proxy, or the test emulator). Default: Discord's.",
 )
 @click.option(
     "--gateway",
     envvar="GUILDMETER_DISCORD_GATEWAY",
+    callback=_url_option(("ws://", "wss://")),
     help="Discord gateway websocket URL (a proxy, or the test emulator). Default: Discord's.",
 )
 @click.option("--prefix", default=".", show_default=True, help="Prefix for text commands.")
@@ -803,6 +820,7 @@ def forget(obj: _Context, user_id: int, guild: int | None, dry_run: bool) -> Non
 @click.option(
     "--api-base",
     envvar="GUILDMETER_DISCORD_API_BASE",
+    callback=_url_option(_HTTP),
     help="Discord REST API base URL (a proxy, or the test emulator). Default: Discord's.",
 )
 @click.pass_obj
