@@ -137,6 +137,8 @@ A = HASH_A
         ("2018-03-05 10:00:00,join,12345678901234567,,1", "the user hash is a plain number"),
         (f"2018-03-05 10:00:00,msg,{A},general chat,1", "channel 'general chat' is neither"),
         (f"2018-03-05 10:00:00,msg,{A},{2**64},1", "channel id 18446744073709551616 does not fit"),
+        (f"1999-10-07 10:00:00,msg,{A},#general,1", "period .1999-10-07 10:00:00. is before Dis"),
+        (f"2035-10-07 10:00:00,msg,{A},#general,1", "period .2035-10-07 10:00:00. is in the fu"),
     ],
 )
 def test_a_malformed_row_names_file_and_line_and_nothing_is_imported(

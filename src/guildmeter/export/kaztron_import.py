@@ -46,12 +46,14 @@ from guildmeter.errors import GuildmeterError
 from guildmeter.events import NO_CHANNEL, NO_USER, EventKind
 from guildmeter.privacy.anonymize import TOKEN_PREFIX
 from guildmeter.privacy.keyring import PSEUDONYM_PREFIX
+from guildmeter.reports.daterange import EARLIEST
 from guildmeter.store import Store
 from guildmeter.store.backfill import history_lock
 from guildmeter.store.overlap import OVERLAP_EVENTS, Cover, backfill_cover, record_import_hours
 from guildmeter.store.retention import PastRetention
 from guildmeter.store.snapshots import collecting_discards
 from guildmeter.store.sql import ImportSession
+from guildmeter.timeutil import utcnow
 from guildmeter.zones import GuildCalendar
 
 __all__ = ["ImportFormatError", "ImportResult", "expand_paths", "import_files"]
@@ -315,6 +317,10 @@ def _parse(
             raise bad(f"period {period!r} is not the start of an hour")
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)  # KazTron writes naive UTC times
+        if when < EARLIEST:  # no report could ever reach it
+            raise bad(f"period {period!r} is before Discord existed ({EARLIEST:%Y-%m-%d})")
+        if when > utcnow():  # its month would keep a live pseudonym and key until then
+            raise bad(f"period {period!r} is in the future")
         # Our dumps of non-UTC guilds carry the offset (2026-10-04 00:00:00+05:30).
         hour = hours[period] = calendar.bucket_of(when)
     try:
