@@ -96,6 +96,23 @@ def test_success_lines_show_control_characters_instead_of_sending_them(
     assert "dump\\x1b]0;owned\\x07.csv.gz" in result.output
 
 
+@pytest.mark.parametrize("command", [["report", "full"], ["report", "hourly"], ["settings"]])
+def test_a_reader_that_stops_reading_ends_the_command_quietly(
+    demo_db: Path, command: list[str]
+) -> None:
+    """``guildmeter report … | head -1``: exit 0, no error line, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "guildmeter", "--db", str(demo_db), *command,
+         "--guild", str(DEMO_GUILD_ID)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before it writes anything: every write meets a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0, stderr
+    assert stderr == ""
+
+
 def test_demo_report_export_and_import_round_trip(demo_db: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     base = ["--db", str(demo_db)]

@@ -42,7 +42,9 @@ _FILE_WIDTH = 100
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    console.on_broken_pipe = _reader_gone  # type: ignore[method-assign]  # rich exits 1
+    return console
 
 
 def _say(text: str) -> None:
@@ -113,6 +115,9 @@ class _Group(click.Group):
         """Click's main, with usage errors in one line (click prints three)."""
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        except BrokenPipeError:
+            _reader_gone()
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "guildmeter"
             click.echo(_error_line(f"{exc.format_message()} (see '{command} --help')"), err=True)
@@ -135,12 +140,27 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:  # before click's own handling, which exits 1
+            _reader_gone()
         except GuildmeterError as exc:
             raise _Refusal(" ".join(str(exc).split())[:600]) from None  # one line, always
         except KeyboardInterrupt:
             raise click.Abort() from None
         except Exception as exc:
             raise _unexpected(exc, ctx) from None
+
+
+def _reader_gone() -> NoReturn:
+    """The output's reader stopped reading (``| head``): what it took was what it wanted.
+    Stop quietly, with the status of a success, and never write to the closed pipe again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(0)
 
 
 def _unexpected(exc: Exception, ctx: click.Context) -> _Refusal:
