@@ -85,11 +85,14 @@ def simulate(
     messages_per_day: int = 3000,
     seed: int = 2018,
     progress: Callable[[int, int], None] | None = None,
+    bot_usage: bool = True,
 ) -> DemoSummary:
-    """Play ``start``..``end`` hour by hour; see the module docstring."""
+    """Play ``start``..``end`` hour by hour; see the module docstring. ``bot_usage`` off:
+    no commands or generations (a test that records its own)."""
     rng = random.Random(seed)
     sim = _Server(rng, guild_id, users, text_channels, voice_channels, messages_per_day)
     sim.usage_rng = random.Random(f"bot-usage-{seed}")
+    sim.command_share = 0.03 if bot_usage else 0.0
     for channel_id, name in sim.channel_names.items():
         stats.collector.name_channel(guild_id, channel_id, name)
     summary = DemoSummary(guild_id, start, end, users)
@@ -146,6 +149,8 @@ class _Server:
         self.rng = rng
         #: Bot usage's own stream (`simulate` seeds it): activity does not depend on it.
         self.usage_rng = random.Random(0)
+        #: Commands per message (about 3 %; 0: no bot usage at all).
+        self.command_share = 0.03
         self.messages_per_day = messages_per_day
         #: Joins, parts and voice sessions scale with the size (tuned for 400 members).
         self.size = users / 400
@@ -191,7 +196,7 @@ class _Server:
         for _ in range(_poisson(rng, 2.5 * activity * self.size)):
             events.append((rng.uniform(0, 3600), "voice_in", (rng.choice(self.members),)))
         usage = self.usage_rng
-        uses = _poisson(usage, max(0.0, mean * 0.03))  # about 3 % of messages are commands
+        uses = _poisson(usage, mean * self.command_share) if self.command_share else 0
         users = usage.choices(self.members, weights=weights, k=uses)
         for user in users:
             events.append((usage.uniform(0, 3600), "cmd", (user, usage.choice(self.text_ids))))
@@ -288,7 +293,10 @@ def _rhythm(hour: datetime) -> float:
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
-    """Knuth's method: fine for the small means used here."""
+    """Knuth's method for small means; the normal approximation above 30 (where e^-mean
+    would underflow for a big server's commands)."""
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
     limit, k, p = math.exp(-mean), 0, 1.0
     while True:
         p *= rng.random()

@@ -49,9 +49,10 @@ def simulated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             at=end - timedelta(hours=3 * i),
         )  # fmt: skip
     simulate(stats, start=start, end=end, guild_id=ALPHA, users=40, messages_per_day=400,
-             text_channels=5, voice_channels=2, seed=15)  # fmt: skip
+             text_channels=5, voice_channels=2, seed=15, bot_usage=False)  # fmt: skip
     simulate(stats, start=end.replace(hour=0), end=end, guild_id=BETA, users=20,
-             messages_per_day=100, text_channels=2, voice_channels=1, seed=16)  # fmt: skip
+             messages_per_day=100, text_channels=2, voice_channels=1, seed=16,
+             bot_usage=False)  # fmt: skip
     stats.store.close()
     return path
 
