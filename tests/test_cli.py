@@ -93,6 +93,7 @@ def test_success_lines_show_control_characters_instead_of_sending_them(
     assert result.exit_code == 0, result.output
     assert target.exists()
     assert "\x1b" not in result.output and "\x07" not in result.output
+    assert result.output.startswith("Wrote "), result.output  # no progress bar's empty line
     assert "dump\\x1b]0;owned\\x07.csv.gz" in result.output
 
 

@@ -24,6 +24,7 @@ from guildmeter.errors import GuildmeterError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
     from rich.table import Table
 
     from guildmeter.config import Config
@@ -45,6 +46,15 @@ def _console() -> Console:
     console = Console(highlight=False)
     console.on_broken_pipe = _reader_gone  # type: ignore[method-assign]  # rich exits 1
     return console
+
+
+def _progress(console: Console | None = None) -> Progress:
+    """A transient progress bar, on a terminal only: piped output gets none of it (rich
+    would leave an empty line behind)."""
+    from rich.progress import Progress
+
+    console = console or _console()
+    return Progress(console=console, transient=True, disable=not console.is_terminal)
 
 
 def _say(text: str) -> None:
@@ -570,12 +580,11 @@ def _dump_name(guild: int, daterange: DateRange) -> str:
 
 
 def _export(store: Store, guild: int, daterange: DateRange, path: str) -> Any:
-    from rich.progress import Progress
 
     from guildmeter.export.csv_gz import write_dump
     from guildmeter.outputs import atomic_file
 
-    with atomic_file(path) as handle, Progress(console=_console(), transient=True) as progress:
+    with atomic_file(path) as handle, _progress() as progress:
         task = progress.add_task("Exporting rows", total=None)
         return write_dump(
             store, guild, daterange, handle, progress=lambda n: progress.update(task, completed=n)
@@ -915,7 +924,6 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
     nothing is kept. A file imported before is recognised by its SHA-256 and skipped.
     Months that are over are anonymised afterwards.
     """
-    from rich.progress import Progress
 
     from guildmeter.activity import anonymise_finished_months
     from guildmeter.export.kaztron_import import expand_paths, import_files
@@ -928,7 +936,7 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
         new_file = None
     store = obj.open_store(create=True)
     try:
-        with Progress(console=_console(), transient=True) as progress:
+        with _progress() as progress:
             task = progress.add_task(f"Importing {len(files)} file(s)", total=None)
             result = import_files(
                 store,
@@ -1030,7 +1038,6 @@ def _demo(
     seed: int,
     chart: str,
 ) -> None:
-    from rich.progress import Progress
     from rich.table import Table
 
     from guildmeter.activity import ActivityStats
@@ -1042,7 +1049,7 @@ def _demo(
     store.delete_guild(guild_id)
     stats = ActivityStats(store)
     start, end = default_demo_period(utcnow())
-    with Progress(console=console, transient=True) as progress:
+    with _progress(console) as progress:
         task = progress.add_task("Simulating", total=None)
         summary = simulate(
             stats,

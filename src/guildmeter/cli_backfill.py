@@ -75,7 +75,9 @@ def run_backfill(
                 TextColumn("{task.completed}/{task.total} channels"),
                 TimeElapsedColumn(),
             )
-            with Progress(*columns, console=_console(), transient=True) as bar:
+            console = _console()
+            with Progress(*columns, console=console, transient=True,
+                          disable=not console.is_terminal) as bar:  # fmt: skip
                 shown = bar.add_task("Reading history", total=None)
                 task = asyncio.create_task(runner.run())
                 while not task.done():
