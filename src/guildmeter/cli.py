@@ -953,6 +953,8 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
     try:
         for path, when in result.files_skipped:
             _say(f"Skipped {path}: already imported on {when:%Y-%m-%d %H:%M} UTC")
+        for path in result.files_empty:
+            _say(f"Skipped {path}: the file is empty (0 bytes), nothing to import")
         span = f" ({result.first:%Y-%m-%d} to {result.last:%Y-%m-%d})" if result.first else ""
         _say(
             f"Imported {result.rows_imported:,} rows from {len(result.files_imported)} file(s) "

@@ -343,3 +343,16 @@ def test_the_migration_records_the_hours_of_earlier_imports(store: Store, tmp_pa
         int(EventKind.MSG): {hour},
         int(EventKind.JOIN): {hour + 1},
     }
+
+
+def test_an_empty_file_is_reported_and_not_recorded(store: Store, tmp_path: Path) -> None:
+    """A 0-byte daily file (KazTron stopped before writing) is named, not 'imported'."""
+    empty = tmp_path / "2018-03-06.csv.gz"
+    empty.write_bytes(b"")
+    good = hourly_file(tmp_path / "2018-03-05.csv.gz",
+                       [[f"2018-03-05 10:00:00,msg,{HASH_A},#general,3"]])  # fmt: skip
+    result = import_files(store, GUILD, [good, empty])
+    assert result.files_empty == [str(empty)]
+    assert result.files_imported == [str(good)] and result.rows == 1
+    empty.write_bytes(gzip.compress(f"2018-03-06 10:00:00,msg,{HASH_A},#general,2\n".encode()))
+    assert import_files(store, GUILD, [empty]).rows == 1  # written since: not "already imported"

@@ -74,6 +74,8 @@ class ImportFormatError(GuildmeterError, ValueError):
 class ImportResult:
     files_imported: list[str] = field(default_factory=list)
     files_skipped: list[tuple[str, datetime]] = field(default_factory=list)
+    #: Files of 0 bytes (KazTron stopped before writing): nothing read, nothing recorded.
+    files_empty: list[str] = field(default_factory=list)
     #: Rows read from the files imported; ``rows_discarded`` of them were not kept.
     rows: int = 0
     #: The first and last hour read (None when nothing was).
@@ -154,6 +156,9 @@ def import_files(
         history_lock(store, session.connection, guild_id)  # no backfill claims meanwhile
         cover = backfill_cover(store, session.connection, guild_id)
         for path in files:
+            if path.stat().st_size == 0:
+                result.files_empty.append(str(path))
+                continue
             fingerprint = _fingerprint(path)
             when = session.imported_at(fingerprint)
             if when is not None:
