@@ -60,6 +60,9 @@ def test_forget_from_the_command_line(db_url: str, backend: str, tmp_path: Path)
     assert "Deleted in guild 8," in everywhere.output and "guild 7," not in everywhere.output
     again = runner.invoke(cli, ["--db", db_url, "forget", "--user", str(BOB)])
     assert "Nothing of this member is stored" in again.output
+    # One line per statement, whatever the width (not wrapped at 80 columns when piped).
+    assert all(line.endswith(".") for line in everywhere.output.splitlines()), everywhere.output
+    assert "0 anonymised guild-months hold only random tokens" in again.output
 
     store = Store.open(db_url)
     for guild in (7, 8):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 from guildmeter.cli_guilds import require_known_guild
 
 if TYPE_CHECKING:
@@ -20,7 +18,12 @@ if TYPE_CHECKING:
 
 __all__ = ["run_forget"]
 
-console = Console()
+
+def _say(text: str) -> None:
+    """A line as written: not wrapped at 80 columns when piped, no markup, no highlight."""
+    from rich.console import Console
+
+    Console(highlight=False).print(text, markup=False, soft_wrap=True)
 
 
 def run_forget(store: Store, user_id: int, guild: int | None, dry_run: bool) -> None:
@@ -43,17 +46,16 @@ def run_forget(store: Store, user_id: int, guild: int | None, dry_run: bool) -> 
 def _print(report: ForgetReport) -> None:
     verb = "Deleted" if report.done else "Would delete"
     for rows in report.months:
-        console.print(
+        _say(
             f"{verb} in guild {rows.guild_id}, month {rows.month // 100}-{rows.month % 100:02d}: "
             f"{rows.activity_rows:,} hourly counts ({rows.messages:,} messages, "
             f"{rows.voice_seconds / 3600:,.1f} voice hours, {rows.joins:,} joins, "
-            f"{rows.parts:,} parts) and {rows.usage_records:,} bot-usage records.",
-            highlight=False,
+            f"{rows.parts:,} parts) and {rows.usage_records:,} bot-usage records."
         )
     if not report.months:
-        console.print("Nothing of this member is stored in the months not yet anonymised.")
-    console.print(
-        f"{report.anonymised_months:,} anonymised guild-months hold only random tokens: "
-        "nothing there links to the member.",
-        highlight=False,
+        _say("Nothing of this member is stored in the months not yet anonymised.")
+    months = report.anonymised_months
+    _say(
+        f"{months:,} anonymised guild-{'month holds' if months == 1 else 'months hold'} only "
+        "random tokens: nothing there links to the member."
     )
