@@ -42,6 +42,11 @@ def run_bot(
     """
     stats = ActivityStats.from_config(config)
     use_endpoints(api_base, gateway)
+    # The bot counts voice from voice-state events and never joins a voice channel: the
+    # libraries voice connections need (PyNaCl, davey) are not missing, whatever
+    # discord.py warns at start.
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
     level = logging.INFO if verbose else logging.WARNING
     root = logging.getLogger()
     handler: logging.Handler | None = None
