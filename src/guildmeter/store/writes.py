@@ -200,7 +200,8 @@ class WritesMixin(StoreBase):
         if not wanted:
             return
         retired = self._anonymised_months(conn, list(wanted))
-        for (guild_id, month), labels in wanted.items():
+        # Months in one order (labels too, below): writers never wait for each other in a ring.
+        for (guild_id, month), labels in sorted(wanted.items()):
             aliases = {label: label for label in labels}
             if (guild_id, month) in retired:
                 # The month is anonymised and its key destroyed: a pseudonym of it (a late
