@@ -10,6 +10,7 @@ write at once — keep what they had; a forgotten member's presences go with the
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -322,3 +323,37 @@ def test_a_write_split_into_many_statements_counts_every_member_once(
         range(3), (0, 30, 60), (MSG, VOICE), range(6), (10, 11))}  # fmt: skip
     some = {key: n for key, n in every.items() if (key[1] + key[3]) % 4 != 1}
     _run(store, [("write", some), ("import", every), ("write", every)])
+
+
+def test_a_flush_during_a_forget_me_is_counted_once_or_not_at_all(
+    store_factory: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (its cached id of the member) writes the member's counts while
+    forget-me reads what to subtract: the forget must take the writers' turn first, or it
+    deletes rows (and day bits) it never subtracted from the summaries."""
+    flusher, forgetter = store_factory(), store_factory()
+    guild = next(_guilds) * 10
+    member = 3
+    first = _counts([guild], flusher, {(0, 2, MSG, member, 10): 2, (0, 5, MSG, 4, 10): 1})
+    flusher.write_batch(Batch(counts=first, channels={}, batch_id=f"first-{guild}"))
+    later = _counts([guild], flusher, {(0, 2, MSG, member, 10): 5, (0, 40, MSG, member, 11): 1})
+    real = summaries.month_first_day
+    forgetting = threading.current_thread()
+    raced: list[threading.Thread] = []
+
+    def flush() -> None:
+        flusher.write_batch(Batch(counts=later, channels={}, batch_id=f"later-{guild}"))
+
+    def between_reads(calendar: GuildCalendar, month: int) -> int:
+        # Called by forget_member after it read the member's rows (and by the flush).
+        if threading.current_thread() is forgetting and not raced:
+            raced.append(threading.Thread(target=flush))
+            raced[0].start()
+            raced[0].join(2)  # done unless it waits for the forget's turn
+        return real(calendar, month)
+
+    monkeypatch.setattr(summaries, "month_first_day", between_reads)
+    RightsStore(forgetter).delete_member(guild, 202610, f"h${member:032x}")
+    raced[0].join(30)
+    assert not raced[0].is_alive()
+    Oracle(flusher, [guild]).check()

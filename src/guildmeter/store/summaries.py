@@ -77,6 +77,7 @@ __all__ = [
     "record_rows",
     "record_stored",
     "summary_tables",
+    "writers_turn",
 ]
 
 #: The channel id of rows that cover the whole guild (no Discord or import id is this low).
@@ -381,11 +382,7 @@ def _apply(conn: Connection, calendars: Calendars, changes: _Changes) -> None:
     every change."""
     if not changes.hours and not changes.days:
         return
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        # Shards writing the same guild take turns (sorted: no deadlock between them).
-        for guild_id in sorted({key[0] for key in changes.days}):
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(guild_id)})
+    writers_turn(conn, {key[0] for key in changes.days})
     if changes.presence:
         gained = _set_bits(conn, changes.patterns())
         for guild_id, month, channel_id, new_msg, new_voice, first_msg, first_voice, n in gained:
@@ -563,6 +560,17 @@ def _id_chunks(
             room -= len(part)
     if chunk:
         yield chunk
+
+
+def writers_turn(conn: Connection, guild_ids: Iterable[int]) -> None:
+    """PostgreSQL: take the turn of these guilds' writers, held until commit (sorted: no
+    deadlock between them). A writer takes it before its first activity row: one that
+    holds the turn and deletes rows (forget-me, a fold) would otherwise wait for a row
+    that a writer waiting for the turn has locked. SQLite's write lock is the turn there."""
+    if conn.dialect.name != "postgresql":
+        return
+    for guild_id in sorted(set(guild_ids)):
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(guild_id)})
 
 
 def _lock_key(guild_id: int) -> int:

@@ -167,6 +167,7 @@ class WritesMixin(StoreBase):
                 member_id = session_ids.get(key) or cache[key]
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
+        summaries.writers_turn(conn, {row[0] for row in rows})  # before any row is locked
         self._upsert_activity(conn, rows)
         summaries.record_rows(conn, calendars, rows)  # the day summaries, exact
         after_write(store, conn, hours)  # closed months' snapshots and folds touched
