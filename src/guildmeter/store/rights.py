@@ -405,6 +405,9 @@ def collapse_if_aggregates_only(
     ).first()
     if wanted is None:
         return 0
+    # The writers' turn before any row (`summaries.writers_turn`): a flush holding it may be
+    # about to write the rows folded here.
+    summaries.writers_turn(conn, [guild_id])
     # The month's buckets on the guild's clock (its local month).
     start, end = calendar.first_bucket(month), calendar.first_bucket(add_months(month, 1))
     events = ", ".join(

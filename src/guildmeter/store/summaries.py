@@ -657,6 +657,7 @@ def rebuild_guild(conn: Connection, calendars: Calendars, guild_id: int) -> None
     Distinct users of months folded to aggregates only are then what the rows still show
     (none): a guild whose clock changes at once has no such month (see `has_member_days`).
     """
+    writers_turn(conn, [guild_id])  # before the rows it deletes: see writers_turn
     delete_guild(conn, guild_id)
     span = conn.execute(
         text("SELECT MIN(hour), MAX(hour) FROM activity WHERE guild_id = :g"), {"g": guild_id}

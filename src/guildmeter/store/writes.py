@@ -333,6 +333,7 @@ class WritesMixin(StoreBase):
         """Remove every statistic, key and channel name of a guild; returns rows deleted."""
         deleted = 0
         with self._begin() as conn:
+            summaries.writers_turn(conn, [guild_id])  # before any row: see writers_turn
             for table in (schema.activity, schema.members, schema.channels, schema.guild_keys):
                 result = conn.execute(delete(table).where(table.c.guild_id == guild_id))
                 deleted += int(result.rowcount or 0)
