@@ -541,3 +541,23 @@ def test_an_osc_sequence_in_a_channel_name_is_shown_escaped(stats_db: Path) -> N
     )
     assert_one_line_refusal(result)
     assert "no channel named #\\x1b]0;pwned\\x07gen" in result.stderr
+
+
+#: Invisible characters that reorder or hide text: a line reading one thing, meaning another.
+REORDERING = ["\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f",
+              "\u061c", "\u200b", "\u2060", "\ufeff", "\u2028", "\u2029"]  # fmt: skip
+
+
+@pytest.mark.parametrize("hidden", REORDERING)
+def test_a_bidi_override_or_invisible_character_in_a_channel_name_is_shown_escaped(
+    stats_db: Path, hidden: str
+) -> None:
+    """U+202E in ``gen\u202elareneg`` shows the error line reversed ('Trojan Source');
+    a zero-width space makes two different names look the same."""
+    result = invoke(
+        ["--db", str(stats_db), "report", "full", "--guild", str(GUILD),
+         "--channel", f"gen{hidden}x"]
+    )  # fmt: skip
+    assert_one_line_refusal(result)
+    assert hidden not in result.stderr
+    assert f"no channel named #gen{repr(hidden)[1:-1]}x" in result.stderr

@@ -2,8 +2,10 @@
 
 Messages echo what was typed (channel names, paths, file names): a control character in
 one would reach the terminal as a command (``ESC ] 0 ; title BEL`` retitles the window,
-``ESC [ 2 J`` clears it). So every message is made `printable` when it is read, whatever
-path shows it: the command line, a Discord reply, the dashboard, a log line.
+``ESC [ 2 J`` clears it), and a bidirectional override (U+202E) or an invisible character
+(U+200B) would make the line read otherwise than it says. So every message is made
+`printable` when it is read, whatever path shows it: the command line, a Discord reply,
+the dashboard, a log line.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ __all__ = [
     "printable",
 ]
 
-#: C0 controls, DEL and C1 controls (Unicode category Cc): CSI, OSC, BEL, CR, ESC itself.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: C0 controls, DEL and C1 controls (Unicode category Cc): CSI, OSC, BEL, CR, ESC itself;
+#: the bidirectional marks, embeddings, overrides and isolates, the zero-width space, word
+#: joiner and BOM, and the line and paragraph separators. Zero-width (non-)joiners stay:
+#: emoji sequences and several scripts need them.
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]"
+)
 
 
 def printable(text: str) -> str:
-    """``text`` with every control character written as Python writes it in a repr
-    (``\\x1b``, ``\\x07``, ``\\n``): visible, and inert on any terminal."""
+    """``text`` with every control character (and reordering or invisible one, see
+    `_CONTROL`) written as Python writes it in a repr (``\\x1b``, ``\\u202e``, ``\\n``):
+    visible, and inert on any terminal."""
     return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from guildmeter.activity import ActivityStats
+from guildmeter.collect import Batch
 from guildmeter.store import Store
 
 from tests.conftest import PgSchema, require_postgresql
@@ -93,4 +96,57 @@ def test_postgresql_connections_cannot_hang_forever() -> None:
             assert conn.exec_driver_sql("SHOW search_path").scalar() == schema.name
         store.close()
     finally:
+        schema.drop()
+
+
+def _waiting_on_a_lock(store: Store) -> int:
+    """Sessions of the test database that wait for a lock."""
+    with store.engine.connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            ).scalar_one()
+        )
+
+
+def test_writers_create_members_of_several_months_in_one_order() -> None:
+    """An import holding new members of August, then adding September's, and a flush of
+    both months whose counts name September first: if the flush created September's
+    members first, each would wait for the other (PostgreSQL: "deadlock detected")."""
+    require_postgresql()
+    schema = PgSchema()
+    importer = Store.open(schema.url, **schema.engine_kwargs)
+    flusher = Store.open(schema.url, **schema.engine_kwargs)
+    try:
+        calendar = flusher.calendars.get(GUILD)
+        august, september = (calendar.bucket_of(HOUR + timedelta(days=d)) for d in (0, 31))
+        msg = 0  # EventKind.MSG
+        pinned = {(GUILD, august, msg, "h$" + "0" * 64, 10): 1}
+        flusher.write_batch(Batch(counts=pinned, channels={}, batch_id="pin"))
+        a, s = "h$" + "a" * 64, "h$" + "b" * 64
+        errors: list[BaseException] = []
+
+        def flush() -> None:
+            counts = {(GUILD, september, msg, s, 10): 1, (GUILD, august, msg, a, 10): 1}
+            try:
+                flusher.write_batch(Batch(counts=counts, channels={}, batch_id="flush"))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        with importer.import_session(GUILD) as session:
+            session.add({(GUILD, august, msg, a, 11): 1}, {})
+            thread = threading.Thread(target=flush)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while _waiting_on_a_lock(importer) == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            session.add({(GUILD, september, msg, s, 11): 1}, {})
+        thread.join(60)
+        assert not errors, errors
+        totals = flusher.activity_totals(GUILD)
+        assert sum(totals.values()) == 5
+    finally:
+        importer.close()
+        flusher.close()
         schema.drop()

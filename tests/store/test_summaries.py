@@ -10,6 +10,7 @@ write at once — keep what they had; a forgotten member's presences go with the
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from sqlalchemy import text
 
 from guildmeter.collect import Batch
 from guildmeter.events import EventKind
-from guildmeter.store import Store, summaries
+from guildmeter.store import Store, spans, summaries
 from guildmeter.store.rights import RightsStore
 from guildmeter.store.settings import AGGREGATES_ONLY, SettingsStore
 from guildmeter.store.summaries import WHOLE_GUILD
@@ -322,3 +323,83 @@ def test_a_write_split_into_many_statements_counts_every_member_once(
         range(3), (0, 30, 60), (MSG, VOICE), range(6), (10, 11))}  # fmt: skip
     some = {key: n for key, n in every.items() if (key[1] + key[3]) % 4 != 1}
     _run(store, [("write", some), ("import", every), ("write", every)])
+
+
+def test_a_flush_during_a_forget_me_is_counted_once_or_not_at_all(
+    store_factory: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (its cached id of the member) writes the member's counts while
+    forget-me reads what to subtract: the forget must take the writers' turn first, or it
+    deletes rows (and day bits) it never subtracted from the summaries."""
+    flusher, forgetter = store_factory(), store_factory()
+    guild = next(_guilds) * 10
+    member = 3
+    first = _counts([guild], flusher, {(0, 2, MSG, member, 10): 2, (0, 5, MSG, 4, 10): 1})
+    flusher.write_batch(Batch(counts=first, channels={}, batch_id=f"first-{guild}"))
+    later = _counts([guild], flusher, {(0, 2, MSG, member, 10): 5, (0, 40, MSG, member, 11): 1})
+    real = summaries.month_first_day
+    forgetting = threading.current_thread()
+    raced: list[threading.Thread] = []
+
+    def flush() -> None:
+        flusher.write_batch(Batch(counts=later, channels={}, batch_id=f"later-{guild}"))
+
+    def between_reads(calendar: GuildCalendar, month: int) -> int:
+        # Called by forget_member after it read the member's rows (and by the flush).
+        if threading.current_thread() is forgetting and not raced:
+            raced.append(threading.Thread(target=flush))
+            raced[0].start()
+            raced[0].join(2)  # done unless it waits for the forget's turn
+        return real(calendar, month)
+
+    monkeypatch.setattr(summaries, "month_first_day", between_reads)
+    RightsStore(forgetter).delete_member(guild, 202610, f"h${member:032x}")
+    raced[0].join(30)
+    assert not raced[0].is_alive()
+    Oracle(flusher, [guild]).check()
+
+
+def test_a_late_flush_during_the_month_end_fold_waits_for_it(
+    store_factory: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An "aggregates only" month folded at its end while a late flush writes a row the fold
+    has just folded: the fold takes the writers' turn before its rows, as the flush does,
+    or each waits for the other (PostgreSQL: "deadlock detected")."""
+    flusher, ender = store_factory(), store_factory()
+    guild = next(_guilds) * 10
+    SettingsStore(ender).set_single(guild, "anonymised_rows", AGGREGATES_ONLY)
+    first = _counts([guild], flusher, {(0, 2, MSG, 3, 10): 2, (0, 5, VOICE, 4, 11): 60})
+    flusher.write_batch(Batch(counts=first, channels={}, batch_id=f"first-{guild}"))
+    late = _counts([guild], flusher, {(0, 2, MSG, 3, 10): 1})
+    real = spans.keep_dropped
+    ending = threading.current_thread()
+    raced: list[threading.Thread] = []
+    errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            flusher.write_batch(Batch(counts=late, channels={}, batch_id=f"late-{guild}"))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def after_the_fold(conn: Any, calendar: GuildCalendar, guild_id: int, month: int) -> None:
+        if threading.current_thread() is ending and not raced:
+            raced.append(threading.Thread(target=flush))
+            raced[0].start()
+            raced[0].join(2)  # done unless it waits for the fold's turn
+        real(conn, calendar, guild_id, month)
+
+    monkeypatch.setattr(spans, "keep_dropped", after_the_fold)
+    ender.anonymise_month(guild, 202610)
+    raced[0].join(30)
+    assert not raced[0].is_alive() and not errors, errors
+    with flusher.engine.connect() as conn:
+        total = conn.execute(
+            text("SELECT SUM(count) FROM activity WHERE guild_id = :g AND event = :e"),
+            {"g": guild, "e": MSG},
+        ).scalar()
+        members = conn.execute(
+            text("SELECT COUNT(*) FROM activity WHERE guild_id = :g AND member_id <> 0"),
+            {"g": guild},
+        ).scalar()
+    assert (total, members) == (3, 0)  # nothing lost, and the late row folded too

@@ -182,8 +182,9 @@ def _moderator_session(site: Site, driver: Any, downloads: Path, shots: Path) ->
          str(ALPHA), "--days", "7", "--format", "json"],
         capture_output=True, text=True, check=True, timeout=60).stdout)  # fmt: skip
     commands = driver.find_elements("css selector", "#commands tbody tr")
-    assert [row.find_elements("tag name", "td")[0].text for row in commands] == [
-        c["command"] for c in usage["commands"]] == ["imagine", "stats"]  # fmt: skip
+    listed = [row.find_elements("tag name", "td")[0].text for row in commands]
+    assert listed == [c["command"] for c in usage["commands"]]
+    assert {"imagine", "stats"} <= set(listed)  # seeded here; the simulation adds its own
     first = commands[0].find_elements("tag name", "td")
     assert _number(first[1].text) == usage["commands"][0]["uses"]
     assert _number(first[4].text) == round(usage["commands"][0]["p95_ms"], 1)

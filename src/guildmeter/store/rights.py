@@ -176,6 +176,11 @@ class RightsStore:
         row nothing links to anyone, rather than to a deleted id.
         """
         with self.store.transaction() as conn:
+            # The guild's writers' turn first (`spans.forget_held` takes it): what is read
+            # below and subtracted from the summaries is then what is deleted, not rows a
+            # concurrent flush adds in between (SQLite reads before a transaction's first
+            # write, PostgreSQL each statement, see what is committed at that moment).
+            spans.forget_held(conn, [(guild_id, month)])
             found = self._rows(conn, guild_id, month, label)
             member_id = self._member_id(conn, guild_id, month, label)
             if member_id is None:
@@ -183,7 +188,6 @@ class RightsStore:
             self._subtract_usage_summaries(conn, guild_id, member_id)
             # Out of the day summaries first (while their rows still say what they held).
             summaries.forget_member(conn, self.store.calendars, guild_id, month, member_id)
-            spans.forget_held(conn, [(guild_id, month)])
             for table in (
                 schema.activity,
                 *_RAW_USAGE,
@@ -401,6 +405,9 @@ def collapse_if_aggregates_only(
     ).first()
     if wanted is None:
         return 0
+    # The writers' turn before any row (`summaries.writers_turn`): a flush holding it may be
+    # about to write the rows folded here.
+    summaries.writers_turn(conn, [guild_id])
     # The month's buckets on the guild's clock (its local month).
     start, end = calendar.first_bucket(month), calendar.first_bucket(add_months(month, 1))
     events = ", ".join(

@@ -77,6 +77,7 @@ __all__ = [
     "record_rows",
     "record_stored",
     "summary_tables",
+    "writers_turn",
 ]
 
 #: The channel id of rows that cover the whole guild (no Discord or import id is this low).
@@ -381,11 +382,7 @@ def _apply(conn: Connection, calendars: Calendars, changes: _Changes) -> None:
     every change."""
     if not changes.hours and not changes.days:
         return
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        # Shards writing the same guild take turns (sorted: no deadlock between them).
-        for guild_id in sorted({key[0] for key in changes.days}):
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(guild_id)})
+    writers_turn(conn, {key[0] for key in changes.days})
     if changes.presence:
         gained = _set_bits(conn, changes.patterns())
         for guild_id, month, channel_id, new_msg, new_voice, first_msg, first_voice, n in gained:
@@ -565,6 +562,17 @@ def _id_chunks(
         yield chunk
 
 
+def writers_turn(conn: Connection, guild_ids: Iterable[int]) -> None:
+    """PostgreSQL: take the turn of these guilds' writers, held until commit (sorted: no
+    deadlock between them). A writer takes it before its first activity row: one that
+    holds the turn and deletes rows (forget-me, a fold) would otherwise wait for a row
+    that a writer waiting for the turn has locked. SQLite's write lock is the turn there."""
+    if conn.dialect.name != "postgresql":
+        return
+    for guild_id in sorted(set(guild_ids)):
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(guild_id)})
+
+
 def _lock_key(guild_id: int) -> int:
     """An advisory lock key of the guild's summaries (apart from the migration lock)."""
     return (guild_id ^ 0x5EED_0013) & 0x7FFF_FFFF_FFFF_FFFF
@@ -649,6 +657,7 @@ def rebuild_guild(conn: Connection, calendars: Calendars, guild_id: int) -> None
     Distinct users of months folded to aggregates only are then what the rows still show
     (none): a guild whose clock changes at once has no such month (see `has_member_days`).
     """
+    writers_turn(conn, [guild_id])  # before the rows it deletes: see writers_turn
     delete_guild(conn, guild_id)
     span = conn.execute(
         text("SELECT MIN(hour), MAX(hour) FROM activity WHERE guild_id = :g"), {"g": guild_id}

@@ -167,6 +167,7 @@ class WritesMixin(StoreBase):
                 member_id = session_ids.get(key) or cache[key]
             rows.append((guild_id, code, hour, channel_id, member_id, count))
         rows.sort()  # one lock order for every writer: concurrent shards cannot deadlock
+        summaries.writers_turn(conn, {row[0] for row in rows})  # before any row is locked
         self._upsert_activity(conn, rows)
         summaries.record_rows(conn, calendars, rows)  # the day summaries, exact
         after_write(store, conn, hours)  # closed months' snapshots and folds touched
@@ -200,7 +201,8 @@ class WritesMixin(StoreBase):
         if not wanted:
             return
         retired = self._anonymised_months(conn, list(wanted))
-        for (guild_id, month), labels in wanted.items():
+        # Months in one order (labels too, below): writers never wait for each other in a ring.
+        for (guild_id, month), labels in sorted(wanted.items()):
             aliases = {label: label for label in labels}
             if (guild_id, month) in retired:
                 # The month is anonymised and its key destroyed: a pseudonym of it (a late
@@ -331,6 +333,7 @@ class WritesMixin(StoreBase):
         """Remove every statistic, key and channel name of a guild; returns rows deleted."""
         deleted = 0
         with self._begin() as conn:
+            summaries.writers_turn(conn, [guild_id])  # before any row: see writers_turn
             for table in (schema.activity, schema.members, schema.channels, schema.guild_keys):
                 result = conn.execute(delete(table).where(table.c.guild_id == guild_id))
                 deleted += int(result.rowcount or 0)
