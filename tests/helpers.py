@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -12,6 +13,16 @@ from sqlalchemy import Connection
 from guildmeter.collect import Batch
 from guildmeter.errors import StoreUnavailableError
 from guildmeter.store import Store
+
+
+class Clock:
+    """A bot's or runner's notion of now, moved by the test (voice time is measured with it)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 class FlakyStore(Store):

@@ -789,6 +789,7 @@ def _print_usage(summary: Any, guild: int | None) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), help="Port. Default: dashboard_port (8080).")
 @click.option(
     "--public-url",
+    callback=_url_option(_HTTP),
     help="The address browsers use, behind a reverse proxy (https://stats.example.org); "
     "the OAuth2 redirect URI is this plus /callback.",
 )
@@ -802,8 +803,6 @@ def serve(obj: _Context, host: str | None, port: int | None, public_url: str | N
     """
     import dataclasses
 
-    if public_url is not None and not public_url.startswith(("http://", "https://")):
-        raise GuildmeterError("--public-url must start with http:// or https://")
     config = obj.config
     if public_url:
         config = dataclasses.replace(config, dashboard_public_url=public_url)

@@ -19,13 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["run_forget"]
 
 
-def _say(text: str) -> None:
-    """A line as written: not wrapped at 80 columns when piped, no markup, no highlight."""
-    from rich.console import Console
-
-    Console(highlight=False).print(text, markup=False, soft_wrap=True)
-
-
 def run_forget(store: Store, user_id: int, guild: int | None, dry_run: bool) -> None:
     """Delete (or, with ``dry_run``, only count) a member's rows and say what was done."""
     from guildmeter.privacy.rights import forget_in_store, plan_forget
@@ -44,6 +37,8 @@ def run_forget(store: Store, user_id: int, guild: int | None, dry_run: bool) -> 
 
 
 def _print(report: ForgetReport) -> None:
+    from guildmeter.cli import _say  # one line each, as written: not wrapped when piped
+
     verb = "Deleted" if report.done else "Would delete"
     for rows in report.months:
         _say(

@@ -90,9 +90,9 @@ def simulate(
     """Play ``start``..``end`` hour by hour; see the module docstring. ``bot_usage`` off:
     no commands or generations (a test that records its own)."""
     rng = random.Random(seed)
-    sim = _Server(rng, guild_id, users, text_channels, voice_channels, messages_per_day)
-    sim.usage_rng = random.Random(f"bot-usage-{seed}")
-    sim.command_share = 0.03 if bot_usage else 0.0
+    sim = _Server(rng, guild_id, users, text_channels, voice_channels, messages_per_day,
+                  usage_rng=random.Random(f"bot-usage-{seed}"),
+                  command_share=0.03 if bot_usage else 0.0)  # fmt: skip
     for channel_id, name in sim.channel_names.items():
         stats.collector.name_channel(guild_id, channel_id, name)
     summary = DemoSummary(guild_id, start, end, users)
@@ -145,12 +145,15 @@ class _Server:
         text: int,
         voice: int,
         messages_per_day: int,
+        *,
+        usage_rng: random.Random,
+        command_share: float,
     ) -> None:
         self.rng = rng
-        #: Bot usage's own stream (`simulate` seeds it): activity does not depend on it.
-        self.usage_rng = random.Random(0)
+        #: Bot usage's own stream: activity does not depend on it.
+        self.usage_rng = usage_rng
         #: Commands per message (about 3 %; 0: no bot usage at all).
-        self.command_share = 0.03
+        self.command_share = command_share
         self.messages_per_day = messages_per_day
         #: Joins, parts and voice sessions scale with the size (tuned for 400 members).
         self.size = users / 400

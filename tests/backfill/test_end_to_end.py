@@ -40,7 +40,7 @@ from tests.discord_emulator.history import (
     HistoryChannel,
 )
 from tests.discord_emulator.server import MANAGE_GUILD, FakeGuild
-from tests.helpers import database_bytes
+from tests.helpers import Clock, database_bytes
 
 ZONE = "Asia/Kolkata"
 START = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)  # the bot's clock: live counting begins
@@ -50,14 +50,6 @@ ANN, BOB, CYD = 1001, 1002, 1003  # ann moderates; cyd opted out
 BIG = 987_654_321_012_345_678  # a real-looking id: its digits cannot occur by chance
 AUTHORS = [ANN, BOB, CYD, BIG, *range(2000, 2012)]
 BOT_AUTHOR, HOOK = 9000, 9100
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -169,7 +161,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     stats = ActivityStats(store)
     stats.opt_out(guild.id, CYD)
     store.close()
-    yield World(emulator, history, guild, counted, ignored, unreadable, db, Clock())
+    yield World(emulator, history, guild, counted, ignored, unreadable, db, Clock(START))
     await emulator.stop()
     assert emulator.errors == [], "the bot sent requests Discord would refuse"
     loud = [s.content[:60] for s in emulator.sent if s.allowed_mentions != {"parse": []}]

@@ -41,15 +41,9 @@ from guildmeter.store.retention import delete_member_rows
 from tests.discord_emulator import Emulator
 from tests.discord_emulator.history import TEXT, History
 from tests.discord_emulator.server import FakeGuild
+from tests.helpers import Clock
 
 NOW = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -93,7 +87,7 @@ async def test_runs_again_count_nothing_twice_and_deeper_runs_only_what_is_older
     store: Store, discord_http: tuple[HTTPClient, History, FakeGuild]
 ) -> None:
     http, history, guild = discord_http
-    clock = Clock()
+    clock = Clock(NOW)
     with ThreadPoolExecutor(1) as executor:
 
         async def backfill(days: int) -> None:
@@ -128,7 +122,7 @@ async def test_a_database_that_stays_down_stops_the_run(
     http, _history, guild = discord_http
     with ThreadPoolExecutor(1) as executor:
         runner = Backfill(
-            store, HistorySource(http, guild.id), guild.id, 60, executor=executor, clock=Clock()
+            store, HistorySource(http, guild.id), guild.id, 60, executor=executor, clock=Clock(NOW)
         )
         with pytest.raises(StoreUnavailableError):
             await asyncio.wait_for(runner.run(), 30)
@@ -148,7 +142,7 @@ async def test_a_crash_mid_run_resumes_where_the_last_commit_left_it(
     with ThreadPoolExecutor(1) as executor:
         first = Backfill(
             store, HistorySource(http, guild.id, requests_per_second=10), guild.id, 60,
-            executor=executor, clock=Clock(), concurrency=1,
+            executor=executor, clock=Clock(NOW), concurrency=1,
         )  # fmt: skip
         task = asyncio.create_task(first.run())
         while first.progress.messages_counted == 0:
@@ -162,7 +156,7 @@ async def test_a_crash_mid_run_resumes_where_the_last_commit_left_it(
         assert 0 < partial < _in_window(history, 60)
         resumed = Backfill(
             store, HistorySource(http, guild.id), guild.id, None, executor=executor,
-            clock=Clock(), claim_seconds=0.3,
+            clock=Clock(NOW), claim_seconds=0.3,
         )  # fmt: skip
         with pytest.raises(module.BackfillBusy):  # the dead claim has not lapsed yet
             await resumed.run()
@@ -195,7 +189,7 @@ async def test_messages_of_a_month_past_retention_are_said_discarded_not_counted
     assert march > 0
     with ThreadPoolExecutor(1) as executor:
         runner = Backfill(
-            store, HistorySource(http, guild.id), guild.id, 60, executor=executor, clock=Clock()
+            store, HistorySource(http, guild.id), guild.id, 60, executor=executor, clock=Clock(NOW)
         )
         progress = await runner.run()
     assert progress.messages_discarded == march
@@ -217,7 +211,7 @@ async def test_a_server_discord_does_not_know_leaves_no_run_and_no_live_start(
     unknown = guild.id + 1
     with ThreadPoolExecutor(1) as executor:
         runner = Backfill(
-            store, HistorySource(http, unknown), unknown, 30, executor=executor, clock=Clock()
+            store, HistorySource(http, unknown), unknown, 30, executor=executor, clock=Clock(NOW)
         )
         with pytest.raises(discord.NotFound):
             await runner.run()
@@ -243,7 +237,7 @@ async def test_a_backfill_does_not_count_again_the_hours_an_import_filled(
     assert import_files(store, guild.id, [archive]).rows_imported == 1
     with ThreadPoolExecutor(1) as executor:
         runner = Backfill(
-            store, HistorySource(http, guild.id), guild.id, 20, executor=executor, clock=Clock()
+            store, HistorySource(http, guild.id), guild.id, 20, executor=executor, clock=Clock(NOW)
         )
         progress = await runner.run()
     assert progress.messages_skipped == 2
@@ -261,7 +255,7 @@ async def test_an_import_after_a_backfill_skips_the_messages_of_its_hours(
     http, history, guild = discord_http
     with ThreadPoolExecutor(1) as executor:
         await Backfill(
-            store, HistorySource(http, guild.id), guild.id, 20, executor=executor, clock=Clock()
+            store, HistorySource(http, guild.id), guild.id, 20, executor=executor, clock=Clock(NOW)
         ).run()
     inside, before = NOW - timedelta(days=3), NOW - timedelta(days=25)
     archive = _kaztron(

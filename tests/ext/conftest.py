@@ -21,19 +21,10 @@ from guildmeter.store import Store
 
 from tests.discord_emulator import Emulator
 from tests.discord_emulator.server import MANAGE_GUILD, FakeGuild, FakeInteraction, Sent
+from tests.helpers import Clock
 
 START = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
 MAY = DateRange(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
-
-
-class Clock:
-    """The bot's notion of now, moved by the test (voice time is measured with it)."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -104,7 +95,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     ]
     emulator.add_guild("Beta", ["general"], ["Voice"], [(1001, "ann"), (2002, "cyd")])
     await emulator.start()
-    clock = Clock()
+    clock = Clock(START)
     config = Config(db=str(tmp_path / "e2e.db"), flush_interval_seconds=3600)
     stats = ActivityStats(Store.open(config.db), clock=clock)
     use_endpoints(emulator.api_base, emulator.gateway_url)

@@ -38,7 +38,8 @@ from tests.discord_emulator.server import (
     FakeGuild,
     FakeInteraction,
 )
-from tests.ext.conftest import MAY, START, Clock
+from tests.ext.conftest import MAY, START
+from tests.helpers import Clock
 
 ANN, BOB = 1001, 1002
 DAY = f"{START:%Y-%m-%d}"
@@ -95,7 +96,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Starter]:
     guild.member_roles[ANN] = [guild.add_role("Moderators", MANAGE_GUILD)]
     await emulator.start()
     use_endpoints(emulator.api_base, emulator.gateway_url)
-    clock = Clock()
+    clock = Clock(START)
     config = Config(db=str(tmp_path / "intents.db"), flush_interval_seconds=3600)
     stats = ActivityStats(Store.open(config.db), clock=clock)
     bots: list[commands.Bot] = []

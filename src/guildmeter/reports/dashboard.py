@@ -124,6 +124,15 @@ class Period:
         return self.range.describe()
 
     @property
+    def lived(self) -> DateRange:
+        """The range until now: the hours still to come left out (its whole range when it
+        is all in the past)."""
+        if self.future_hour is None:
+            return self.range
+        calendar = self.range.calendar
+        return DateRange(self.range.start, calendar.bucket_start(self.future_hour), calendar)
+
+    @property
     def users_per_month(self) -> bool:
         """Active users are counted per month (a member active in two months counts twice)."""
         return not self.range.within_one_month
@@ -741,11 +750,7 @@ def tiles(
     with yesterday until the same hour (from the hourly rows: a day's worth).
     """
     if period.granularity == "hour":  # a day, from its hourly rows: until now, as the series
-        lived = period.range
-        if period.future_hour is not None:
-            end = lived.calendar.bucket_start(period.future_hour)
-            lived = DateRange(lived.start, end, lived.calendar)
-        now = live_figures(store, guild_id, lived, channel_id, None).get(0, Figures())
+        now = live_figures(store, guild_id, period.lived, channel_id, None).get(0, Figures())
         before = live_figures(store, guild_id, period.previous, channel_id, None).get(0, Figures())
     else:
         now = _period_figures(store, guild_id, period.range, channel_id)
@@ -793,7 +798,7 @@ def series(
     calendar = period.range.calendar
     if granularity == "hour":
         found = live_figures(store, guild_id, period.range, channel_id, granularity)
-        indices = list(range(period.range.start_hour, period.future_hour or period.range.end_hour))
+        indices = list(range(period.range.start_hour, period.lived.end_hour))
         starts = [calendar.bucket_start(i) for i in indices]
     else:
         found = _summary_figures(store, guild_id, period.range, channel_id, granularity)
