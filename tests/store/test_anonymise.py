@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from guildmeter.activity import ActivityStats
-from guildmeter.privacy import anonymize
 from guildmeter.store import Store, schema
+from guildmeter.store.monthend import MonthEndMixin
 
 from tests.helpers import database_bytes, distinct_users_per_month, shape
 
@@ -102,20 +102,18 @@ def test_interrupted_anonymisation_resumes_with_nothing_lost(
         stats.collector.message(GUILD, 10, user, MAY)
     stats.flush(MAY)
     before = store.activity_totals(GUILD)
-    calls = iter(range(1000))
-    real = anonymize.new_token
+    real = MonthEndMixin._replace_labels
 
-    def dies_midway(month: int) -> str:
-        if next(calls) == 12:
-            raise KeyboardInterrupt("power cut")
-        return real(month)
+    def dies_after_the_labels(self: Store, conn: object, labels: list[tuple[int, str]]) -> None:
+        real(self, conn, labels)  # type: ignore[arg-type]
+        raise KeyboardInterrupt("power cut")  # the labels replaced, the key not yet destroyed
 
-    monkeypatch.setattr("guildmeter.store.monthend.new_token", dies_midway)
+    monkeypatch.setattr(MonthEndMixin, "_replace_labels", dies_after_the_labels)
     with pytest.raises(KeyboardInterrupt):
         store.anonymise_month(GUILD, 202605)
     assert store.activity_totals(GUILD) == before  # all or nothing
     assert len(_key_bytes(store)) == 1
-    monkeypatch.setattr("guildmeter.store.monthend.new_token", real)
+    monkeypatch.setattr(MonthEndMixin, "_replace_labels", real)
     result = stats.flush(datetime(2026, 6, 1, 0, 1, tzinfo=UTC))
     assert result.anonymised[0].pseudonyms_replaced == 25
     assert shape(store.activity_totals(GUILD)) == shape(before)

@@ -22,6 +22,10 @@ _CHUNK = 500  # bound parameters per IN list
 
 _SQLITE_BUSY_MS = 10_000  # the engine's busy timeout (see make_engine)
 
+#: Rows per JSON parameter where SQLite takes many rows in one statement (the driver then
+#: gives the GIL up once per statement instead of once per row).
+_SQLITE_JSON_ROWS = 20_000
+
 
 class StoreBase:
     """The engine, the caches and the plumbing every part of the store shares."""

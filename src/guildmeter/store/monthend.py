@@ -4,16 +4,28 @@ key is destroyed), and scrubbing what was replaced out of the database files.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
 
-from guildmeter.privacy.anonymize import new_token
+from guildmeter.privacy.anonymize import new_tokens
 from guildmeter.privacy.keyring import PSEUDONYM_PREFIX
 from guildmeter.store import schema, summaries
-from guildmeter.store.base import _SQLITE_BUSY_MS, StoreBase, _unavailable
+from guildmeter.store.base import (
+    _SQLITE_BUSY_MS,
+    _SQLITE_JSON_ROWS,
+    StoreBase,
+    _chunks,
+    _unavailable,
+)
 from guildmeter.timeutil import utcnow
+
+_SQLITE_REPLACE_LABELS = (
+    "UPDATE members SET label = j.value ->> 1 FROM json_each(?) AS j "
+    "WHERE members.id = j.value ->> 0"
+)
 
 
 @dataclass(frozen=True)
@@ -51,29 +63,17 @@ class MonthEndMixin(StoreBase):
         One transaction: interrupted, it leaves everything as it was and can simply run
         again; run twice, the second run finds nothing to do.
         """
-        keys, members = schema.guild_keys, schema.members
+        keys = schema.guild_keys
         key_where = and_(keys.c.guild_id == guild_id, keys.c.month == month)
         with self._begin() as conn:
             lock = select(keys.c.key).where(key_where)
             if self.dialect == "postgresql":
                 lock = lock.with_for_update()
             key_row = conn.execute(lock).first()
-            pseudonyms = list(
-                conn.execute(
-                    select(members.c.id).where(
-                        members.c.guild_id == guild_id,
-                        members.c.month == month,
-                        members.c.label.startswith(PSEUDONYM_PREFIX),
-                    )
-                ).scalars()
-            )
+            pseudonyms = self._pseudonym_ids(conn, guild_id, month)
             if pseudonyms:
-                conn.execute(
-                    update(members)
-                    .where(members.c.id == bindparam("member_id"))
-                    .values(label=bindparam("token")),
-                    [{"member_id": i, "token": new_token(month)} for i in pseudonyms],
-                )
+                tokens = new_tokens(month, len(pseudonyms))
+                self._replace_labels(conn, list(zip(pseudonyms, tokens, strict=True)))
             now = utcnow()
             if key_row is None:
                 conn.execute(
@@ -91,6 +91,36 @@ class MonthEndMixin(StoreBase):
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[:2] != (guild_id, month)}
         return AnonymisationResult(
             guild_id, month, len(pseudonyms), key_row is not None and key_row.key is not None
+        )
+
+    def _pseudonym_ids(self, conn: Connection, guild_id: int, month: int) -> list[int]:
+        """Member ids of the guild-month still under a pseudonym."""
+        members = schema.members
+        where = (
+            members.c.guild_id == guild_id,
+            members.c.month == month,
+            members.c.label.startswith(PSEUDONYM_PREFIX),
+        )
+        if self.dialect == "sqlite":
+            # One JSON array rather than a row at a time (see `_replace_labels`).
+            found = conn.execute(select(func.json_group_array(members.c.id)).where(*where))
+            return [int(i) for i in json.loads(found.scalar() or "[]")]
+        return [int(i) for i in conn.execute(select(members.c.id).where(*where)).scalars()]
+
+    def _replace_labels(self, conn: Connection, labels: list[tuple[int, str]]) -> None:
+        """Give each member id of ``labels`` its new label."""
+        if self.dialect == "sqlite":
+            # One JSON parameter per chunk rather than a row at a time: see
+            # `WritesMixin._insert_members` (this runs in the flush, too).
+            for chunk in _chunks(labels, _SQLITE_JSON_ROWS):
+                conn.exec_driver_sql(_SQLITE_REPLACE_LABELS, (json.dumps(chunk),))
+            return
+        members = schema.members
+        conn.execute(
+            update(members)
+            .where(members.c.id == bindparam("member_id"))
+            .values(label=bindparam("token")),
+            [{"member_id": i, "token": token} for i, token in labels],
         )
 
     def analyze(self) -> None:

@@ -505,6 +505,13 @@ _GAINED = (
     "AND d.channel_id = k.c AND d.member_id = k.i) AS f "
     "WHERE a <> 0 OR b <> 0 GROUP BY 1, 2, 3, 4, 5, 6, 7"
 )
+#: `_GAINED` as one JSON array: the driver gives the GIL up for every row it steps to, and
+#: a flush thread waits for it behind a busy event loop each time.
+_SQLITE_GAINED = (
+    "SELECT json_group_array(json_array(g, m, c, a, b, x, y, n)) FROM ("
+    + _GAINED.replace("COUNT(*) FROM", "COUNT(*) AS n FROM", 1)
+    + ")"
+)
 #: Set the bits; a key whose bits are all set already is not written.
 _SET = (
     f"INSERT INTO member_days ({', '.join(_MASK_COLUMNS)}) SELECT g, m, c, i, msg, voice "
@@ -539,7 +546,9 @@ def _set_bits(
     gained = []
     for chunk in _id_chunks(groups, _SQLITE_IDS):
         keys = json.dumps(chunk)
-        gained += [tuple(row) for row in conn.exec_driver_sql(_SQLITE_KEYS + _GAINED, (keys,))]
+        # Out as one JSON value: a row fetched is a GIL hand-off (see `_SQLITE_GAINED`).
+        found = conn.exec_driver_sql(_SQLITE_KEYS + _SQLITE_GAINED, (keys,)).scalar()
+        gained += [tuple(row) for row in json.loads(found or "[]")]
         conn.exec_driver_sql(_SQLITE_KEYS + _SET, (keys,))
     return gained
 

@@ -19,10 +19,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from guildmeter.collect.accumulator import Batch, CountKey
 from guildmeter.events import NO_USER, EventKind
-from guildmeter.privacy.anonymize import new_token
+from guildmeter.privacy.anonymize import new_tokens
 from guildmeter.privacy.keyring import is_pseudonym
 from guildmeter.store import schema, summaries
-from guildmeter.store.base import StoreBase, _chunks
+from guildmeter.store.base import _SQLITE_JSON_ROWS, StoreBase, _chunks
 from guildmeter.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -44,7 +44,11 @@ _SQLITE_FROM_JSON = (
     "FROM json_each(?) WHERE true"  # WHERE: SQLite's parser needs it before ON CONFLICT
 )
 
-_SQLITE_JSON_ROWS = 20_000
+
+_SQLITE_INSERT_MEMBERS = (
+    "INSERT INTO members (guild_id, month, label) SELECT ?, ?, value FROM json_each(?) "
+    "WHERE true ON CONFLICT (guild_id, month, label) DO NOTHING"
+)
 
 _PG_STAGE_SQL = (
     "CREATE TEMP TABLE IF NOT EXISTS activity_stage "
@@ -209,22 +213,35 @@ class WritesMixin(StoreBase):
                 # shard, an import of old data) must not be written; it gets a fresh token,
                 # the same one for the rest of this transaction and, once committed, process.
                 existing = self._select_members(conn, guild_id, month, labels)
-                for label in labels:
-                    if label not in existing and is_pseudonym(label):
-                        aliases[label] = new_token(month)
+                fresh = [x for x in labels if x not in existing and is_pseudonym(x)]
+                aliases.update(zip(fresh, new_tokens(month, len(fresh)), strict=True))
             stored = sorted(set(aliases.values()))
-            # One statement executed for many rows (compiled once): a multi-row VALUES
-            # list costs SQLAlchemy a bound parameter per value to compile, which made a
-            # backfill's thousands of new members per write slower than the database.
-            conn.execute(
-                self._insert(schema.members).on_conflict_do_nothing(
-                    index_elements=["guild_id", "month", "label"]
-                ),
-                [{"guild_id": guild_id, "month": month, "label": x} for x in stored],
-            )
+            self._insert_members(conn, guild_id, month, stored)
             found = self._select_members(conn, guild_id, month, stored)
             for label, alias in aliases.items():
                 session_ids[(guild_id, month, label)] = found[alias]
+
+    def _insert_members(
+        self, conn: Connection, guild_id: int, month: int, labels: Sequence[str]
+    ) -> None:
+        """Create the members of ``labels`` that do not exist yet."""
+        if self.dialect == "sqlite":
+            # The labels as one JSON parameter: the driver gives the GIL up once per chunk,
+            # not once per row. Per row, a flush thread waits for the GIL behind an event
+            # loop busy with a burst of events (up to 5 ms each time: 3 s for 4,000 new
+            # members, and seconds between flushes; see benchmarks/bench_gateway_load.py).
+            for chunk in _chunks(labels, _SQLITE_JSON_ROWS):
+                conn.exec_driver_sql(_SQLITE_INSERT_MEMBERS, (guild_id, month, json.dumps(chunk)))
+            return
+        # One statement executed for many rows (compiled once): a multi-row VALUES list
+        # costs SQLAlchemy a bound parameter per value to compile, which made a backfill's
+        # thousands of new members per write slower than the database.
+        conn.execute(
+            self._insert(schema.members).on_conflict_do_nothing(
+                index_elements=["guild_id", "month", "label"]
+            ),
+            [{"guild_id": guild_id, "month": month, "label": x} for x in labels],
+        )
 
     def _pin_new_guilds(self, conn: Connection, counts: dict[CountKey, int]) -> None:
         """Guilds counted for the first time keep the zone they were counted in."""
