@@ -5,7 +5,7 @@ deleted shows exact weeks (kept at the deletion) or says "not available" — nev
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -22,7 +22,7 @@ from guildmeter.reports.dashboard import (
     tiles,
 )
 from guildmeter.reports.snapshots import build_month_snapshots
-from guildmeter.store import Store, summaries
+from guildmeter.store import Store, spans, summaries
 from guildmeter.store.retention import delete_member_rows
 from guildmeter.store.rights import collapse_if_aggregates_only
 from guildmeter.store.settings import AGGREGATES_ONLY, SettingsStore
@@ -91,6 +91,38 @@ def test_stored_weeks_equal_the_hourly_rows_and_a_late_write_drops_them(store: S
     assert _weekly(store, GUILD) == _live_weekly(store, GUILD)  # counted live meanwhile
     assert (GUILD, MARCH) in build_missing(store, NOW)
     assert _weekly(store, GUILD) == _live_weekly(store, GUILD)
+
+
+def test_a_build_that_races_a_late_write_stores_nothing_and_the_next_one_is_exact(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build counts without the writers' turn: a write landing meanwhile drops its
+    claim, so what it counted (the bits before that write) is never stored."""
+    stats = ActivityStats(store)
+    for user in range(5):
+        stats.collector.message(GUILD, 10 + user % 2, 500 + user, IN_MARCH + timedelta(days=user))
+    assert stats.flush(IN_MARCH + timedelta(days=8)).error is None
+    assert stats.flush(NOW).error is None  # March closes (anonymised)
+    count = spans._month_rows
+
+    def a_late_write_lands_while_counting(*args: object) -> object:
+        found = count(*args)  # type: ignore[arg-type]
+        late = ActivityStats(store)  # another process's flush into March (a new member)
+        late.keyring.retire(GUILD, MARCH)
+        late.collector.message(GUILD, 10, 99_999, IN_MARCH)
+        assert late.flush(NOW).error is None
+        return found
+
+    monkeypatch.setattr(spans, "_month_rows", a_late_write_lands_while_counting)
+    assert build_missing(store, NOW) == []  # counted, then discarded
+    assert _held_rows(store, GUILD, MARCH) == 0
+    with store.engine.connect() as conn:
+        assert (GUILD, MARCH) in missing_held(conn, store.calendars, NOW)
+        claims = select(func.count()).where(span_users.c.source == spans.BUILDING)
+        assert conn.execute(claims).scalar() == 0
+    monkeypatch.setattr(spans, "_month_rows", count)
+    assert (GUILD, MARCH) in build_missing(store, NOW)
+    assert _weekly(store, GUILD) == _live_weekly(store, GUILD)  # the late member counted
 
 
 @pytest.mark.parametrize("deletion", ["fold", "retention"])

@@ -23,13 +23,17 @@ Two sources:
   no DROPPED rows: the reader sees that the bits known do not add up to the month's own
   distinct users (``month_users``) and says "not available".
 
-Building reads the bits and writes the rows under the guild's writers' turn (see
-`_writers_turn`), so a build and a change of bits never interleave.
+A build (`build_missing`) never holds the writers' turn while it counts (a second or two
+per month of 20,000 members, which the flush would wait for): it claims the month with a
+`BUILDING` row under the turn, counts from the committed bits without it, and stores its
+rows under the turn only if its claim is still there. Every change of the month's bits
+drops the claim with the cache (`forget_held`), so a build that raced one is discarded.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
     from guildmeter.store.sql import Store
 
 __all__ = [
+    "BUILDING",
     "DROPPED",
     "HELD",
     "WRITER_SKEW",
@@ -76,6 +81,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HELD, DROPPED = 0, 1
+#: A build's claim on a month (see the module docstring): a row with no span (days 0 to 0)
+#: whose ``active_users`` is the build's random number.
+BUILDING = 2
 #: How far behind a writer's clock may be (a shard on another host): `forget_closed` treats
 #: a month as closed from this long before its end, so such a writer, still thinking the
 #: month current, drops the cache built at its end all the same.
@@ -229,7 +237,7 @@ def read_spans(
     query = text(
         "SELECT month, source, channel_id, first_day, end_day, active_users, voice_users "
         f"FROM span_users WHERE guild_id = :g AND month IN ({wanted}) AND {channel} "
-        f"AND first_day IN ({firsts}) AND end_day IN ({ends})"
+        f"AND first_day IN ({firsts}) AND end_day IN ({ends}) AND source <> {BUILDING}"
     )
     params = {"g": guild_id, "w": WHOLE_GUILD, "c": channel_id}
     return {
@@ -268,13 +276,38 @@ def _insert(
         )  # fmt: skip
 
 
-def build_held(conn: Connection, calendars: Calendars, guild_id: int, month: int) -> int:
-    """Store the span counts of a closed month's held bits, in the caller's transaction
-    (which writes nothing else); returns the rows stored."""
-    _writers_turn(conn, guild_id)
-    forget_held(conn, [(guild_id, month)], turn_taken=True)
-    rows = _month_rows(conn, guild_id, calendars.get(guild_id), month)
-    _insert(conn, guild_id, month, HELD, rows)
+def build_held(store: Store, guild_id: int, month: int) -> int | None:
+    """Store the span counts of a closed month's held bits; returns the rows stored, or
+    None when the bits changed while they were counted (nothing stored; the next check
+    builds again).
+
+    Three transactions (see the module docstring): the claim and the store are short and
+    hold the writers' turn; the count between them holds no lock.
+    """
+    claim = secrets.randbelow(2**31 - 1) + 1
+    with store.transaction() as conn:
+        _writers_turn(conn, guild_id)
+        forget_held(conn, [(guild_id, month)], turn_taken=True)  # an older claim too
+        conn.execute(
+            span_users.insert().values(
+                guild_id=guild_id, month=month, source=BUILDING, channel_id=WHOLE_GUILD,
+                first_day=0, end_day=0, active_users=claim, voice_users=0,
+            )
+        )  # fmt: skip
+    with store.engine.connect() as conn, conn.begin():  # one snapshot on SQLite
+        rows = _month_rows(conn, guild_id, store.calendars.get(guild_id), month)
+    with store.transaction() as conn:
+        _writers_turn(conn, guild_id)
+        claimed = conn.execute(
+            text(
+                "DELETE FROM span_users WHERE guild_id = :g AND month = :m "
+                f"AND source = {BUILDING} AND active_users = :claim"
+            ),
+            {"g": guild_id, "m": month, "claim": claim},
+        )
+        if claimed.rowcount != 1:
+            return None  # the bits changed meanwhile (or another build claimed the month)
+        _insert(conn, guild_id, month, HELD, rows)
     return len(rows)
 
 
@@ -302,13 +335,16 @@ def keep_dropped(conn: Connection, calendar: GuildCalendar, guild_id: int, month
 def forget_held(
     conn: Connection, pairs: Iterable[tuple[int, int]], *, turn_taken: bool = False
 ) -> None:
-    """Drop the HELD cache of these (guild, month) pairs (their bits changed), in the
-    transaction that changed them; ``turn_taken``: it holds the writers' turn already."""
+    """Drop the HELD cache (and a build's claim) of these (guild, month) pairs (their bits
+    changed), in the transaction that changed them; ``turn_taken``: it holds the writers'
+    turn already."""
     for guild_id, month in sorted(set(pairs)):
         if not turn_taken:
             _writers_turn(conn, guild_id)
         conn.execute(
-            text(f"DELETE FROM span_users WHERE guild_id = :g AND month = :m AND source = {HELD}"),
+            text(
+                f"DELETE FROM span_users WHERE guild_id = :g AND month = :m AND source <> {DROPPED}"
+            ),
             {"g": guild_id, "m": month},
         )
 
@@ -316,7 +352,7 @@ def forget_held(
 def forget_guild(conn: Connection, guild_id: int, *, dropped_too: bool) -> None:
     """Drop a guild's HELD cache (its clock changed), and its DROPPED counts too when its
     statistics are deleted."""
-    held = "" if dropped_too else f" AND source = {HELD}"
+    held = "" if dropped_too else f" AND source <> {DROPPED}"  # HELD and claims
     _writers_turn(conn, guild_id)
     conn.execute(text(f"DELETE FROM span_users WHERE guild_id = :g{held}"), {"g": guild_id})
 
@@ -350,18 +386,20 @@ def missing_held(conn: Connection, calendars: Calendars, now: datetime) -> list[
 
 
 def build_missing(store: Store, now: datetime, limit: int | None = None) -> list[tuple[int, int]]:
-    """Build the HELD cache of closed months that lack it, a month per transaction (about
-    a second each on a server of 20,000 members); returns those built. Stops at a busy
-    database (the next check goes on)."""
+    """Build the HELD cache of closed months that lack it, a month at a time (about a
+    second each on a server of 20,000 members, without the writers' turn); returns those
+    built. Stops at a busy database (the next check goes on)."""
     with store.engine.connect() as conn:
         missing = missing_held(conn, store.calendars, now)
     built = []
     for guild_id, month in missing[:limit]:
         try:
-            with store.transaction() as conn:
-                build_held(conn, store.calendars, guild_id, month)
+            stored = build_held(store, guild_id, month)
         except StoreUnavailableError as exc:
             log.info("stored distinct users of month %d postponed: %s", month, exc)
             break
-        built.append((guild_id, month))
+        if stored is None:
+            log.info("month %d changed while its distinct users were counted; next check", month)
+        else:
+            built.append((guild_id, month))
     return built
