@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guildmeter.export import import_files
-from guildmeter.reports import DateRange, compute_report
+from guildmeter.reports import DateRange, chunks, compute_report
 from guildmeter.reports.compute import compute_live_report
 from guildmeter.store import Store
 from guildmeter.zones import GuildCalendar
@@ -57,11 +57,27 @@ def on_clock(events: list[Fed], zone: str) -> list[Fed]:
     first_day=st.integers(1, 28),
     days=st.integers(1, 10),
     channel=st.sampled_from([None, "general"]),
+    members_per_chunk=st.sampled_from([1, 2, chunks.MEMBERS_PER_CHUNK]),
 )
 def test_local_ranges_cutting_days_and_dst_match_an_independent_computation(
+    store: Store,
+    events: list[Fed],
+    zone: str,
+    first_day: int,
+    days: int,
+    channel: str | None,
+    members_per_chunk: int,
+) -> None:
+    """New York's clock changes on 8 March: ranges around it hold two DST runs. The
+    members are read in chunks of ids of every size, on two connections at once."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chunks, "MEMBERS_PER_CHUNK", members_per_chunk)
+        _check_local_range(store, events, zone, first_day, days, channel)
+
+
+def _check_local_range(
     store: Store, events: list[Fed], zone: str, first_day: int, days: int, channel: str | None
 ) -> None:
-    """New York's clock changes on 8 March: ranges around it hold two DST runs."""
     events = [_normalise(e) for e in events]
     guild = next(_guilds)
     store.set_timezone(guild, zone, utc(2026, 2, 1))  # no statistics yet: at once

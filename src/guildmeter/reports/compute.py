@@ -5,7 +5,8 @@ squares per case: Python only turns those few numbers per case into means and sa
 standard deviations, exactly, with integer arithmetic.
 
 One grouped pass per member reads the range's rows once (on SQLite in the order of
-``ix_activity_member``, seeking the span of the month's member ids: no sort) and carries
+``ix_activity_member``, seeking the span of the month's member ids: no sort; a big month's
+in chunks of ids on two connections at once, `guildmeter.reports.chunks`) and carries
 the member's sum in every case as filtered sums, one row per member; the outer query
 counts, sums and squares them per case. A row's case (local weekday or hour of day) is
 integer arithmetic on its bucket, with a CASE over the range's DST runs if it has several.
@@ -28,12 +29,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, literal_column, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.exc import OperationalError
 
 from guildmeter.errors import GuildmeterError
 from guildmeter.events import EventKind
+from guildmeter.reports.chunks import member_chunks, run_all
 from guildmeter.reports.daterange import DateRange
 from guildmeter.store import Store, schema
 from guildmeter.store.coverage import MEMBER_EVENTS, uncollected_hours
@@ -450,19 +452,21 @@ def channel_parts(
     channel_filter = [] if channel_ids is None else [act.c.channel_id.in_(channel_ids)]
     per_user_filter: list[ColumnElement[bool]] = [in_range, *channel_filter]
     sqlite = store.dialect == "sqlite"
+    member_ranges: list[tuple[int, int]] | None = None
     if sqlite:
         # Members belong to one month: the span of the month's member ids lets SQLite read
         # each member's rows in order (index ix_activity_member) instead of sorting them
-        # all; the hour range keeps it exact if other months' ids fall in the span.
+        # all, in chunks of that span on two connections (`guildmeter.reports.chunks`);
+        # the hour range keeps it exact if other months' ids fall in the span.
         # PostgreSQL hash-aggregates instead, and the filter would only cost it.
         mem = schema.members
-        month_ids = and_(mem.c.guild_id == guild_id, mem.c.month == daterange.months[0])
-        per_user_filter.append(
-            act.c.member_id.between(
-                func.max(1, select(func.min(mem.c.id)).where(month_ids).scalar_subquery()),
-                select(func.max(mem.c.id)).where(month_ids).scalar_subquery(),
+        first, last = conn.execute(
+            select(func.min(mem.c.id), func.max(mem.c.id)).where(
+                mem.c.guild_id == guild_id, mem.c.month == daterange.months[0]
             )
-        )  # 0, nobody (a month kept as aggregates only), is never a member id
+        ).one()
+        # 0, nobody (a month kept as aggregates only), is never a member id.
+        member_ranges = [] if first is None else member_chunks(max(1, int(first)), int(last))
     else:
         per_user_filter.append(act.c.member_id != 0)
     channel_col = [act.c.channel_id] if by_channel else []
@@ -470,11 +474,10 @@ def channel_parts(
     sums = _CaseSums(kind, cases, packed=sqlite and kind == "hourly")
     parts: dict[int | None, ChannelPart] = {}
 
-    def part_of(row: Any) -> ChannelPart:
-        key = int(row.channel_id) if by_channel else None
-        found = parts.get(key)
+    def part_of(channel_id: int | None) -> ChannelPart:
+        found = parts.get(channel_id)
         if found is None:
-            found = parts[key] = ChannelPart()
+            found = parts[channel_id] = ChannelPart()
         return found
 
     runs = daterange.calendar.local_segments(daterange.start_hour, daterange.end_hour)
@@ -485,13 +488,13 @@ def channel_parts(
             conn, kind, act, daterange, per_user_filter, channel_col
         )
     else:
-        stats = _pivot_stats(conn, sums, act, daterange, per_user_filter, channel_col, sqlite)
+        pivot = _Pivot(conn, store, act, daterange, per_user_filter, channel_col, member_ranges)
+        stats = pivot.stats(sums)
         if stats is None:
-            sums = _CaseSums(kind, cases, packed=False)
-            stats = _pivot_stats(conn, sums, act, daterange, per_user_filter, channel_col, sqlite)
+            stats = pivot.stats(_CaseSums(kind, cases, packed=False))
     assert stats is not None
-    for row, event, case_index, n, total, squares in stats:
-        part_of(row).users[(event, case_index)] = (n, total, squares)
+    for channel_id, event, case_index, n, total, squares in stats:
+        part_of(channel_id).users[(event, case_index)] = (n, total, squares)
     case = case_expression(kind, act.c.hour, daterange).label("c")
     by_case = [] if kind == "full" else [case]  # never group by a constant
     for_nobody = (
@@ -500,37 +503,40 @@ def channel_parts(
         .group_by(act.c.event, *channel_col, *by_case)
     )
     for row in conn.execute(for_nobody):
-        part_of(row).nobody[(int(row.event), int(row.c))] = int(row.total)
+        key = int(row.channel_id) if by_channel else None
+        part_of(key).nobody[(int(row.event), int(row.c))] = int(row.total)
     return parts
 
 
-#: A member-level statistic: (row it came from, event, case, members, sum, sum of squares).
-_Stat = tuple[Any, int, int, int, int, int]
+#: A member-level statistic: (channel or None, event, case, members, sum, sum of squares).
+_Stat = tuple[int | None, int, int, int, int, int]
 
 
-def _pivot_stats(
-    conn: Connection,
-    sums: _CaseSums,
-    act: Any,
-    daterange: DateRange,
-    per_user_filter: Sequence[ColumnElement[bool]],
-    channel_col: list[Any],
-    per_event: bool,
-) -> list[_Stat] | None:
-    """Member statistics from one row per member with its sums per case (`_CaseSums`);
-    None if packed sums were not exact.
+@dataclass(frozen=True)
+class _Pivot:
+    """Member statistics from one row per member with its sums per case (`_CaseSums`).
 
-    ``per_event`` (SQLite): one query per event, whose outer query, grouped by nothing
-    (or by channel), needs no sort of the members' rows, wide with a column per case.
-    PostgreSQL scans the table once for both events and hash-aggregates.
+    ``member_ranges`` (SQLite): one query per event and chunk of member ids, whose outer
+    query, grouped by nothing (or by channel), needs no sort of the members' rows, wide
+    with a column per case; the chunks run on two connections (`guildmeter.reports.chunks`)
+    and their counts, sums and sums of squares add up. None (PostgreSQL): one scan for
+    both events, hash-aggregated.
     """
-    events = [int(EventKind.MSG), int(EventKind.VOICE)]
-    stats: list[_Stat] = []
-    for chosen in [[e] for e in events] if per_event else [events]:
-        keys = [*([] if per_event else [act.c.event]), *channel_col]
+
+    conn: Connection
+    store: Store
+    act: Any
+    daterange: DateRange
+    per_user_filter: Sequence[ColumnElement[bool]]
+    channel_col: list[Any]
+    member_ranges: list[tuple[int, int]] | None
+
+    def _statement(self, sums: _CaseSums, chosen: list[int], members: Any) -> Any:
+        act, per_event = self.act, self.member_ranges is not None
+        keys = [*([] if per_event else [act.c.event]), *self.channel_col]
         per_user = (
-            select(*keys, act.c.member_id, *sums.inner(act, daterange))
-            .where(act.c.event.in_(chosen), *per_user_filter)
+            select(*keys, act.c.member_id, *sums.inner(act, self.daterange))
+            .where(act.c.event.in_(chosen), *self.per_user_filter, *members)
             .group_by(*keys, act.c.member_id)
             .subquery()
         )
@@ -544,24 +550,61 @@ def _pivot_stats(
         event: list[ColumnElement[Any]] = (
             [literal_column(str(chosen[0])).label("event")] if per_event else []
         )
-        user_stats = select(*event, *outer_keys, *sums.outer(source)).group_by(*outer_keys)
+        return select(*event, *outer_keys, *sums.outer(source)).group_by(*outer_keys)
+
+    def stats(self, sums: _CaseSums) -> list[_Stat] | None:
+        """The statistics; None if packed sums were not exact (or overflowed)."""
+        events = [int(EventKind.MSG), int(EventKind.VOICE)]
+        if self.member_ranges is None:
+            queries: list[tuple[Any, dict[str, int]]] = [(self._statement(sums, events, []), {})]
+        else:
+            # One statement per event (building and compiling one costs milliseconds),
+            # executed per chunk with its bounds.
+            chunk = self.act.c.member_id.between(bindparam("chunk_first"), bindparam("chunk_last"))
+            queries = []
+            for event in events:
+                statement = self._statement(sums, [event], [chunk])
+                queries += [
+                    (statement, {"chunk_first": first, "chunk_last": last})
+                    for first, last in self.member_ranges
+                ]
         try:
-            rows = list(conn.execute(user_stats))
+            results = run_all(self.store, self.conn, queries)
         except OperationalError as exc:
             if sums.packed and "integer overflow" in str(exc):
                 return None  # a member's packed sum overflowed: unpacked sums instead
             raise
-        skip = 1 + len(channel_col)
-        if sums.packed:
-            if not all(sums.exact(row[skip:]) for row in rows):
-                return None
-            skip += 2
-        for row in rows:
+        by_key = self.channel_col != []
+        skip = 2 if by_key else 1
+        merged: dict[tuple[int, int | None], list[int | None]] = {}
+        for row in (row for rows in results for row in rows):
+            key = (int(row.event), int(row.channel_id) if by_key else None)
+            values = [None if v is None else int(v) for v in row[skip:]]
+            found = merged.get(key)
+            merged[key] = values if found is None else _add(found, values, sums.packed)
+        stats: list[_Stat] = []
+        for (event, channel_id), values in merged.items():
+            if sums.packed:
+                if not sums.exact(values):
+                    return None
+                values = values[2:]
             for i in range(sums.cases):
-                n, total, squares = row[skip + 3 * i : skip + 3 * i + 3]
+                n, total, squares = (v or 0 for v in values[3 * i : 3 * i + 3])
                 if n:
-                    stats.append((row, int(row.event), i, int(n), int(total), int(squares)))
-    return stats
+                    stats.append((channel_id, event, i, n, total, squares))
+        return stats
+
+
+def _add(a: list[int | None], b: list[int | None], packed: bool) -> list[int | None]:
+    """Two chunks' statistics of one (event, channel): counts, sums and squares add up;
+    packed, the first two are the largest member total and the smallest count."""
+    out = [
+        None if x is None and y is None else (x or 0) + (y or 0) for x, y in zip(a, b, strict=True)
+    ]
+    if packed:
+        out[0] = max((v for v in (a[0], b[0]) if v is not None), default=None)
+        out[1] = min((v for v in (a[1], b[1]) if v is not None), default=None)
+    return out
 
 
 def _grouped_stats(
@@ -590,9 +633,12 @@ def _grouped_stats(
         func.sum(grouped.c.s * grouped.c.s),
     ).group_by(grouped.c.event, *outer_channel, grouped.c.c)
     return [
-        (row, int(row.event), int(row.c), int(row[-3]), int(row[-2]), int(row[-1]))
+        (
+            int(row.channel_id) if channel_col else None,
+            int(row.event), int(row.c), int(row[-3]), int(row[-2]), int(row[-1]),
+        )
         for row in conn.execute(user_stats)
-    ]
+    ]  # fmt: skip
 
 
 def server_part(
