@@ -198,3 +198,32 @@ def test_weeks_of_bits_deleted_before_they_were_kept_are_not_available(store: St
     ]
     year = {t.key: t for t in tiles(store, GUILD, _year())}["active_users"]
     assert year.value is not None  # whole months: March's own count
+
+
+def test_the_33rd_day_of_a_month_whose_zone_goes_from_plus_14_to_minus_12(store: Store) -> None:
+    """July on Kiritimati's clock (+14:00) ends at midnight of 1 August on -12:00: 33 local
+    days. A member active only on the 33rd is in its last days, never in its first 32."""
+    guild, july = 95, 202607
+    store.set_timezone(guild, "Pacific/Kiritimati", datetime(2026, 6, 1, tzinfo=UTC))
+    stats = ActivityStats(store)
+    stats.collector.message(guild, 10, 1, datetime(2026, 7, 10, tzinfo=UTC))
+    assert stats.flush(datetime(2026, 7, 10, 1, tzinfo=UTC)).error is None
+    store.set_timezone(guild, "Etc/GMT+12", datetime(2026, 7, 10, 2, tzinfo=UTC))  # August on
+    calendar = store.calendars.get(guild)
+    first, end = spans.month_span(calendar, july)
+    assert end - first == 33
+    late = datetime(2026, 8, 1, 11, tzinfo=UTC)  # 2 August 01:00 on +14, still July
+    assert calendar.month_of_bucket(calendar.bucket_of_s(int(late.timestamp()))) == july
+    stats.collector.message(guild, 10, 2, late)
+    assert stats.flush(late).error is None
+    now = datetime(2026, 9, 20, tzinfo=UTC)
+    assert stats.flush(now).error is None  # July and August close
+    assert (guild, july) in build_missing(store, now)
+    wanted = sorted(spans.stored_spans(calendar, july))
+    with store.engine.connect() as conn:
+        stored = spans.read_spans(conn, guild, [july], wanted, None)
+        counted = spans.count_spans(conn, guild, calendar, july, wanted, "1 = 1", {})
+    held = {(c, span): n for (_m, source, c, span), n in stored.items() if source == spans.HELD}
+    assert held == counted
+    assert held[(10, (first, first + 32))] == (1, 0)  # the first 32 days: member 1 only
+    assert held[(10, (first + 32, end))] == (1, 0)  # the 33rd: member 2 only

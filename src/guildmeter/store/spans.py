@@ -162,7 +162,12 @@ def count_spans(
     return found
 
 
-def _highest_bit(x: str, low: int = 0, high: int = 32) -> str:
+#: Day bits a month can hold: 28 to 31 days, and up to 33 local days in the month a
+#: guild's zone changes (+14:00 to -12:00 makes a month 26 hours longer).
+DAY_BITS = 40
+
+
+def _highest_bit(x: str, low: int = 0, high: int = DAY_BITS) -> str:
     """SQL for the index of the highest set bit of ``x`` (0 < x < 2**high), by halves."""
     if high - low == 1:
         return str(low)
@@ -173,7 +178,8 @@ def _highest_bit(x: str, low: int = 0, high: int = 32) -> str:
 
 def _edge_counts(conn: Connection, guild_id: int, month: int) -> dict[str, dict[int, list[int]]]:
     """Per channel, members by the offset of their first and of their last active day:
-    ``{"first"|"last": {channel: [n per offset] for msg, then for voice}}`` (64 each)."""
+    ``{"first"|"last": {channel: [n per offset] for msg, then for voice}}`` (`DAY_BITS`
+    each)."""
     out: dict[str, dict[int, list[int]]] = {"first": {}, "last": {}}
     for edge in ("first", "last"):
         columns = []
@@ -186,10 +192,10 @@ def _edge_counts(conn: Connection, guild_id: int, month: int) -> dict[str, dict[
             "GROUP BY channel_id, m, v"
         )
         for channel_id, m, v, n in conn.execute(query, {"g": guild_id}):
-            found = out[edge].setdefault(int(channel_id), [0] * 64)
+            found = out[edge].setdefault(int(channel_id), [0] * (2 * DAY_BITS))
             for kind, offset in ((0, int(m)), (1, int(v))):
                 if offset >= 0:
-                    found[kind * 32 + offset] += int(n)
+                    found[kind * DAY_BITS + offset] += int(n)
     return out
 
 
@@ -211,8 +217,11 @@ def _month_rows(
         lasts = edges["last"][channel_id]
         for day in range(first + 1, end):
             k = day - first
-            rows[(channel_id, (first, day))] = (sum(firsts[:k]), sum(firsts[32 : 32 + k]))
-            rows[(channel_id, (day, end))] = (sum(lasts[k:32]), sum(lasts[32 + k :]))
+            rows[(channel_id, (first, day))] = (
+                sum(firsts[:k]),
+                sum(firsts[DAY_BITS : DAY_BITS + k]),
+            )
+            rows[(channel_id, (day, end))] = (sum(lasts[k:DAY_BITS]), sum(lasts[DAY_BITS + k :]))
     rows.setdefault((WHOLE_GUILD, (first, end)), (0, 0))
     return rows
 
