@@ -966,6 +966,14 @@ def import_kaztron(obj: _Context, guild: int, paths: tuple[str, ...]) -> None:
                 f"{first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC: the history backfill "
                 "had counted them (their voice, parts and member totals were imported)."
             )
+        if result.held is not None:
+            first, end = result.held
+            _say(
+                f"Skipped {result.rows_held:,} rows of {result.held_hours:,} hour(s) between "
+                f"{first:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC: the database already "
+                "held counts of those hours (counted live while KazTron ran, or imported "
+                "from another file), so they are not counted twice."
+            )
         if result.past_retention is not None:
             _say(
                 f"Discarded {result.rows_discarded:,} of the {result.rows:,} rows read: "

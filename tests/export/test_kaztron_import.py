@@ -356,3 +356,56 @@ def test_an_empty_file_is_reported_and_not_recorded(store: Store, tmp_path: Path
     assert result.files_imported == [str(good)] and result.rows == 1
     empty.write_bytes(gzip.compress(f"2018-03-06 10:00:00,msg,{HASH_A},#general,2\n".encode()))
     assert import_files(store, GUILD, [empty]).rows == 1  # written since: not "already imported"
+
+
+def test_hours_counted_live_or_by_another_file_are_skipped_whole_and_said(
+    tmp_path: Path,
+) -> None:
+    """KazTron and guildmeter ran side by side on 5 March 10:00: that hour is the live
+    count's (every event of it), 11:00 is KazTron's; a second file repeating 11:00, in the
+    same import or a later one, adds nothing."""
+    from click.testing import CliRunner
+
+    from guildmeter.activity import ActivityStats
+    from guildmeter.cli import cli
+
+    db = tmp_path / "stats.db"
+    store = Store.open(str(db))
+    stats = ActivityStats(store)
+    stats.collector.message(GUILD, 11, 7, utc(2018, 3, 5, 10, 20))
+    assert stats.flush(utc(2018, 3, 5, 10, 30)).error is None
+    store.close()
+    kaztron = hourly_file(
+        tmp_path / "2018-03-05.csv.gz",
+        [
+            [
+                f"2018-03-05 10:00:00,msg,{HASH_A},#general,3",
+                f"2018-03-05 10:00:00,voice,{HASH_B},#Lounge,1800",
+                "2018-03-05 10:00:00,total_users,,,120",
+            ],
+            [f"2018-03-05 11:00:00,msg,{HASH_A},#general,2", "2018-03-05 11:00:00,join,,,1"],
+        ],
+    )
+    dump = hourly_file(  # a dump of the same hour, read after the day's file
+        tmp_path / "zz-dump.csv.gz", [[f"2018-03-05 11:00:00,msg,{HASH_B},#general,9"]]
+    )
+    args = ["--db", str(db), "import-kaztron", "--guild", str(GUILD), str(kaztron), str(dump)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    said = result.output.replace("\n", " ")
+    assert "Imported 2 rows from 2 file(s)" in said
+    assert (
+        "Skipped 4 rows of 2 hour(s) between 2018-03-05 10:00 and 2018-03-05 12:00 UTC: the "
+        "database already held counts of those hours" in said
+    )
+    again = hourly_file(
+        tmp_path / "2018-03-05-again.csv.gz", [[f"2018-03-05 11:00:00,msg,{HASH_B},,4"]]
+    )
+    store = Store.open(str(db))
+    try:
+        later = import_files(store, GUILD, [again])
+        assert (later.rows, later.rows_held, later.rows_imported) == (1, 1, 0)
+        full = compute_report(store, GUILD, "full", MARCH).rows[0]
+        assert (full.messages, full.joins, full.voice_man_hours) == (1 + 2, 1, 0)
+    finally:
+        store.close()

@@ -24,6 +24,10 @@ line. Both are read the same way. A folder (KazTron's ``userstats/``) means ever
   (`ImportResult.rows_skipped`, with the hours), and the hours an import fills with
   messages and joins are recorded so a later backfill skips them (`guildmeter.store.overlap`);
   an import while a backfill of the guild is unfinished is refused.
+- Every row of an hour the database already holds counts of (the bot counted it live —
+  KazTron and guildmeter ran side by side — or an earlier import of another file did),
+  and of an hour an earlier file of the same import filled, is skipped: an hour's counts
+  come from one source (`ImportResult.rows_held`, with the hours).
 """
 
 from __future__ import annotations
@@ -49,11 +53,17 @@ from guildmeter.privacy.keyring import PSEUDONYM_PREFIX
 from guildmeter.reports.daterange import EARLIEST
 from guildmeter.store import Store
 from guildmeter.store.backfill import history_lock
-from guildmeter.store.overlap import OVERLAP_EVENTS, Cover, backfill_cover, record_import_hours
+from guildmeter.store.overlap import (
+    OVERLAP_EVENTS,
+    Cover,
+    backfill_cover,
+    held_hours,
+    record_import_hours,
+)
 from guildmeter.store.retention import PastRetention
 from guildmeter.store.snapshots import collecting_discards
 from guildmeter.store.sql import ImportSession
-from guildmeter.timeutil import utcnow
+from guildmeter.timeutil import add_months, utcnow
 from guildmeter.zones import GuildCalendar
 
 __all__ = ["ImportFormatError", "ImportResult", "expand_paths", "import_files"]
@@ -88,23 +98,62 @@ class ImportResult:
     #: start of the first such hour and the end of the last (None when none was).
     rows_skipped: int = 0
     skipped: tuple[datetime, datetime] | None = None
+    #: Rows of hours already counted (live, or by an earlier import or file): skipped.
+    #: ``held_hours`` of them, from the start of the first to the end of the last.
+    rows_held: int = 0
+    held_hours: int = 0
+    held: tuple[datetime, datetime] | None = None
 
     @property
     def rows_imported(self) -> int:
         """Rows whose counts were kept."""
-        return self.rows - self.rows_discarded - self.rows_skipped
+        return self.rows - self.rows_discarded - self.rows_skipped - self.rows_held
 
     def _skipped(self, calendar: GuildCalendar, first_hour: int, last_hour: int) -> None:
-        first = calendar.bucket_start(first_hour)
-        end = datetime.fromtimestamp(calendar.bucket_end_s(last_hour), UTC)
-        if self.skipped is not None:
-            first, end = min(first, self.skipped[0]), max(end, self.skipped[1])
-        self.skipped = (first, end)
+        self.skipped = _widen(self.skipped, calendar, first_hour, last_hour)
+
+    def _held(self, calendar: GuildCalendar, hours: set[int]) -> None:
+        self.held_hours += len(hours)
+        self.held = _widen(self.held, calendar, min(hours), max(hours))
 
     def _saw(self, calendar: GuildCalendar, first_hour: int, last_hour: int) -> None:
         first, last = calendar.bucket_start(first_hour), calendar.bucket_start(last_hour)
         self.first = first if self.first is None else min(self.first, first)
         self.last = last if self.last is None else max(self.last, last)
+
+
+def _widen(
+    span: tuple[datetime, datetime] | None, calendar: GuildCalendar, first: int, last: int
+) -> tuple[datetime, datetime]:
+    """``span`` widened to the start of bucket ``first`` and the end of bucket ``last``."""
+    start = calendar.bucket_start(first)
+    end = datetime.fromtimestamp(calendar.bucket_end_s(last), UTC)
+    return (start, end) if span is None else (min(start, span[0]), max(end, span[1]))
+
+
+class _HeldHours:
+    """The hours an import must leave alone: held by the database when the import began
+    (read a month at a time, on first sight, before the import writes into it), and
+    filled by the import's earlier files."""
+
+    def __init__(self, session: ImportSession, cover: Cover) -> None:
+        self._session = session
+        self._cover = cover
+        self._months: dict[int, set[int]] = {}
+        self.earlier_files: set[int] = set()
+
+    def __contains__(self, hour: int) -> bool:
+        if hour in self.earlier_files:
+            return True
+        calendar = self._session.calendar
+        month = calendar.month_of_bucket(hour)
+        held = self._months.get(month)
+        if held is None:
+            first = calendar.first_bucket(month)
+            end = calendar.first_bucket(add_months(month, 1))
+            conn, guild_id = self._session.connection, self._session.guild_id
+            held = self._months[month] = held_hours(conn, guild_id, first, end, self._cover)
+        return hour in held
 
 
 @dataclass(frozen=True)
@@ -155,6 +204,7 @@ def import_files(
     with collecting_discards() as discarded, store.import_session(guild_id) as session:
         history_lock(store, session.connection, guild_id)  # no backfill claims meanwhile
         cover = backfill_cover(store, session.connection, guild_id)
+        held = _HeldHours(session, cover)
         for path in files:
             if path.stat().st_size == 0:
                 result.files_empty.append(str(path))
@@ -173,6 +223,7 @@ def import_files(
                 rows_by_hour,
                 cover,
                 filled,
+                held,
             )
             session.record(fingerprint, str(path), rows)
             result.files_imported.append(str(path))
@@ -215,6 +266,7 @@ def _import_one(
     rows_by_hour: Counter[int],
     cover: Cover,
     filled: dict[int, set[int]],
+    held: _HeldHours,
 ) -> int:
     """Import one file; returns the rows read (skipped ones included)."""
     guild_id = session.guild_id
@@ -225,8 +277,17 @@ def _import_one(
     first_hour, last_hour = None, None
     skip_first, skip_last = None, None
     covered = bool(cover.hours)
+    written: set[int] = set()
+    skipped_held: set[int] = set()
     for row, position in _read(path, session.calendar):
         code = int(row.event)
+        if row.hour not in written:
+            if row.hour in skipped_held or row.hour in held:
+                skipped_held.add(row.hour)
+                result.rows_held += 1
+                rows += 1
+                continue
+            written.add(row.hour)
         if code in filled:
             if covered and cover.covers(code, row.hour):
                 result.rows_skipped += 1
@@ -261,6 +322,9 @@ def _import_one(
         result._saw(session.calendar, first_hour, last_hour)
     if skip_first is not None and skip_last is not None:
         result._skipped(session.calendar, skip_first, skip_last)
+    if skipped_held:
+        result._held(session.calendar, skipped_held)
+    held.earlier_files |= written
     return rows
 
 

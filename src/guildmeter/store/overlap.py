@@ -56,6 +56,7 @@ __all__ = [
     "BackfillUnfinished",
     "Cover",
     "backfill_cover",
+    "held_hours",
     "hour_runs",
     "import_hours",
     "imported_hours",
@@ -148,6 +149,19 @@ def backfill_cover(store: Store, conn: Connection, guild_id: int) -> Cover:
         low, high = min(m[0] for m in messages), max(m[1] for m in messages)
         spans[int(EventKind.MSG)] = _buckets(store, guild_id, low, high)
     return Cover(spans)
+
+
+def held_hours(conn: Connection, guild_id: int, first: int, end: int, cover: Cover) -> set[int]:
+    """Buckets in ``[first, end)`` the guild holds counts of already, from anything but the
+    backfill (``cover``: its rows are messages and joins of those hours only): counted
+    live, or by an earlier import."""
+    act = schema.activity
+    rows = conn.execute(
+        select(act.c.event, act.c.hour)
+        .where(act.c.guild_id == guild_id, act.c.hour >= first, act.c.hour < end)
+        .distinct()
+    )
+    return {int(hour) for event, hour in rows if not cover.covers(int(event), int(hour))}
 
 
 def _buckets(store: Store, guild_id: int, low: int, high: int) -> tuple[int, int]:
