@@ -36,6 +36,7 @@ from sqlalchemy import (
     Table,
     case,
     select,
+    text,
 )
 
 from guildmeter.errors import GuildmeterError
@@ -155,11 +156,17 @@ def held_hours(conn: Connection, guild_id: int, first: int, end: int, cover: Cov
     """Buckets in ``[first, end)`` the guild holds counts of already, from anything but the
     backfill (``cover``: its rows are messages and joins of those hours only): counted
     live, or by an earlier import."""
-    act = schema.activity
+    # A seek per hour and event (a month: 3,720 of them, milliseconds), not a scan of the
+    # month's rows (a million on a big server: 0.1 s warm, over a second cold).
+    events = ", ".join(f"({int(e)})" for e in EventKind)
     rows = conn.execute(
-        select(act.c.event, act.c.hour)
-        .where(act.c.guild_id == guild_id, act.c.hour >= first, act.c.hour < end)
-        .distinct()
+        text(
+            "WITH RECURSIVE h(x) AS (SELECT CAST(:first AS INTEGER) UNION ALL "
+            f"SELECT x + 1 FROM h WHERE x + 1 < :end), ev(e) AS (VALUES {events}) "
+            "SELECT ev.e, h.x FROM h CROSS JOIN ev WHERE EXISTS (SELECT 1 FROM activity a "
+            "WHERE a.guild_id = :g AND a.event = ev.e AND a.hour = h.x)"
+        ),
+        {"first": first, "end": end, "g": guild_id},
     )
     return {int(hour) for event, hour in rows if not cover.covers(int(event), int(hour))}
 
