@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,8 @@ from aiohttp import web
 from guildmeter.config import Config
 from guildmeter.errors import GuildmeterError
 from guildmeter.store import Store
+from guildmeter.store.spans import build_missing
+from guildmeter.timeutil import utcnow
 from guildmeter.web.app import create_app, dashboard_of
 from guildmeter.web.auth import (
     CHECK_TTL_S,
@@ -28,9 +31,32 @@ from guildmeter.web.auth import (
     RestMembers,
 )
 
-__all__ = ["build_app", "public_url_of", "serve", "start_in_bot"]
+__all__ = ["build_app", "keep_spans_stored", "public_url_of", "serve", "start_in_bot"]
 
 log = logging.getLogger(__name__)
+
+#: How often a standalone dashboard stores the distinct users of newly closed months.
+SPANS_EVERY_S = 3600.0
+
+
+async def keep_spans_stored(
+    store: Store, *, every_s: float = SPANS_EVERY_S, clock: Callable[[], datetime] = utcnow
+) -> None:
+    """Store the distinct users of closed months that lack them, now and every ``every_s``
+    (`guildmeter.store.spans.build_missing`, in a thread: never on a page's path).
+
+    The bot's monthly job does this; a dashboard served on its own, over a database no bot
+    writes (an import, a copy), would otherwise count every long period from the members'
+    day bits on each page (0.2-0.5 s for a year of a big server instead of 0.03 s).
+    """
+    while True:
+        try:
+            built = await asyncio.to_thread(build_missing, store, clock())
+            if built:
+                log.info("stored the distinct users of %d closed month(s)", len(built))
+        except Exception:  # the database may be down or busy: try again later
+            log.exception("storing the distinct users of closed months failed")
+        await asyncio.sleep(every_s)
 
 
 def public_url_of(config: Config, host: str, port: int) -> str:
@@ -120,11 +146,13 @@ def serve(
             say(f"Dashboard on {public_url} (Ctrl-C to stop)")
             if dashboard_of(app).oauth is None:
                 say(f"One-time login link (this machine only): {local_link(app)}")
+            spans = asyncio.create_task(keep_spans_stored(store))
             if ready is not None:
                 ready(app)
             try:
                 await asyncio.Event().wait()
             finally:
+                spans.cancel()
                 await runner.cleanup()
 
     try:
