@@ -150,3 +150,31 @@ def test_writers_create_members_of_several_months_in_one_order() -> None:
         importer.close()
         flusher.close()
         schema.drop()
+
+
+def test_a_flush_takes_its_guilds_writers_turns_once_in_one_round_trip() -> None:
+    """A sharded bot's flush touches hundreds of guilds: one statement takes all their
+    turns (in sorted order), and the summaries' write does not take them again."""
+    from sqlalchemy import event
+
+    require_postgresql()
+    schema = PgSchema()
+    store = Store.open(schema.url, **schema.engine_kwargs)
+    locks: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "pg_advisory_xact_lock" in statement:
+            locks.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        stats = ActivityStats(store)
+        for guild in (GUILD, GUILD + 1, GUILD + 2):
+            stats.collector.message(guild, 10, 1_000, HOUR)
+        assert stats.flush(HOUR + timedelta(minutes=1)).error is None
+        assert len(locks) == 1
+        for guild in (GUILD, GUILD + 1, GUILD + 2):
+            assert sum(store.activity_totals(guild).values()) == 1
+    finally:
+        store.close()
+        schema.drop()

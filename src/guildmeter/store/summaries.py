@@ -578,8 +578,25 @@ def writers_turn(conn: Connection, guild_ids: Iterable[int]) -> None:
     that a writer waiting for the turn has locked. SQLite's write lock is the turn there."""
     if conn.dialect.name != "postgresql":
         return
-    for guild_id in sorted(set(guild_ids)):
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(guild_id)})
+    # Taken once per transaction (a flush asks for it again in the summaries' write), all
+    # in one round trip: a flush of a sharded bot touches hundreds of guilds.
+    transaction = conn.get_transaction()
+    taken: tuple[object, set[int]] | None = conn.info.get(_TURNS)
+    if taken is None or taken[0] is not transaction:
+        taken = conn.info[_TURNS] = (transaction, set())
+    wanted = sorted(set(guild_ids) - taken[1])
+    if not wanted:
+        return
+    # In the array's (sorted) order, which unnest keeps: no two writers wait in a ring.
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": [_lock_key(g) for g in wanted]},
+    )
+    taken[1].update(wanted)
+
+
+#: ``conn.info`` key: the transaction whose writers' turns were taken, and the guilds.
+_TURNS = "guildmeter_writers_turns"
 
 
 def _lock_key(guild_id: int) -> int:
