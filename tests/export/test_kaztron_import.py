@@ -106,6 +106,20 @@ def test_reimporting_the_same_file_does_not_double(store: Store, tmp_path: Path)
     assert other_guild.rows == 1
 
 
+def test_a_file_imported_into_a_deleted_guild_is_counted_again(
+    store: Store, tmp_path: Path
+) -> None:
+    path = hourly_file(
+        tmp_path / "2018-03-05.csv.gz", [[f"2018-03-05 10:00:00,msg,{HASH_A},#general,3"]]
+    )
+    import_files(store, GUILD, [path])
+    store.delete_guild(GUILD)
+    assert compute_report(store, GUILD, "full", MARCH).rows[0].messages == 0
+    again = import_files(store, GUILD, [path])
+    assert again.rows == 1 and again.files_skipped == []
+    assert compute_report(store, GUILD, "full", MARCH).rows[0].messages == 3
+
+
 def test_channels_by_name_land_on_known_channels(store: Store, tmp_path: Path) -> None:
     from guildmeter.activity import ActivityStats
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import discord
 import pytest
 
@@ -149,3 +151,33 @@ async def test_everyone_cannot_become_a_moderator_or_manager_role(running: Runni
         assert "everyone is every member" in reply.content, reply.content
     settings = SettingsStore(running.stats.store).get(running.alpha.id)
     assert not settings.mod_roles and not settings.manager_roles
+
+
+#: A masked link Discord would render: ``[text](target)`` with the bracket not escaped.
+_MASKED_LINK = re.compile(r"(?<!\\)(?:\\\\)*\[[^\]]*\]\(")
+
+
+async def test_markdown_in_echoed_input_is_shown_as_typed(running: Running) -> None:
+    await _make_mod_channel(running)
+    for command, shown in (
+        # an unknown channel (the reports' error), two masked links in one word
+        (
+            f".userstats report full [a](https://evil.example)[b](https://evil.example) {DAY}",
+            r"#\[a](https://evil.example)\[b](https://evil.example)",
+        ),
+        # a date range that is not one: spoilers, and a backtick that would open code
+        (".userstats ||spoiler|| `code", r"\|\|spoiler\|\| \`code"),
+        (f".userstats report full @everyone {DAY}", "@\u200beveryone"),
+        # discord.py's own message (a bad yes/no), starting with what was typed: a heading
+        (".reset_stats #", "\\# is not a recognised"),
+    ):
+        (reply,) = await running.say("mods", ANN, command)
+        assert shown in reply.content, (command, reply.content)
+        assert not _MASKED_LINK.search(reply.content), reply.content
+
+
+async def test_a_role_name_is_shown_as_written(running: Running) -> None:
+    await running.emulator.role_create(running.alpha, "||mods||", 0)
+    await running.settle()
+    (reply,) = await running.say("mods", ANN, ".statsconfig modrole ||mods||")
+    assert reply.content.startswith(r"@\|\|mods\|\| is now a moderator role"), reply.content

@@ -239,5 +239,5 @@ async def test_the_monthly_job_builds_snapshots_and_applies_the_servers_retentio
     assert _fields(whole.embeds[0])["Messages"] == "8"
     assert _fields(whole.embeds[0])["Active users"] == "2"  # from the snapshot
     replies = await running.say("mods", ANN, f".userstats report full all {DAY}", answers=2)
-    assert "retention_months = 1" in replies[-1].content
+    assert r"retention\_months = 1" in replies[-1].content  # escaped: Discord shows "_"
     assert "2026-06 on" in replies[-1].content

@@ -165,7 +165,7 @@ async def test_two_guilds_on_their_own_clocks(running: Running, tmp_path: Path) 
     assert "now follow Asia/Kolkata" in done.replies[0].content
     assert "applies at once" in done.replies[0].content
     done = await _slash(running, beta, "statsconfig", "timezone", zone="America/New_Yrok")
-    assert "did you mean America/New_York" in done.replies[0].content
+    assert r"did you mean America/New\_York" in done.replies[0].content  # Discord shows "_"
     done = await _slash(running, beta, "statsconfig", "timezone", zone="America/New_York")
     assert "applies at once" in done.replies[0].content
     shown = await _slash(running, alpha, "statsconfig", "show")

@@ -177,6 +177,23 @@ def test_periods() -> None:
             dashboard_period(**bad, now=NOW)  # type: ignore[arg-type]
 
 
+def test_periods_in_words_and_their_days() -> None:
+    def period(name: str, now: datetime = NOW, **query: str) -> tuple[str, int]:
+        found = dashboard_period(name, now=now, **query)  # type: ignore[arg-type]
+        return found.in_words, found.days
+
+    assert period("today") == ("today", 1)
+    assert period("7d") == ("the last 7 days", 7)
+    assert period("30d") == ("the last 30 days", 30)
+    assert period("month") == ("May 2026 so far", 20)
+    assert period("month", month="2026-02") == ("February 2026", 28)
+    assert period("12m") == ("the last 12 months (this one so far)", 354)  # 2025-06-01 on
+    december = datetime(2026, 12, 1, 9, tzinfo=UTC)  # never "the last 335 day(s)"
+    assert period("12m", december) == ("the last 12 months (this one so far)", 335)
+    assert period("custom", start="2026-05-03", end="2026-05-03") == ("1 day", 1)
+    assert period("custom", start="2026-05-01", end="2026-05-03") == ("3 days", 3)
+
+
 def test_summary_figures_equal_the_hourly_rows_on_a_local_clock(store: Store) -> None:
     """New York's clock, across a month boundary and the end of DST (1 November 2026):
     every bucket's messages and distinct users equal a count over the hourly rows."""

@@ -53,6 +53,16 @@ def test_a_period_holding_an_uncollected_hour_has_no_joins_or_parts(store: Store
     assert hourly[10].messages == 1
 
 
+def test_a_deleted_guild_forgets_which_hours_were_not_collected(store: Store) -> None:
+    _feed(store)
+    store.delete_guild(GUILD)
+    stats = ActivityStats(store)  # counted again, now with Server Members
+    stats.collector.join(GUILD, 504, TUESDAY)
+    assert stats.flush(TUESDAY + timedelta(hours=1)).error is None
+    assert compute_report(store, GUILD, "full", MARCH).rows[0].joins == 1
+    assert compute_report(store, GUILD + 1, "full", MARCH).rows[0].joins is None  # untouched
+
+
 def test_json_says_null_and_csv_leaves_the_cells_empty(store: Store) -> None:
     _feed(store)
     report = compute_report(store, GUILD, "weekday", MARCH)

@@ -181,6 +181,8 @@ def _moderator_session(site: Site, driver: Any, downloads: Path, shots: Path) ->
         [sys.executable, "-m", "guildmeter", "--db", str(site.db), "stats", "--guild",
          str(ALPHA), "--days", "7", "--format", "json"],
         capture_output=True, text=True, check=True, timeout=60).stdout)  # fmt: skip
+    label = driver.find_element("id", "usage-label").text
+    assert label.startswith(f"Bot usage, the last 7 days: {usage['start']} to {usage['end']}")
     commands = driver.find_elements("css selector", "#commands tbody tr")
     listed = [row.find_elements("tag name", "td")[0].text for row in commands]
     assert listed == [c["command"] for c in usage["commands"]]

@@ -33,7 +33,7 @@ from guildmeter.ext.checks import (
     viewer_of,
 )
 from guildmeter.ext.embeds import report_embed
-from guildmeter.ext.replies import clip, echo, send
+from guildmeter.ext.replies import clip, echo, literal, send
 from guildmeter.ext.runtime import Runtime, cog_cooldown
 from guildmeter.intents import collection_of
 from guildmeter.reports import DateRange, Report, parse_daterange
@@ -472,7 +472,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             The moderators' role.
         """
         _refuse_everyone(role, "see server statistics (raw dumps included)")
-        await self._toggle(ctx, "mod_role", role.id, f"@{role.name.removeprefix('@')}")
+        await self._toggle(ctx, "mod_role", role.id, _role_label(role))
 
     @commands.guild_only()
     @configurers_only()
@@ -486,7 +486,7 @@ class UserStatsCommands(commands.Cog, name="User statistics"):
             The Bot Manager role.
         """
         _refuse_everyone(role, "reset the bot-usage statistics")
-        await self._toggle(ctx, "manager_role", role.id, f"@{role.name.removeprefix('@')}")
+        await self._toggle(ctx, "manager_role", role.id, _role_label(role))
 
     @commands.guild_only()
     @configurers_only()
@@ -571,7 +571,8 @@ def error_message(ctx: commands.Context[Any], error: BaseException) -> str:
     if isinstance(error, StoreUnavailableError):
         return "The statistics database is unavailable right now; please try again later."
     if isinstance(error, GuildmeterError):
-        return clip(str(error), _ECHOING_LIMIT)
+        # Written for every face (the command line too): plain text, escaped for Discord.
+        return literal(clip(str(error), _ECHOING_LIMIT))
     if isinstance(error, OverflowError):
         return "That date or number is beyond what the statistics support."
     usage = (
@@ -591,7 +592,7 @@ def error_message(ctx: commands.Context[Any], error: BaseException) -> str:
             f"role that does not exist?). Usage: `{clip(usage, 200)}`."
         )
     if isinstance(error, commands.UserInputError):
-        return f"{clip(str(error), _ECHOING_LIMIT)} Usage: `{clip(usage, 200)}`."
+        return f"{literal(clip(str(error), _ECHOING_LIMIT))} Usage: `{clip(usage, 200)}`."
     if isinstance(error, commands.CheckFailure):
         return "You cannot use this command here."
     log.error("command %s failed", ctx.command, exc_info=error)
@@ -617,7 +618,12 @@ def _channel_name(guild: discord.Guild, text: str) -> str:
 
 
 def _channel_label(report: Report) -> str:
-    return "all channels" if report.channel == "all" else f"#{report.channel}"
+    return "all channels" if report.channel == "all" else f"#{literal(report.channel)}"
+
+
+def _role_label(role: discord.Role) -> str:
+    """A role's name as text (not a mention: no ping, and shown as its name was typed)."""
+    return literal("@" + role.name.removeprefix("@"))
 
 
 def _where_to_ask(ctx: Context, settings: GuildSettings) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import discord
 
+from guildmeter.ext.replies import literal
 from guildmeter.reports import Report
 from guildmeter.reports.suppress import PublicReport, fewer_than
 
@@ -55,7 +56,7 @@ def report_embed(
             return small
         return "not kept" if column in gone else text
 
-    channel = "all channels" if report.channel == "all" else f"#{report.channel}"
+    channel = "all channels" if report.channel == "all" else f"#{literal(report.channel)}"
     embed = discord.Embed(
         title=title or f"Full report, {channel}",
         description=f"{report.range.describe()}" + (f"\n\n{notice}" if notice else ""),

@@ -133,9 +133,35 @@ class Period:
         return DateRange(self.range.start, calendar.bucket_start(self.future_hour), calendar)
 
     @property
+    def days(self) -> int:
+        """The local days the range covers, today included when it reaches today (counted
+        on the calendar: a day of 23 or 25 hours is one day)."""
+        return (self.range.last_day - self.range.first_day).days + 1
+
+    @property
+    def in_words(self) -> str:
+        """The period as a caption names it: "today", "the last 7 days", "November 2026",
+        "the last 12 months (this one so far)", "3 days"."""
+        if self.name == "today":
+            return "today"
+        if self.name in ("7d", "30d"):
+            return f"the last {_day_count(self.days)}"
+        if self.name == "12m":
+            # Whole calendar months (as the weekly chart): 335 to 366 days, by the date.
+            return "the last 12 months (this one so far)"
+        if self.name == "month":
+            month = f"{self.range.first_day:%B %Y}"
+            return month if self.future_hour is None else f"{month} so far"
+        return _day_count(self.days)
+
+    @property
     def users_per_month(self) -> bool:
         """Active users are counted per month (a member active in two months counts twice)."""
         return not self.range.within_one_month
+
+
+def _day_count(days: int) -> str:
+    return "1 day" if days == 1 else f"{days:,} days"
 
 
 def dashboard_period(

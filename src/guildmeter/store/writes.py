@@ -347,7 +347,14 @@ class WritesMixin(StoreBase):
         return int(result.rowcount or 0)
 
     def delete_guild(self, guild_id: int) -> int:
-        """Remove every statistic, key and channel name of a guild; returns rows deleted."""
+        """Remove every statistic, key and channel name of a guild; returns rows deleted.
+
+        What describes the deleted counts goes with them: the files imported (the same
+        file imported again is counted again), the hours marked not collected, what the
+        backfill and live counting covered. The guild's settings and timezone, its members'
+        opt-outs, its monthly-post record and its bot-usage statistics (``reset_stats``
+        deletes those) stay.
+        """
         deleted = 0
         with self._begin() as conn:
             summaries.writers_turn(conn, [guild_id])  # before any row: see writers_turn
@@ -356,12 +363,21 @@ class WritesMixin(StoreBase):
                 deleted += int(result.rowcount or 0)
             summaries.delete_guild(conn, guild_id)
             from guildmeter.store.backfill import backfill_cursors, backfill_runs, live_starts
+            from guildmeter.store.coverage import uncollected_hours
             from guildmeter.store.overlap import import_hours
             from guildmeter.store.snapshots import drop_snapshots
 
             drop_snapshots(conn, guild_id)
-            # Its history is uncounted again: a later backfill must not think it covered.
-            for table in (live_starts, backfill_cursors, backfill_runs, import_hours):
+            # Its history is uncounted again: a later backfill or import must not think it
+            # covered, nor a later count of joins think them not collected.
+            for table in (
+                live_starts,
+                backfill_cursors,
+                backfill_runs,
+                import_hours,
+                schema.imports,
+                uncollected_hours,
+            ):
                 conn.execute(delete(table).where(table.c.guild_id == guild_id))
         self._member_ids = {k: v for k, v in self._member_ids.items() if k[0] != guild_id}
         return deleted

@@ -15,14 +15,19 @@ import io
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from guildmeter.reports import dashboard
 from guildmeter.reports.dashboard import DashboardError, Period, dashboard_period
 from guildmeter.reports.daterange import DateRange
 from guildmeter.store import Store
 from guildmeter.store.settings import GuildSettings, SettingsStore
+from guildmeter.timeutil import utcnow
 from guildmeter.zones import UTC_CALENDAR, GuildCalendar
+
+if TYPE_CHECKING:
+    from guildmeter.reports.usage import UsageSummary
 
 __all__ = ["MAX_RUNNING", "PANELS", "PUBLIC_CACHE_S", "PUBLIC_PANELS", "DashboardData", "Dump",
            "month_labels", "period_of"]  # fmt: skip
@@ -115,8 +120,10 @@ class DashboardData:
         if name == "usage":
             from guildmeter.reports.usage import usage_summary
 
-            days = max(1, (period.range.end - period.range.start).days)
-            return {**head, "usage": usage_summary(store, guild_id, min(days, 3660)).to_json()}
+            # The period's own days: a past month is that month, not as many days to today.
+            until = min(utcnow(), period.range.end - timedelta(microseconds=1))
+            usage = usage_summary(store, guild_id, min(period.days, 3660), now=until)
+            return {**head, "usage": usage.to_json(), "usage_label": _usage_label(period, usage)}
         if name == "channels":
             rows = dashboard.channel_table(store, guild_id, period, min_cell_users=min_cell)
             return {**head, "channels": [row.to_json() for row in rows]}
@@ -167,6 +174,14 @@ class DashboardData:
     def _unanonymised(self, guild_id: int, period: Period) -> list[str]:
         """The period's months still holding live pseudonyms, as ``YYYY-MM``."""
         return month_labels(self.store.unanonymised_months(guild_id, period.range.months))
+
+
+def _usage_label(period: Period, usage: UsageSummary) -> str:
+    """The bot-usage tab's caption: the period in words, its days and their clock."""
+    return (
+        f"Bot usage, {period.in_words}: {usage.start:%Y-%m-%d} to {usage.end:%Y-%m-%d} "
+        f"({usage.zone}), as /stats counts it — aggregates only, every channel."
+    )
 
 
 def month_labels(months: Iterable[int]) -> list[str]:

@@ -247,9 +247,8 @@
     if (usageLoaded) return;
     usageLoaded = true;
     try {
-      const { usage } = await get("usage", { noChannel: true });
-      $("usage-label").textContent = `Bot usage, the last ${usage.days} day(s): ${usage.start} to ` +
-        `${usage.end} (UTC), as /stats shows it — aggregates only, every channel.`;
+      const { usage, usage_label } = await get("usage", { noChannel: true });
+      $("usage-label").textContent = usage_label;
       const tiles = [
         ["Commands", usage.commands_total], ["Failed", usage.commands_failed],
         ["Images", usage.images], ["Videos", usage.videos],
