@@ -68,6 +68,20 @@ def test_the_demo_also_simulates_bot_usage(demo_db: Path) -> None:
     assert int(commands[1].replace(",", "")) > 50
 
 
+def test_the_demo_run_again_replaces_its_bot_usage(tmp_path: Path) -> None:
+    """A second demo of the same guild replaces the first one's usage, as its counts."""
+    db = tmp_path / "demo.db"
+    run = ["--db", str(db), "demo", "--users", "10", "--messages-per-day", "20",
+           "--chart", str(tmp_path / "demo.png")]  # fmt: skip
+    said = []
+    for _ in range(2):
+        assert CliRunner().invoke(cli, run).exit_code == 0
+        result = CliRunner().invoke(cli, ["--db", str(db), "stats", "--days", "60"])
+        assert result.exit_code == 0, result.output
+        said.append(re.search(r"Commands: ([\d,]+)", result.output))
+    assert said[0] is not None and said[1] is not None and said[0][1] == said[1][1]
+
+
 def test_stats_of_a_known_guild_without_usage_shows_zeros(tmp_path: Path) -> None:
     """Like `stats` of every guild: zeros and the same line, not an error."""
     from guildmeter.activity import ActivityStats

@@ -1054,8 +1054,11 @@ def _demo(
     from guildmeter.reports import DateRange, compute_report
     from guildmeter.timeutil import utcnow
 
+    from guildmeter.store.usage import UsageStore
+
     console = _console()
     store.delete_guild(guild_id)
+    UsageStore(store).reset(guild_id)  # the demo's bot usage too: simulated again below
     stats = ActivityStats(store)
     start, end = default_demo_period(utcnow())
     with _progress(console) as progress:
