@@ -6,6 +6,8 @@ written through Store.write_batch in 100,000-row batches (memory stays low).
 
 Baseline, same run: the reports computed KazTron's way — reading the month's gzip CSV
 dump row by row into Python dictionaries — which is what "loading rows into Python" costs.
+On SQLite each live report also runs in one pass on one connection (``…_one_pass``): how
+reports were read before the month's members were split into chunks on two connections.
 
 Then the month is closed: anonymised, its snapshots built (`snapshot_build_s`), and every
 report of it read from them (`report_month_snapshot_s`: the slowest of full, weekday and
@@ -16,6 +18,7 @@ activity row of the month before and after (`…_after_retention`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from guildmeter.collect import Batch
 from guildmeter.export import import_files, write_dump
-from guildmeter.reports import DateRange, compute_report
+from guildmeter.reports import DateRange, chunks, compute_report
 from guildmeter.reports.compute import compute_live_report
 from guildmeter.reports.snapshots import build_month_snapshots
 from guildmeter.store import Store
@@ -90,6 +94,17 @@ def populate(store: Store) -> int:
     return written
 
 
+@contextlib.contextmanager
+def one_pass() -> Iterator[None]:
+    """Reports read the month's members in one chunk, on the caller's connection."""
+    was = chunks.MAX_CHUNKS
+    chunks.MAX_CHUNKS = 1
+    try:
+        yield
+    finally:
+        chunks.MAX_CHUNKS = was
+
+
 def baseline_reports(dump: bytes) -> dict[str, float]:
     """KazTron-style: parse the dump and aggregate per case and user in Python."""
 
@@ -128,6 +143,11 @@ def measure(store: Store, folder: Path, suffix: str) -> dict[str, float]:
         figures[f"report_{kind}_s{suffix}"] = best_of(
             3, lambda kind=kind: compute_report(store, GUILD, kind, MONTH)
         )
+        if store.dialect == "sqlite":  # same run: one pass on one connection, as before
+            with one_pass():
+                figures[f"report_{kind}_s_one_pass{suffix}"] = best_of(
+                    3, lambda kind=kind: compute_report(store, GUILD, kind, MONTH)
+                )
         figures[f"report_{kind}_one_channel_s{suffix}"] = best_of(
             3, lambda kind=kind: compute_report(store, GUILD, kind, MONTH, ONE_CHANNEL)
         )
