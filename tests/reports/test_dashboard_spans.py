@@ -38,7 +38,7 @@ IN_MARCH = datetime(2026, 3, 18, 12, tzinfo=UTC)  # a Wednesday
 def _simulated(store: Store, guild: int = GUILD) -> ActivityStats:
     stats = ActivityStats(store)
     simulate(stats, start=START, end=END, guild_id=guild, users=20, messages_per_day=120,
-             text_channels=3, voice_channels=1, seed=7)  # fmt: skip
+             text_channels=3, voice_channels=1, seed=7, flush_every_hours=24)  # fmt: skip
     return stats
 
 
