@@ -4,16 +4,20 @@ reports read in one pass, whatever the ids of the month's members look like."""
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from guildmeter.activity import ActivityStats
 from guildmeter.reports import DateRange, chunks
 from guildmeter.reports.compute import Report, compute_live_report
 from guildmeter.store import Store
+from guildmeter.store.opening import open_store
 
 from tests.reports.reference import utc
 
@@ -139,3 +143,34 @@ def test_an_in_memory_database_is_read_on_its_one_connection() -> None:
         assert (full.rows[0].messages, full.rows[0].active_users) == (5, 5)
     finally:
         store.close()
+
+
+def test_a_database_opened_for_a_command_is_read_on_two_connections(tmp_path: Path) -> None:
+    """`guildmeter report` and `guildmeter serve` open the database with `open_store`: a
+    file there is read in chunks on two threads too (it was read on one: no way to open
+    it again was recorded); an in-memory one has none."""
+    path = tmp_path / "stats.db"
+    writer = Store.open(str(path))
+    stats = ActivityStats(writer)
+    for user in range(1, 6):
+        stats.collector.message(1, 11, user, utc(2026, 3, 2, user))
+    assert stats.flush(utc(2026, 3, 15)).error is None
+    writer.close()
+    store = open_store(str(path), create=False)
+    threads: set[str] = set()
+
+    def seen(*_args: object) -> None:
+        threads.add(threading.current_thread().name)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(chunks, "MEMBERS_PER_CHUNK", 1)
+            full = compute_live_report(store, 1, "full", MARCH)
+        assert full.rows[0].active_users == 5
+        assert any(name.startswith("guildmeter-report") for name in threads)
+    finally:
+        store.close()
+    memory = open_store("sqlite://", create=True)
+    assert memory.reopen is None
+    memory.close()
