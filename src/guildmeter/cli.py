@@ -1052,9 +1052,8 @@ def _demo(
     from guildmeter.activity import ActivityStats
     from guildmeter.demo import default_demo_period, simulate
     from guildmeter.reports import DateRange, compute_report
-    from guildmeter.timeutil import utcnow
-
     from guildmeter.store.usage import UsageStore
+    from guildmeter.timeutil import utcnow
 
     console = _console()
     store.delete_guild(guild_id)

@@ -125,6 +125,45 @@ def test_a_build_that_races_a_late_write_stores_nothing_and_the_next_one_is_exac
     assert _weekly(store, GUILD) == _live_weekly(store, GUILD)  # the late member counted
 
 
+def test_a_database_lost_while_counting_postpones_the_build_and_its_claim_hides_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count runs in a transaction of its own: a lost connection there is "postponed"
+    (`StoreUnavailableError`), as in the claim and the store, not an error out of
+    `build_missing` (the monthly job then skipped retention). The claim left behind is
+    never read as counts, and the next build replaces it; deleting the guild removes it."""
+    from sqlalchemy.exc import OperationalError
+
+    stats = ActivityStats(store)
+    for user in range(5):
+        stats.collector.message(GUILD, 10 + user % 2, 500 + user, IN_MARCH + timedelta(days=user))
+    assert stats.flush(NOW).error is None  # March closes (anonymised)
+    count = spans._month_rows
+
+    def the_connection_is_lost(*args: object) -> object:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(spans, "_month_rows", the_connection_is_lost)
+    assert build_missing(store, NOW) == []
+    claims = select(func.count()).where(span_users.c.source == spans.BUILDING)
+    with store.engine.connect() as conn:
+        assert conn.execute(claims).scalar() == 1  # left behind, harmless:
+        assert (GUILD, MARCH) in missing_held(conn, store.calendars, NOW)
+    assert _weekly(store, GUILD) == _live_weekly(store, GUILD)
+    monkeypatch.setattr(spans, "_month_rows", count)
+    assert (GUILD, MARCH) in build_missing(store, NOW)
+    with store.engine.connect() as conn:
+        assert conn.execute(claims).scalar() == 0
+    assert _weekly(store, GUILD) == _live_weekly(store, GUILD)
+    with store.transaction() as conn:  # the cache gone (a change of bits): built again
+        spans.forget_held(conn, [(GUILD, MARCH)])
+    monkeypatch.setattr(spans, "_month_rows", the_connection_is_lost)
+    assert build_missing(store, NOW) == []
+    store.delete_guild(GUILD)
+    with store.engine.connect() as conn:
+        assert conn.execute(claims).scalar() == 0
+
+
 @pytest.mark.parametrize("deletion", ["fold", "retention"])
 def test_weeks_of_a_month_whose_day_bits_were_deleted(store: Store, deletion: str) -> None:
     _simulated(store)

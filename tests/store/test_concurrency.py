@@ -10,9 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import Connection, text
+
 from guildmeter.activity import ActivityStats
 from guildmeter.collect import Batch
 from guildmeter.store import Store
+from guildmeter.store.summaries import _lock_key, writers_turn
 
 from tests.conftest import PgSchema, require_postgresql
 from tests.helpers import distinct_users_per_month
@@ -177,4 +181,43 @@ def test_a_flush_takes_its_guilds_writers_turns_once_in_one_round_trip() -> None
             assert sum(store.activity_totals(guild).values()) == 1
     finally:
         store.close()
+        schema.drop()
+
+
+def test_every_transaction_on_a_pooled_connection_takes_the_writers_turn_again() -> None:
+    """The turns taken are remembered on the pooled connection, which outlives each
+    transaction: one rolled back, then a new one, takes the turn again; so does a
+    connection whose first statement is the turn (begun by it), each time."""
+    require_postgresql()
+    schema = PgSchema()
+    store = Store.open(schema.url, **schema.engine_kwargs, pool_size=1, max_overflow=0)
+    other = Store.open(schema.url, **schema.engine_kwargs)
+
+    def held_elsewhere() -> bool:
+        with other.engine.connect() as conn:
+            free = conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(GUILD)}
+            ).scalar()
+            conn.rollback()
+        return not free
+
+    def turn_is_held(conn: Connection) -> bool:
+        writers_turn(conn, [GUILD])
+        return held_elsewhere()
+
+    try:
+        with pytest.raises(RuntimeError), store.engine.begin() as conn:
+            assert turn_is_held(conn)
+            raise RuntimeError("rolled back")
+        assert not held_elsewhere()
+        with store.engine.begin() as conn:
+            assert turn_is_held(conn)
+        for _ in range(2):
+            with store.engine.connect() as conn:  # no transaction yet: the turn begins one
+                assert turn_is_held(conn)
+                conn.commit()
+            assert not held_elsewhere()
+    finally:
+        store.close()
+        other.close()
         schema.drop()

@@ -125,8 +125,9 @@ class ImportResult:
 def _widen(
     span: tuple[datetime, datetime] | None, calendar: GuildCalendar, first: int, last: int
 ) -> tuple[datetime, datetime]:
-    """``span`` widened to the start of bucket ``first`` and the end of bucket ``last``."""
-    start = calendar.bucket_start(first)
+    """``span`` widened to the start of bucket ``first`` and the end of bucket ``last``, in
+    UTC (as they are said)."""
+    start = calendar.bucket_start(first).astimezone(UTC)
     end = datetime.fromtimestamp(calendar.bucket_end_s(last), UTC)
     return (start, end) if span is None else (min(start, span[0]), max(end, span[1]))
 
@@ -134,13 +135,16 @@ def _widen(
 class _HeldHours:
     """The hours an import must leave alone: held by the database when the import began
     (read a month at a time, on first sight, before the import writes into it), and
-    filled by the import's earlier files."""
+    filled by the import's earlier files (hours they kept a row of: not one whose rows
+    the backfill had all counted, as if those files had been imported before)."""
 
     def __init__(self, session: ImportSession, cover: Cover) -> None:
         self._session = session
         self._cover = cover
         self._months: dict[int, set[int]] = {}
         self.earlier_files: set[int] = set()
+        #: The hours skipped so far, by any file (each is said once).
+        self.skipped: set[int] = set()
 
     def __contains__(self, hour: int) -> bool:
         if hour in self.earlier_files:
@@ -277,17 +281,18 @@ def _import_one(
     first_hour, last_hour = None, None
     skip_first, skip_last = None, None
     covered = bool(cover.hours)
-    written: set[int] = set()
+    checked: set[int] = set()  # hours of this file not held
+    written: set[int] = set()  # hours of this file a row was kept of
     skipped_held: set[int] = set()
     for row, position in _read(path, session.calendar):
         code = int(row.event)
-        if row.hour not in written:
+        if row.hour not in checked:
             if row.hour in skipped_held or row.hour in held:
                 skipped_held.add(row.hour)
                 result.rows_held += 1
                 rows += 1
                 continue
-            written.add(row.hour)
+            checked.add(row.hour)
         if code in filled:
             if covered and cover.covers(code, row.hour):
                 result.rows_skipped += 1
@@ -313,6 +318,7 @@ def _import_one(
         last_hour = row.hour if last_hour is None else max(last_hour, row.hour)
         rows += 1
         rows_by_hour[row.hour] += 1
+        written.add(row.hour)
         if len(counts) >= _CHUNK_ROWS:
             session.add(counts, names)
             counts, names = {}, {}
@@ -322,8 +328,9 @@ def _import_one(
         result._saw(session.calendar, first_hour, last_hour)
     if skip_first is not None and skip_last is not None:
         result._skipped(session.calendar, skip_first, skip_last)
-    if skipped_held:
-        result._held(session.calendar, skipped_held)
+    if skipped_held - held.skipped:
+        result._held(session.calendar, skipped_held - held.skipped)
+        held.skipped |= skipped_held
     held.earlier_files |= written
     return rows
 

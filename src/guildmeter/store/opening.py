@@ -11,7 +11,7 @@ from pathlib import Path
 
 from guildmeter.errors import StoreUnavailableError, UnusableDatabaseError
 from guildmeter.store.engine import make_engine, normalise_url
-from guildmeter.store.sql import Store
+from guildmeter.store.sql import Store, reopen_spec
 
 __all__ = ["CREATE_HINT", "describe_url", "open_store", "sqlite_path"]
 
@@ -50,6 +50,8 @@ def open_store(url: str, *, create: bool) -> Store:
         _check_sqlite_file(path, create=create)
     try:
         store = Store(make_engine(url))
+        # Live reports read a big month on two connections (`guildmeter.reports.chunks`).
+        store.reopen = reopen_spec(url)
     except Exception as exc:  # bad URL syntax, missing driver: SQLAlchemy's own wording
         raise UnusableDatabaseError(f"cannot use database {describe_url(url)}: {exc}") from None
     try:

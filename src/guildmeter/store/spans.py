@@ -291,7 +291,9 @@ def build_held(store: Store, guild_id: int, month: int) -> int | None:
     builds again).
 
     Three transactions (see the module docstring): the claim and the store are short and
-    hold the writers' turn; the count between them holds no lock.
+    hold the writers' turn; the count between them holds no lock. A lost or busy database
+    in any of them is `StoreUnavailableError` (`build_missing` postpones); a claim left
+    behind is never read as counts, and the next build of the month replaces it.
     """
     claim = secrets.randbelow(2**31 - 1) + 1
     with store.transaction() as conn:
@@ -303,7 +305,9 @@ def build_held(store: Store, guild_id: int, month: int) -> int | None:
                 first_day=0, end_day=0, active_users=claim, voice_users=0,
             )
         )  # fmt: skip
-    with store.engine.connect() as conn, conn.begin():  # one snapshot on SQLite
+    # Writes nothing. Its statements may read different commits (pysqlite begins no
+    # transaction for reads; READ COMMITTED): a write between them drops the claim.
+    with store.transaction() as conn:
         rows = _month_rows(conn, guild_id, store.calendars.get(guild_id), month)
     with store.transaction() as conn:
         _writers_turn(conn, guild_id)

@@ -35,7 +35,7 @@ from guildmeter.store.timezones import TimezoneChange, read_calendars, set_timez
 from guildmeter.store.writes import ImportSession, WritesMixin
 from guildmeter.zones import UTC_NAME, Calendars
 
-__all__ = ["AnonymisationResult", "ImportSession", "Store", "StoreSpec"]
+__all__ = ["AnonymisationResult", "ImportSession", "Store", "StoreSpec", "reopen_spec"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,14 @@ class StoreSpec:
         return store
 
 
+def reopen_spec(url: str, **engine_kwargs: Any) -> StoreSpec | None:
+    """How another process or connection opens the database at ``url``; None for an
+    in-memory SQLite database (each connection would see an empty one of its own)."""
+    if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
+        return None
+    return StoreSpec(url, tuple(sorted(engine_kwargs.items())))
+
+
 class Store(WritesMixin, MonthEndMixin, ReadsMixin, KeysMixin):
     """Statistics storage over one SQLAlchemy engine (created once, passed around)."""
 
@@ -63,8 +71,7 @@ class Store(WritesMixin, MonthEndMixin, ReadsMixin, KeysMixin):
         """Connect and bring the schema up to date."""
         store = cls(make_engine(url, **engine_kwargs))
         store.migrate()
-        if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
-            store.reopen = StoreSpec(url, tuple(sorted(engine_kwargs.items())))
+        store.reopen = reopen_spec(url, **engine_kwargs)
         return store
 
     def migrate(self) -> None:

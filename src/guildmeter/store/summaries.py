@@ -579,12 +579,17 @@ def writers_turn(conn: Connection, guild_ids: Iterable[int]) -> None:
     if conn.dialect.name != "postgresql":
         return
     # Taken once per transaction (a flush asks for it again in the summaries' write), all
-    # in one round trip: a flush of a sharded bot touches hundreds of guilds.
+    # in one round trip: a flush of a sharded bot touches hundreds of guilds. ``conn.info``
+    # outlives the transaction (it is the pooled DBAPI connection's): the turns are those
+    # of the transaction recorded, and none before one has begun.
     transaction = conn.get_transaction()
     taken: tuple[object, set[int]] | None = conn.info.get(_TURNS)
-    if taken is None or taken[0] is not transaction:
-        taken = conn.info[_TURNS] = (transaction, set())
-    wanted = sorted(set(guild_ids) - taken[1])
+    held = (
+        taken[1]
+        if taken is not None and transaction is not None and taken[0] is transaction
+        else set()
+    )
+    wanted = sorted(set(guild_ids) - held)
     if not wanted:
         return
     # In the array's (sorted) order, which unnest keeps: no two writers wait in a ring.
@@ -592,7 +597,7 @@ def writers_turn(conn: Connection, guild_ids: Iterable[int]) -> None:
         text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
         {"keys": [_lock_key(g) for g in wanted]},
     )
-    taken[1].update(wanted)
+    conn.info[_TURNS] = (conn.get_transaction(), held | set(wanted))  # begun by now
 
 
 #: ``conn.info`` key: the transaction whose writers' turns were taken, and the guilds.
