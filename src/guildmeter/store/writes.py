@@ -225,6 +225,8 @@ class WritesMixin(StoreBase):
         self, conn: Connection, guild_id: int, month: int, labels: Sequence[str]
     ) -> None:
         """Create the members of ``labels`` that do not exist yet."""
+        if not labels:
+            return  # (an empty executemany is an INSERT of DEFAULT VALUES on PostgreSQL)
         if self.dialect == "sqlite":
             # The labels as one JSON parameter: the driver gives the GIL up once per chunk,
             # not once per row. Per row, a flush thread waits for the GIL behind an event
