@@ -33,7 +33,7 @@ def seeded(store: Store) -> Store:
     stats = ActivityStats(store)
     simulate(stats, start=datetime(2026, 4, 28, tzinfo=UTC), end=datetime(2026, 5, 6, tzinfo=UTC),
              guild_id=GUILD, users=30, messages_per_day=300, text_channels=4, voice_channels=2,
-             seed=3)  # fmt: skip
+             seed=3, flush_every_hours=24)  # fmt: skip
     return store
 
 
@@ -202,7 +202,7 @@ def test_summary_figures_equal_the_hourly_rows_on_a_local_clock(store: Store) ->
     stats = ActivityStats(store)
     simulate(stats, start=datetime(2026, 10, 27, tzinfo=UTC), end=datetime(2026, 11, 5, tzinfo=UTC),
              guild_id=guild, users=25, messages_per_day=200, text_channels=3, voice_channels=1,
-             seed=5)  # fmt: skip
+             seed=5, flush_every_hours=24)  # fmt: skip
     calendar = store.calendars.get(guild)
     rows = store.activity_totals(guild)
 
