@@ -17,7 +17,7 @@ def test_channel_days_equal_the_hourly_rows_on_a_half_hour_clock(store: Store) -
     stats = ActivityStats(store)
     simulate(stats, start=datetime(2026, 2, 25, tzinfo=UTC), end=datetime(2026, 3, 4, tzinfo=UTC),
              guild_id=guild, users=20, messages_per_day=150, text_channels=3, voice_channels=1,
-             seed=9)  # fmt: skip
+             seed=9, flush_every_hours=24)  # fmt: skip
     calendar = store.calendars.get(guild)
     span = DateRange(calendar.month_start(202602), calendar.month_start(202604), calendar)
     found = channel_days(store, guild, span)
