@@ -39,6 +39,7 @@ from guildmeter.errors import GuildmeterError
 from guildmeter.events import EventKind
 from guildmeter.reports.compute import ReportRow, local_hours
 from guildmeter.reports.daterange import EARLIEST, DateRange
+from guildmeter.reports.series import summed_heatmap
 from guildmeter.reports.suppress import hidden_cells
 from guildmeter.store import Store, schema, spans
 from guildmeter.store.coverage import MEMBER_EVENTS, uncollected_hours
@@ -47,7 +48,6 @@ from guildmeter.store.summaries import (
     day_buckets,
     day_of_bucket,
     day_summaries,
-    hour_summaries,
 )
 from guildmeter.timeutil import add_months, utcnow
 from guildmeter.zones import UTC_CALENDAR, GuildCalendar
@@ -873,50 +873,41 @@ def heatmap(
     rule), which only the hourly rows hold.
     """
     daterange = period.range
-    cells = [[Figures() for _ in range(24)] for _ in range(7)]
     if min_cell_users is None:
-        hours = hour_summaries
-        local = local_hours(hours.c.hour, daterange)
-        weekday, hour_of_day = ((local // 24 + 3) % 7).label("wd"), (local % 24).label("hd")
-        query = (
-            select(weekday, hour_of_day, func.sum(hours.c.messages), literal_column("0"))
-            .where(
-                hours.c.guild_id == guild_id,
-                hours.c.channel_id == (WHOLE_GUILD if channel_id is None else channel_id),
-                hours.c.hour >= daterange.start_hour,
-                hours.c.hour < daterange.end_hour,
-            )
-            .group_by(weekday, hour_of_day)
-        )
-    else:
-        act = schema.activity
-        local = local_hours(act.c.hour, daterange)
-        weekday, hour_of_day = ((local // 24 + 3) % 7).label("wd"), (local % 24).label("hd")
-        where = [
-            act.c.guild_id == guild_id,
-            act.c.event == _MSG,
-            act.c.hour >= daterange.start_hour,
-            act.c.hour < daterange.end_hour,
-        ]
-        if channel_id is not None:
-            where.append(act.c.channel_id == channel_id)
-        people = func.count(distinct(case((act.c.member_id != 0, act.c.member_id))))
-        query = (
-            select(weekday, hour_of_day, func.sum(act.c.count), people)
-            .where(*where)
-            .group_by(weekday, hour_of_day)
-        )
+        channels = [WHOLE_GUILD if channel_id is None else channel_id]
+        with store.engine.connect() as conn:
+            summed: list[list[int | None]] = [
+                list(row) for row in summed_heatmap(conn, guild_id, daterange, channels)
+            ]
+        return summed
+    cells = [[Figures() for _ in range(24)] for _ in range(7)]
+    act = schema.activity
+    local = local_hours(act.c.hour, daterange)
+    weekday, hour_of_day = ((local // 24 + 3) % 7).label("wd"), (local % 24).label("hd")
+    where = [
+        act.c.guild_id == guild_id,
+        act.c.event == _MSG,
+        act.c.hour >= daterange.start_hour,
+        act.c.hour < daterange.end_hour,
+    ]
+    if channel_id is not None:
+        where.append(act.c.channel_id == channel_id)
+    people = func.count(distinct(case((act.c.member_id != 0, act.c.member_id))))
+    query = (
+        select(weekday, hour_of_day, func.sum(act.c.count), people)
+        .where(*where)
+        .group_by(weekday, hour_of_day)
+    )
     with store.engine.connect() as conn:
         for wd, hd, total, users in conn.execute(query):
             if total:
                 cells[int(wd)][int(hd)] = Figures(messages=int(total), active_users=int(users))
     grid: list[list[int | None]] = [[c.messages for c in row] for row in cells]
-    if min_cell_users is not None:
-        flat = [c for row in cells for c in row]
-        whole = _period_figures(store, guild_id, period.range, channel_id)
-        for index, keys in enumerate(_public_cells(flat, whole, min_cell_users)):
-            if "messages" in keys:
-                grid[index // 24][index % 24] = None
+    flat = [c for row in cells for c in row]
+    whole = _period_figures(store, guild_id, period.range, channel_id)
+    for index, keys in enumerate(_public_cells(flat, whole, min_cell_users)):
+        if "messages" in keys:
+            grid[index // 24][index % 24] = None
     return grid
 
 

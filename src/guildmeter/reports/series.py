@@ -16,7 +16,7 @@ from guildmeter.timeutil import EPOCH
 
 _EPOCH_DAY = EPOCH.date()
 
-__all__ = ["ActivitySeries", "DailyPoint", "activity_series"]
+__all__ = ["ActivitySeries", "DailyPoint", "activity_series", "summed_heatmap"]
 
 
 @dataclass(frozen=True)
@@ -53,19 +53,7 @@ def activity_series(
     """
     channel_ids = resolve_channel(store, guild_id, channel)
     channels = [WHOLE_GUILD] if channel_ids is None else channel_ids
-    hours, days = hour_summaries, day_summaries
-    local = local_hours(hours.c.hour, daterange)  # the guild's wall clock
-    weekday, hour_of_day = ((local // 24 + 3) % 7).label("wd"), (local % 24).label("hd")
-    heat_query = (
-        select(weekday, hour_of_day, func.sum(hours.c.messages))
-        .where(
-            hours.c.guild_id == guild_id,
-            hours.c.channel_id.in_(channels),
-            hours.c.hour >= daterange.start_hour,
-            hours.c.hour < daterange.end_hour,
-        )
-        .group_by(weekday, hour_of_day)
-    )
+    days = day_summaries
     first = (daterange.first_day - _EPOCH_DAY).days
     end = (daterange.last_day - _EPOCH_DAY).days + 1
     daily_query = (
@@ -83,11 +71,9 @@ def activity_series(
         )
         .group_by(days.c.day)
     )
-    heatmap = [[0] * 24 for _ in range(7)]
     per_day: dict[int, tuple[int, int, int]] = {}
     with store.engine.connect() as conn:
-        for wd, hod, total in conn.execute(heat_query):
-            heatmap[int(wd)][int(hod)] = int(total)
+        heatmap = summed_heatmap(conn, guild_id, daterange, channels)
         for day_index, messages, active, voice in conn.execute(daily_query):
             per_day[int(day_index)] = (int(messages), int(active), int(voice))
         if len(channels) > 1:
@@ -99,6 +85,30 @@ def activity_series(
         daily.append(DailyPoint(day_date, messages, active, voice_seconds / 3600))
     name = "all" if channel_ids is None else (channel or "").strip().removeprefix("#")
     return ActivitySeries(guild_id, name, daterange, heatmap, daily)
+
+
+def summed_heatmap(
+    conn: Connection, guild_id: int, daterange: DateRange, channel_ids: list[int]
+) -> list[list[int]]:
+    """Messages per weekday (0 = Monday) × local hour of day, from the hour sums of
+    ``channel_ids`` (`WHOLE_GUILD` for every channel)."""
+    hours = hour_summaries
+    local = local_hours(hours.c.hour, daterange)  # the guild's wall clock
+    weekday, hour_of_day = ((local // 24 + 3) % 7).label("wd"), (local % 24).label("hd")
+    query = (
+        select(weekday, hour_of_day, func.sum(hours.c.messages))
+        .where(
+            hours.c.guild_id == guild_id,
+            hours.c.channel_id.in_(channel_ids),
+            hours.c.hour >= daterange.start_hour,
+            hours.c.hour < daterange.end_hour,
+        )
+        .group_by(weekday, hour_of_day)
+    )
+    grid = [[0] * 24 for _ in range(7)]
+    for wd, hod, total in conn.execute(query):
+        grid[int(wd)][int(hod)] = int(total)
+    return grid
 
 
 def _active_users_per_day(
